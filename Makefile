@@ -1,0 +1,31 @@
+# Two commands for a new user (see README): `make demo` and `make test`.
+# Both create .venv, install the package (torch pinned to the CPU wheel) and,
+# when missing, the Debian package with Fashion-MNIST.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DATA   := /usr/share/datasets/fashion-mnist
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test data install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data:
+	@test -d $(DATA) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; }
+
+demo: install data
+	$(BIN)/haltfast certify --sigma 0.25 --skip 20 --max 100 --n 10000 --out runs/demo.csv
+
+test: install data
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,222 @@
+"""The base classifier under Gaussian noise: adapters, a reproducible noise sampler, and label streams.
+
+Every input has a canonical stream of noise: sample j of the input with key k
+uses block j // NOISE_BLOCK of noise drawn from a generator seeded by
+(seed, k, block). Any consumer reads prefixes of that stream, so a result does
+not depend on batch sizes, on which other inputs share a model batch, or on
+the number of workers, and a recorded stream replays exactly what a live run saw.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import HaltfastError, ModelOutputError
+
+NOISE_BLOCK = 32
+_MASK63 = (1 << 63) - 1
+
+
+class BaseClassifier:
+    """Wrap a torch.nn.Module returning logits, or a callable mapping a numpy batch to labels or logits."""
+
+    def __init__(self, model: nn.Module | Callable, num_classes: int):
+        if not callable(model):
+            raise HaltfastError(f"base classifier must be a torch.nn.Module or a callable, got {type(model).__name__}")
+        if int(num_classes) < 2:
+            raise HaltfastError(f"num_classes must be at least 2, got {num_classes}")
+        self.model = model
+        self.num_classes = int(num_classes)
+        self.is_module = isinstance(model, nn.Module)
+        if self.is_module:
+            model.eval()
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        """Predicted labels (int64, one per row); raises ModelOutputError on non-finite or mis-shaped output."""
+        if self.is_module:
+            out = self.model(batch)
+        else:
+            out = self.model(batch.cpu().numpy())
+        if isinstance(out, torch.Tensor):
+            out = out.detach()
+            if out.ndim == 2:
+                self._check_logits(out.shape, bool(torch.isfinite(out).all()), len(batch))
+                return out.argmax(1).cpu().numpy()
+            out = out.cpu().numpy()
+        out = np.asarray(out)
+        if out.ndim == 2:
+            self._check_logits(out.shape, bool(np.isfinite(out).all()), len(batch))
+            return out.argmax(1).astype(np.int64)
+        if out.ndim != 1 or len(out) != len(batch):
+            raise ModelOutputError(f"base classifier returned shape {out.shape} for a batch of {len(batch)}; "
+                                   f"expected ({len(batch)},) labels or ({len(batch)}, {self.num_classes}) logits")
+        if not np.issubdtype(out.dtype, np.integer):
+            if not np.all(np.isfinite(out)) or np.any(out != np.round(out)):
+                raise ModelOutputError("base classifier returned non-integer labels")
+        labels = out.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ModelOutputError(f"base classifier returned labels outside [0, {self.num_classes})")
+        return labels
+
+    def _check_logits(self, shape: tuple, finite: bool, rows: int) -> None:
+        if shape[0] != rows or shape[1] != self.num_classes:
+            raise ModelOutputError(f"base classifier returned logits of shape {tuple(shape)} for a batch of {rows}; "
+                                   f"expected ({rows}, {self.num_classes}) (num_classes={self.num_classes})")
+        if not finite:
+            raise ModelOutputError("base classifier returned non-finite logits (NaN or inf)")
+
+
+def check_image(x: np.ndarray | torch.Tensor, shape: tuple[int, ...] | None = None,
+                value_range: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+    """A finite float32 tensor of the expected shape and value range, or a clear HaltfastError."""
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().to(torch.float32).cpu()
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise HaltfastError(f"image has shape {tuple(t.shape)}, expected {tuple(shape)}")
+    if t.ndim == 0:
+        raise HaltfastError("image must be an array, got a scalar")
+    if not bool(torch.isfinite(t).all()):
+        raise HaltfastError("image contains NaN or infinite pixels")
+    if value_range is not None:
+        lo, hi = value_range
+        if t.numel() and (float(t.min()) < lo or float(t.max()) > hi):
+            raise HaltfastError(f"image pixels lie in [{float(t.min()):.3g}, {float(t.max()):.3g}], outside the "
+                                f"expected range [{lo}, {hi}] (pass value_range=None to skip this check)")
+    return t
+
+
+class NoiseSampler:
+    """Evaluates the base classifier on x + N(0, sigma^2 I), filling model batches from many inputs at once."""
+
+    def __init__(self, classifier: BaseClassifier, sigma: float, seed: int = 0, batch_size: int = 2000,
+                 device: str | torch.device = "cpu", cache_bytes: int = 256 << 20):
+        if not sigma > 0 or not np.isfinite(sigma):
+            raise HaltfastError(f"sigma must be a positive number, got {sigma}")
+        if int(batch_size) < 1:
+            raise HaltfastError(f"batch size must be at least 1, got {batch_size}")
+        self.classifier = classifier
+        self.sigma = float(sigma)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self._generator = torch.Generator(device=self.device)
+        self._buffer: torch.Tensor | None = None
+        self._block: torch.Tensor | None = None
+        self._cache: OrderedDict[int, tuple[int, torch.Tensor]] = OrderedDict()
+        self._cache_bytes = cache_bytes
+
+    def _block_seed(self, key: int, block: int) -> int:
+        return hash((self.seed, int(key), int(block))) & _MASK63
+
+    def _noise_block(self, key: int, block: int, shape: tuple[int, ...]) -> torch.Tensor:
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == block:
+            return cached[1]
+        self._generator.manual_seed(self._block_seed(key, block))
+        noise = torch.randn((NOISE_BLOCK, *shape), generator=self._generator, device=self.device)
+        self._cache[key] = (block, noise)
+        self._cache.move_to_end(key)
+        while len(self._cache) * noise.numel() * 4 > self._cache_bytes and len(self._cache) > 1:
+            self._cache.popitem(last=False)
+        return noise
+
+    def _fill(self, dest: torch.Tensor, x: torch.Tensor, key: int, start: int, count: int) -> None:
+        """dest[:count] = x + sigma * noise samples [start, start + count) of this input's stream."""
+        pos, written = start, 0
+        while written < count:
+            block, offset = divmod(pos, NOISE_BLOCK)
+            take = min(NOISE_BLOCK - offset, count - written)
+            noise = self._noise_block(key, block, tuple(x.shape))
+            torch.add(x, noise[offset:offset + take], alpha=self.sigma, out=dest[written:written + take])
+            pos += take
+            written += take
+
+    def sample(self, images: torch.Tensor | Sequence[torch.Tensor], keys: Sequence[int], starts: Sequence[int],
+               counts: Sequence[int]) -> list[np.ndarray]:
+        """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream.
+
+        Model batches hold samples of many inputs; a failure of the model raises
+        ModelOutputError naming nothing else, so the caller decides which inputs it hits.
+        """
+        counts = [int(c) for c in counts]
+        total = sum(counts)
+        labels = np.empty(total, dtype=np.int64)
+        if total == 0:
+            return [labels[:0] for _ in counts]
+        shape = tuple(images[0].shape)
+        if self._buffer is None or tuple(self._buffer.shape[1:]) != shape:
+            self._buffer = torch.empty((self.batch_size, *shape), device=self.device)
+        buf = self._buffer
+        filled, done = 0, 0
+        with torch.inference_mode():
+            for i, count in enumerate(counts):
+                x = images[i].to(self.device)
+                pos = 0
+                while pos < count:
+                    take = min(count - pos, self.batch_size - filled)
+                    self._fill(buf[filled:filled + take], x, keys[i], int(starts[i]) + pos, take)
+                    filled += take
+                    pos += take
+                    if filled == self.batch_size:
+                        labels[done:done + filled] = self.classifier(buf[:filled])
+                        done += filled
+                        filled = 0
+            if filled:
+                labels[done:done + filled] = self.classifier(buf[:filled])
+        bounds = np.cumsum([0, *counts])
+        return [labels[bounds[i]:bounds[i + 1]] for i in range(len(counts))]
+
+
+class LiveStreams:
+    """Each input's label stream drawn live, consumed in order; `positions` counts every model evaluation."""
+
+    def __init__(self, sampler: NoiseSampler, images: torch.Tensor, keys: Sequence[int]):
+        self.sampler = sampler
+        self.images = images
+        self.keys = np.asarray(keys, dtype=np.int64)
+        self.positions = np.zeros(len(self.keys), dtype=np.int64)
+        self.num_classes = sampler.classifier.num_classes
+
+    def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+        """The next counts[i] labels of each item; items whose model call fails come back None with a message."""
+        items = [int(i) for i in items]
+        try:
+            out = self.sampler.sample([self.images[i] for i in items], self.keys[items], self.positions[items], counts)
+            errors: dict[int, str] = {}
+        except Exception as exc:  # isolate the input(s) the model fails on; the rest of the run goes on
+            if len(items) == 1:
+                return [None], {items[0]: f"{type(exc).__name__}: {exc}"}
+            out, errors = [], {}
+            for item, count in zip(items, counts):
+                labels, err = self.draw([item], [count])
+                out.append(labels[0])
+                errors.update(err)
+            return out, errors
+        for item, labels in zip(items, out):
+            self.positions[item] += len(labels)
+        return out, errors
+
+
+class RecordedStreams:
+    """Replays recorded label streams: the same interface as LiveStreams, identical noise draws for every method."""
+
+    def __init__(self, streams: Sequence[np.ndarray], num_classes: int):
+        self.streams = [np.asarray(s) for s in streams]
+        self.positions = np.zeros(len(self.streams), dtype=np.int64)
+        self.num_classes = int(num_classes)
+
+    def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+        out: list[np.ndarray | None] = []
+        for item, count in zip(items, counts):
+            start = int(self.positions[item])
+            stream = self.streams[item]
+            if start + int(count) > len(stream):
+                raise HaltfastError(f"recorded stream of input {item} holds {len(stream)} labels; this method needs "
+                                    f"more than {start + int(count)}: record longer streams (haltfast record --n)")
+            out.append(stream[start:start + int(count)].astype(np.int64))
+            self.positions[item] = start + int(count)
+        return out, {}

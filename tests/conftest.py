@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+class LinearClassifier:
+    """f(x) = 1[w.x + b > 0] with ||w|| = 1: the smoothed p is Phi((w.x + b) / sigma) exactly,
+    and the true certified radius of the smoothed classifier is the distance |w.x + b| to the hyperplane."""
+
+    def __init__(self, dim: int = 16, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        w = rng.normal(size=dim)
+        self.w = (w / np.linalg.norm(w)).astype(np.float64)
+        self.b = 0.0
+        self.dim = dim
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return (batch.reshape(len(batch), -1) @ self.w + self.b > 0).astype(np.int64)
+
+    def point_at_distance(self, d: float) -> np.ndarray:
+        """An input on the class-1 side at distance d from the hyperplane."""
+        return (self.w * d).reshape(1, 4, self.dim // 4).astype(np.float32)
+
+
+@pytest.fixture
+def linear():
+    return LinearClassifier()
+
+
+@pytest.fixture(scope="session")
+def digits_model(tmp_path_factory):
+    """A tiny noise-trained model on scikit-learn's digits, trained through the CLI."""
+    from haltfast.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "digits.pt"
+    assert main(["train", "--data", "digits", "--sigma", "0.25", "--epochs", "15", "--out", str(out)]) == 0
+    return out
