@@ -1,0 +1,1090 @@
+"""Statistics core of haltfast: anytime-valid tests and confidence sequences for a Bernoulli rate.
+
+Pure numpy/scipy (no torch).  Everything is vectorised over numpy arrays with broadcasting and
+computed in log space, so it stays finite for streams of up to 1e7 draws, for p0 up to 1 - 1e-6 and
+for all-successes streams.
+
+The stream is X_t = 1[f(x + e_t) = c_hat], i.i.d. Bernoulli(p).  A certificate at radius r is the
+claim p > p0 = Phi(r / sigma).  The tools:
+
+* ``log_beta_mixture_evalue``: the E-process of a Beta(a, b) prior restricted to [p0, 1] (valid for
+  the composite null p <= p0), and the point-null (untruncated) variant.
+* ``BetaMixtureTest`` / ``BettingTest``: stateful sequential tests over many streams, fed in batches;
+  they report the exact sample at which the E-process first reached 1/alpha.
+* ``ConfidenceSequence`` and ``beta_mixture_lower_bound`` / ``beta_mixture_upper_bound``: anytime-valid
+  bounds on p obtained by inverting the beta-mixture test.
+* Baselines: one-sided Clopper-Pearson, the union-bound confidence sequence of Voracek (2024), the
+  adaptive sampling scheme of Horvath et al. (2022), Wald's SPRT and Wald's lower bound on E[tau].
+
+See docs/statistics.md for the mathematics, the numerical choices and the validation results.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special as sc
+
+__all__ = [
+    "bernoulli_kl",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "log_betaincc",
+    "log_betainc",
+    "log_beta_mixture_evalue",
+    "wald_expected_samples",
+    "BetaMixtureTest",
+    "BettingTest",
+    "ConfidenceSequence",
+    "beta_mixture_lower_bound",
+    "beta_mixture_upper_bound",
+    "union_bound_checkpoints",
+    "union_bound_lower",
+    "union_bound_upper",
+    "UnionBoundConfidenceSequence",
+    "horvath_schedule",
+    "horvath_adaptive_test",
+    "HorvathAdaptiveTest",
+    "sprt_stopping_time",
+    "beta_mixture_boundary",
+    "clopper_pearson_boundary",
+    "boundary_crossing_probability",
+]
+
+# ----------------------------------------------------------------------------------------------
+# Special functions in log space
+# ----------------------------------------------------------------------------------------------
+
+# Below this value betaincc's result is no longer trusted (subnormal or zero): switch to the
+# continued fraction evaluated in log space.
+_Q_UNDERFLOW = 1e-280
+_CF_TINY = 1e-300
+
+
+def _log_betainc_cf(a, b, x, y, maxiter=20000):
+    """log I_x(a, b) by the modified-Lentz continued fraction (x + y == 1, both given exactly).
+
+    Accurate where the fraction converges fast, x < (a + 1) / (a + b + 2), i.e. in the lower tail,
+    which is the only place it is used (where betainc itself underflows).
+    """
+    shape = np.broadcast(a, b, x, y).shape
+    a, b, x, y = (np.array(np.broadcast_to(np.asarray(v, float), shape)).ravel() for v in (a, b, x, y))
+    qab = a + b
+    qap = a + 1.0
+    qam = a - 1.0
+    c = np.ones_like(a)
+    d = 1.0 - qab * x / qap
+    d = np.where(np.abs(d) < _CF_TINY, _CF_TINY, d)
+    d = 1.0 / d
+    h = d.copy()
+    idx = np.arange(a.size)
+    for m in range(1, maxiter + 1):
+        if idx.size == 0:
+            break
+        aa_, bb_, xx_ = a[idx], b[idx], x[idx]
+        cc, dd, hh = c[idx], d[idx], h[idx]
+        m2 = 2.0 * m
+        num = m * (bb_ - m) * xx_ / ((qam[idx] + m2) * (aa_ + m2))
+        dd = 1.0 + num * dd
+        dd = np.where(np.abs(dd) < _CF_TINY, _CF_TINY, dd)
+        cc = 1.0 + num / cc
+        cc = np.where(np.abs(cc) < _CF_TINY, _CF_TINY, cc)
+        dd = 1.0 / dd
+        hh = hh * dd * cc
+        num = -(aa_ + m) * (qab[idx] + m) * xx_ / ((aa_ + m2) * (qap[idx] + m2))
+        dd = 1.0 + num * dd
+        dd = np.where(np.abs(dd) < _CF_TINY, _CF_TINY, dd)
+        cc = 1.0 + num / cc
+        cc = np.where(np.abs(cc) < _CF_TINY, _CF_TINY, cc)
+        dd = 1.0 / dd
+        delta = dd * cc
+        hh = hh * delta
+        c[idx], d[idx], h[idx] = cc, dd, hh
+        idx = idx[np.abs(delta - 1.0) >= 4e-16]
+    front = a * np.log(x) + b * np.log(y) - np.log(a) - sc.betaln(a, b)
+    return (front + np.log(h)).reshape(shape)
+
+
+def log_betaincc(a, b, x):
+    """log(1 - I_x(a, b)), the log upper regularized incomplete beta function.
+
+    Uses ``scipy.special.betaincc`` where its result is a normal float, and a continued fraction in
+    log space where it underflows, so the result is finite (and accurate) for any a, b > 0 and
+    0 < x < 1, including a, b up to 1e7 and x within 1e-6 of 1.  Returns 0 at x = 0, -inf at x = 1.
+    """
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    x = np.asarray(x, float)
+    if not (a.shape == b.shape == x.shape):
+        a, b, x = np.broadcast_arrays(a, b, x)
+    q = sc.betaincc(a, b, x)
+    bad = ~(q > _Q_UNDERFLOW)
+    if not bad.any():
+        return np.log(q)
+    fix = bad & (x > 0.0) & (x < 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.array(np.log(q), dtype=float)        # -inf at x = 1
+    if fix.any():
+        # 1 - I_x(a, b) = I_{1-x}(b, a): lower tail of Beta(b, a) at 1 - x, by continued fraction.
+        if out.ndim == 0:
+            return _log_betainc_cf(b, a, 1.0 - x, x)[()]
+        out[fix] = _log_betainc_cf(b[fix], a[fix], 1.0 - x[fix], x[fix])
+    return out[()] if out.ndim == 0 else out
+
+
+def log_betainc(a, b, x):
+    """log I_x(a, b), the log lower regularized incomplete beta function (finite for 0 < x <= 1)."""
+    x = np.asarray(x, float)
+    return log_betaincc(b, a, 1.0 - x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Closed-form quantities
+# ----------------------------------------------------------------------------------------------
+
+
+def bernoulli_kl(p, q):
+    """KL(Bernoulli(p) || Bernoulli(q)) in nats; 0 <= p <= 1, 0 < q < 1 (inf at q in {0,1} unless p == q)."""
+    p = np.asarray(p, float)
+    q = np.asarray(q, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = sc.xlogy(p, p) - sc.xlogy(p, q) + sc.xlog1py(1.0 - p, -p) - sc.xlog1py(1.0 - p, -q)
+    out = np.maximum(out, 0.0)
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def clopper_pearson_lower(k, n, alpha):
+    """One-sided Clopper-Pearson lower bound: P(p >= bound) >= 1 - alpha for a fixed n.
+
+    The alpha-quantile of Beta(k, n - k + 1); 0 at k = 0.
+    """
+    k, n, alpha = np.broadcast_arrays(np.asarray(k, float), np.asarray(n, float), np.asarray(alpha, float))
+    with np.errstate(invalid="ignore"):
+        out = sc.betaincinv(np.maximum(k, 1.0), n - k + 1.0, alpha)
+    out = np.where(k <= 0, 0.0, out)
+    return out[()] if out.ndim == 0 else out
+
+
+def clopper_pearson_upper(k, n, alpha):
+    """One-sided Clopper-Pearson upper bound: P(p <= bound) >= 1 - alpha.
+
+    The (1 - alpha)-quantile of Beta(k + 1, n - k); 1 at k = n.
+    """
+    k, n, alpha = np.broadcast_arrays(np.asarray(k, float), np.asarray(n, float), np.asarray(alpha, float))
+    with np.errstate(invalid="ignore"):
+        # upper quantile via the mirrored lower bound: 1 - lower(n - k, n, alpha); exact identity,
+        # more accurate than betaincinv(.., 1 - alpha) when alpha is tiny.
+        out = 1.0 - sc.betaincinv(np.maximum(n - k, 1.0), k + 1.0, alpha)
+    out = np.where(k >= n, 1.0, out)
+    return out[()] if out.ndim == 0 else out
+
+
+def log_beta_mixture_evalue(successes, trials, p0, a, b, truncated=True):
+    """log E_t(p0) of the Beta(a, b) mixture (DESIGN sec. 2), vectorised with broadcasting.
+
+    truncated=True: prior restricted to [p0, 1]; E_t is a nonnegative supermartingale with E_0 = 1
+    under every p <= p0, so P(sup_t E_t >= 1/alpha) <= alpha (Ville) for the composite null p <= p0.
+    truncated=False: the untruncated (point-null p = p0) mixture, valid only for p = p0.
+    Finite for 0 < p0 < 1, a, b > 0, 0 <= successes <= trials (tested to trials = 1e7, p0 = 1 - 1e-6).
+    """
+    s = np.asarray(successes, float)
+    t = np.asarray(trials, float)
+    p0 = np.asarray(p0, float)
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    if truncated:
+        lnorm = sc.betaln(a, b) + log_betaincc(a, b, p0)
+    else:
+        lnorm = sc.betaln(a, b)
+    out = np.asarray(_log_mixture_core(s, t, p0, a, b, np.log(p0), np.log1p(-p0), lnorm, truncated), float)
+    return out[()] if out.ndim == 0 else out
+
+
+def _log_mixture_core(s, t, p0, a, b, lp0, l1p0, lnorm, truncated=True):
+    """log E from precomputed log p0, log(1 - p0) and prior normaliser (shared by all callers, so that
+    the function and the stateful test agree bit for bit)."""
+    f = t - s
+    aa = a + s
+    bb = b + f
+    out = sc.betaln(aa, bb) - lnorm - s * lp0 - f * l1p0
+    if truncated:
+        out = out + log_betaincc(aa, bb, p0)
+    return out
+
+
+def wald_expected_samples(p, p0, alpha, beta=0.0):
+    """Wald's lower bound on E_p[tau] for any level-alpha sequential test of p <= p0 with miss rate beta.
+
+    p > p0: ((1-beta) log((1-beta)/alpha) + beta log(beta/(1-alpha))) / KL(p || p0);
+    p < p0 (futility side): the same with alpha and beta swapped (inf when beta == 0);
+    p == p0: inf.  KL(1 || p0) = -log p0 handles all-successes streams.
+    """
+    p, p0, alpha, beta = np.broadcast_arrays(*(np.asarray(v, float) for v in (p, p0, alpha, beta)))
+
+    def num(al, be):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return sc.xlogy(1.0 - be, 1.0 - be) - sc.xlogy(1.0 - be, al) + sc.xlogy(be, be) - sc.xlogy(be, 1.0 - al)
+
+    kl = bernoulli_kl(p, p0)
+    n = np.where(p >= p0, num(alpha, beta), num(beta, alpha))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(kl > 0, n / np.where(kl > 0, kl, 1.0), np.inf)
+    out = np.where(np.isnan(out), np.inf, out)
+    return out[()] if out.ndim == 0 else out
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared plumbing for the stateful, multi-stream tests
+# ----------------------------------------------------------------------------------------------
+
+_ALTERNATIVES = ("greater", "less")
+
+
+def _broadcast_params(n_streams, **params):
+    """Broadcast scalar/array parameters to 1-D arrays of a common length n_streams."""
+    arrs = {k: np.asarray(v, dtype=float) for k, v in params.items() if v is not None}
+    for k, v in arrs.items():
+        if v.ndim > 1:
+            raise ValueError(f"{k} must be a scalar or a 1-D array, got shape {v.shape}")
+    shape = np.broadcast_shapes(*(v.shape for v in arrs.values())) if arrs else ()
+    if n_streams is None:
+        n_streams = shape[0] if len(shape) else 1
+    n_streams = int(n_streams)
+    if n_streams < 1:
+        raise ValueError("n_streams must be >= 1")
+    try:
+        out = {k: np.array(np.broadcast_to(v, (n_streams,)), dtype=float) for k, v in arrs.items()}
+    except ValueError:
+        raise ValueError(f"parameters of shape {shape} do not broadcast to n_streams={n_streams}") from None
+    return n_streams, out
+
+
+def _check_open_unit(name, v):
+    if not np.all((v > 0.0) & (v < 1.0)):
+        raise ValueError(f"{name} must lie strictly between 0 and 1")
+
+
+def _check_positive(name, v):
+    if not np.all((v > 0.0) & np.isfinite(v)):
+        raise ValueError(f"{name} must be positive and finite")
+
+
+def _prepare_batch(outcomes, streams, n_streams):
+    """Normalise (outcomes, streams) to a (k, m) uint8 array of 0/1 and int64 stream indices.
+
+    Returns (X, rows, scalar_output) where scalar_output is True for a 1-D outcomes input.
+    """
+    X = np.asarray(outcomes)
+    scalar = X.ndim == 1
+    if scalar:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"outcomes must be 1-D (m,) or 2-D (k, m), got shape {X.shape}")
+    if X.dtype != np.bool_:
+        if X.size and (not np.issubdtype(X.dtype, np.number) or X.min() < 0 or X.max() > 1
+                       or (np.issubdtype(X.dtype, np.floating) and np.any((X != 0) & (X != 1)))):
+            raise ValueError("outcomes must be 0/1 (or bool)")
+    X = X.astype(np.uint8, copy=False) if X.dtype != np.bool_ else X.view(np.uint8)
+    k = X.shape[0]
+    if streams is None:
+        if k != n_streams:
+            raise ValueError(f"{k} rows of outcomes but {n_streams} streams: pass streams=")
+        rows = np.arange(k, dtype=np.int64)
+    else:
+        rows = np.asarray(streams, dtype=np.int64).reshape(-1)
+        if rows.shape[0] != k:
+            raise ValueError(f"streams has {rows.shape[0]} entries for {k} rows of outcomes")
+        if k and (rows.min() < 0 or rows.max() >= n_streams):
+            raise ValueError("stream index out of range")
+        if k > 1 and np.unique(rows).size != k:
+            raise ValueError("a stream may appear only once per update call")
+    return X, rows, scalar
+
+
+def _ragged_positions(start, length):
+    """Flat (row, position) pairs for row i covering start[i] .. start[i] + length[i] - 1."""
+    tot = int(length.sum())
+    rowrep = np.repeat(np.arange(start.size), length)
+    ends = np.cumsum(length)
+    pos = np.arange(tot) - np.repeat(ends - length, length) + np.repeat(start, length)
+    return rowrep, pos, ends - 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Beta-mixture sequential test
+# ----------------------------------------------------------------------------------------------
+
+
+class BetaMixtureTest:
+    """Sequential test of H0: p <= p0 (alternative='greater') or H0: p >= p0 (alternative='less').
+
+    One state per stream; the E-process is ``log_beta_mixture_evalue`` with the Beta(a, b) prior
+    restricted to [p0, 1] ('greater') or to [0, p0] ('less', computed as the mirrored stream: failures
+    count as successes against 1 - p0 with prior Beta(b, a); a, b always describe the prior on p).
+    Guarantee: under H0, P(some update ever reports a crossing) <= alpha, whatever the batch sizes,
+    the order of the streams, or the rule used to decide when to feed or abandon a stream.
+
+    Attributes (arrays of shape (n_streams,)): ``successes`` (number of 1s fed, int64), ``trials``
+    (int64), ``log_evalue`` (log E at the last sample consumed), ``rejected`` (bool) and
+    ``stopping_time`` (trials at the crossing, -1 if none).  A stream that crossed is frozen at the
+    crossing sample: later outcomes for it are ignored and ``update`` returns -1 for it.
+    """
+
+    def __init__(self, p0, alpha, a=0.5, b=0.5, n_streams=None, alternative="greater"):
+        if alternative not in _ALTERNATIVES:
+            raise ValueError(f"alternative must be one of {_ALTERNATIVES}")
+        n, prm = _broadcast_params(n_streams, p0=p0, alpha=alpha, a=a, b=b)
+        _check_open_unit("p0", prm["p0"])
+        _check_open_unit("alpha", prm["alpha"])
+        _check_positive("a", prm["a"])
+        _check_positive("b", prm["b"])
+        self.n_streams = n
+        self.alternative = alternative
+        self.p0, self.alpha, self.a, self.b = prm["p0"], prm["alpha"], prm["a"], prm["b"]
+        mirrored = alternative == "less"
+        # effective (mirrored for 'less') parameters: H0 is always "effective p <= p0e"
+        self._p0e = 1.0 - self.p0 if mirrored else self.p0.copy()
+        self._ae = self.b.copy() if mirrored else self.a.copy()
+        self._be = self.a.copy() if mirrored else self.b.copy()
+        self._mirrored = mirrored
+        self._lp0 = np.log(self._p0e)
+        self._l1p0 = np.log1p(-self._p0e)
+        self._lnorm = sc.betaln(self._ae, self._be) + log_betaincc(self._ae, self._be, self._p0e)
+        self._thr = -np.log(self.alpha)
+        self._seff = np.zeros(n, dtype=np.int64)
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.log_evalue = np.zeros(n, dtype=float)
+        self.rejected = np.zeros(n, dtype=bool)
+        self.stopping_time = np.full(n, -1, dtype=np.int64)
+
+    @property
+    def threshold(self):
+        """log(1/alpha) per stream."""
+        return self._thr
+
+    def _log_e(self, st, s_eff, t):
+        """log E for streams st at effective successes s_eff after t trials (all arrays)."""
+        return _log_mixture_core(s_eff, t, self._p0e[st], self._ae[st], self._be[st],
+                                 self._lp0[st], self._l1p0[st], self._lnorm[st])
+
+    def update(self, outcomes, streams=None):
+        """Feed outcomes (k, m) (or (m,) for one stream) to streams (k,) (default: all, in order).
+
+        Returns, per row, the 0-based index in the batch of the sample at which the E-process first
+        reached 1/alpha (index + 1 outcomes of this batch were consumed), or -1 (no crossing in this
+        batch, or the stream had already crossed).  For 1-D outcomes a scalar is returned.
+        The result and the final state do not depend on how a stream is split into batches.
+        """
+        X, rows, scalar = _prepare_batch(outcomes, streams, self.n_streams)
+        k, m = X.shape
+        res = np.full(k, -1, dtype=np.int64)
+        live = np.nonzero(~self.rejected[rows])[0]
+        if m == 0 or live.size == 0:
+            return res[0] if scalar else res
+        st = rows[live]
+        ones = np.cumsum(X[live], axis=1, dtype=np.int64)           # running count of 1s
+        eff = (np.arange(1, m + 1, dtype=np.int64) - ones) if self._mirrored else ones
+        s0 = self._seff[st]
+        t0 = self.trials[st]
+        l0 = self.log_evalue[st]
+        lq = -self._lp0[st]                                         # log(1/p0) > 0
+        need = self._thr[st] - (1e-6 + 1e-12 * (t0 + m).astype(float))
+        # a success multiplies E by at most 1/p0, a failure by at most 1 (prior on [p0, 1])
+        possible = np.nonzero(l0 + eff[:, -1] * lq >= need)[0]
+        cross = np.full(live.size, -1, dtype=np.int64)
+        if possible.size:
+            cross[possible] = self._first_crossing(st[possible], eff[possible], s0[possible],
+                                                   t0[possible], l0[possible], lq[possible],
+                                                   need[possible])
+        crossed = cross >= 0
+        end = np.where(crossed, cross, m - 1)
+        s_end = s0 + eff[np.arange(live.size), end]
+        t_end = t0 + end + 1
+        l_end = self._log_e(st, s_end, t_end)
+        self._seff[st] = s_end
+        self.trials[st] = t_end
+        self.successes[st] = (t_end - s_end) if self._mirrored else s_end
+        self.log_evalue[st] = l_end
+        if crossed.any():
+            cst = st[crossed]
+            self.rejected[cst] = True
+            self.stopping_time[cst] = t_end[crossed]
+            res[live[crossed]] = cross[crossed]
+        return res[0] if scalar else res
+
+    def _first_crossing(self, st, eff, s0, t0, l0, lq, need):
+        """First position with log E >= threshold, evaluating log E only where a bound allows it.
+
+        E_{t+1} / E_t is m_t / p0 after a success and (1 - m_t) / (1 - p0) after a failure, with m_t
+        the mean of the truncated posterior, increasing in S and decreasing in F.  Over a window of W
+        samples after a reference point, m_t <= M = m(S_ref + W, F_ref) and m_t >= m(S_ref, F_ref + W),
+        which bounds log E at every position of the window from above; log E is evaluated only at
+        positions where that bound reaches the threshold (and at the window end, the next reference).
+        """
+        r, m = eff.shape
+        out = np.full(r, -1, dtype=np.int64)
+        effpad = np.zeros((r, m + 1), dtype=np.int64)
+        effpad[:, 1:] = eff
+        # per-row constants, gathered once
+        ae0, be0, p0r = self._ae[st], self._be[st], self._p0e[st]
+        lp0r, l1p0r, lnormr, thrr = self._lp0[st], self._l1p0[st], self._lnorm[st], self._thr[st]
+        scale_r = 1.0 + 1.5 * p0r                   # empirical: wider windows pay off for p0 near 1
+        ref = np.full(r, -1, dtype=np.int64)          # reference position (-1: batch start)
+        lref = l0.copy()
+        act = np.arange(r)
+        while act.size:
+            na = act.size
+            ra = ref[act]
+            t_ref = t0[act] + ra + 1
+            s_ref = s0[act] + effpad[act, ra + 1]
+            f_ref = t_ref - s_ref
+            # window length: the bound loosens roughly like W^2 / t, so keep W ~ sqrt(t * gap);
+            # with few rows the Python overhead per window dominates, so windows are longer
+            gap = np.maximum(need[act] - lref[act], 1.0)
+            min_w = min(128, max(32, 1024 // na))
+            w = np.maximum(min_w, (scale_r[act] * np.sqrt(t_ref * gap)).astype(np.int64))
+            wend = np.minimum(ra + w, m - 1)
+            w = wend - ra
+            # truncated-posterior means at the two extreme states of the window, one betaincc call
+            ae, be, p0 = ae0[act], be0[act], p0r[act]
+            a_hi = ae + (s_ref + w)
+            b_hi = be + f_ref
+            a_lo = ae + s_ref
+            b_lo = be + (f_ref + w)
+            q = sc.betaincc(np.concatenate([a_hi + 1.0, a_hi, a_lo + 1.0, a_lo]),
+                            np.concatenate([b_hi, b_hi, b_lo, b_lo]), np.concatenate([p0, p0, p0, p0]))
+            q1h, q0h, q1l, q0l = q[:na], q[na:2 * na], q[2 * na:3 * na], q[3 * na:]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lm_hi = np.log(a_hi / (a_hi + b_hi) * q1h / q0h) - lp0r[act]
+                m_lo = a_lo / (a_lo + b_lo) * q1l / q0l - 1e-9
+            under = ~((q1h > _Q_UNDERFLOW) & (q0h > _Q_UNDERFLOW))
+            if under.any():    # posterior far below p0: the log-space tail for the upper bound
+                u = np.nonzero(under)[0]
+                lqq = log_betaincc(np.concatenate([a_hi[u] + 1.0, a_hi[u]]), np.concatenate([b_hi[u], b_hi[u]]),
+                                   np.concatenate([p0[u], p0[u]]))
+                lm_hi[u] = np.log(a_hi[u] / (a_hi[u] + b_hi[u])) + lqq[:u.size] - lqq[u.size:] - lp0r[act][u]
+            # where the lower tail underflows, m_lo = p0 (failures then bounded by a factor 1)
+            m_lo = np.where((q1l > _Q_UNDERFLOW) & (q0l > _Q_UNDERFLOW), m_lo, p0)
+            lm_hi = np.minimum(lm_hi + 1e-9, lq[act])      # slack covers rounding
+            lf = np.minimum(np.log1p(-np.clip((m_lo - p0) / (1.0 - p0), 0.0, 1.0 - 1e-12)), 0.0)
+            if na == 1:
+                pos = np.arange(ra[0] + 1, wend[0] + 1)
+                ri = np.zeros(pos.size, dtype=np.int64)
+                last = np.array([pos.size - 1])
+            else:
+                ri, pos, last = _ragged_positions(ra + 1, w)
+            rows_ = act[ri]
+            ds = effpad[rows_, pos + 1] - effpad[rows_, ra[ri] + 1]
+            bound = lref[rows_] + ds * lm_hi[ri] + ((pos - ra[ri]) - ds) * lf[ri]
+            ev = bound >= need[rows_]
+            ev[last] = True
+            ei = np.nonzero(ev)[0]
+            e_rows = rows_[ei]
+            e_pos = pos[ei]
+            vals = _log_mixture_core(s0[e_rows] + effpad[e_rows, e_pos + 1], t0[e_rows] + e_pos + 1,
+                                     p0r[e_rows], ae0[e_rows], be0[e_rows], lp0r[e_rows], l1p0r[e_rows],
+                                     lnormr[e_rows])
+            hit = vals >= thrr[e_rows]
+            done = wend >= m - 1
+            if hit.any():
+                hr, first = np.unique(ri[ei][hit], return_index=True)
+                out[act[hr]] = e_pos[hit][first]
+                done[hr] = True
+            # window ends: the last evaluated entry of each row is its window end
+            ref[act] = wend
+            lref[act] = vals[np.searchsorted(ei, last)]
+            act = act[~done]
+        return out
+
+# ----------------------------------------------------------------------------------------------
+# Betting (wealth) sequential test
+# ----------------------------------------------------------------------------------------------
+
+
+class BettingTest:
+    """Betting E-process for H0: p <= p0 ('greater') or H0: p >= p0 ('less', the mirrored stream).
+
+    K_t = prod_i (1 + lam_i (X_i - p0)) with lam_i in [0, lam_max / p0] (lam_max = 0.999) chosen
+    from the past only, so K_t is a nonnegative supermartingale with K_0 = 1 under H0 and
+    P(sup_t K_t >= 1/alpha) <= alpha.  The plug-in bet is Kelly's lam for phat = (S + 1/2)/(t + 1).
+    With ``predicted_p`` the test is hedged: K = hedge * K_seed + (1 - hedge) * K_plugin, where the
+    seeded bet uses phat = (S + seed_strength * predicted_p)/(t + seed_strength); a wrong prediction
+    costs at most a factor 1/(1 - hedge) in wealth against the plug-in bet alone.
+    Same attributes and ``update`` contract as ``BetaMixtureTest``.
+    """
+
+    def __init__(self, p0, alpha, n_streams=None, alternative="greater", predicted_p=None,
+                 hedge=0.5, seed_strength=100.0, lam_max=0.999):
+        if alternative not in _ALTERNATIVES:
+            raise ValueError(f"alternative must be one of {_ALTERNATIVES}")
+        n, prm = _broadcast_params(n_streams, p0=p0, alpha=alpha, predicted_p=predicted_p,
+                                   hedge=hedge, seed_strength=seed_strength)
+        _check_open_unit("p0", prm["p0"])
+        _check_open_unit("alpha", prm["alpha"])
+        if not 0.0 < lam_max < 1.0:
+            raise ValueError("lam_max must be in (0, 1)")
+        self.n_streams = n
+        self.alternative = alternative
+        self.p0, self.alpha = prm["p0"], prm["alpha"]
+        self._mirrored = alternative == "less"
+        self._p0e = 1.0 - self.p0 if self._mirrored else self.p0.copy()
+        self._lam_cap = lam_max / self._p0e
+        self._kelly_scale = 1.0 / (self._p0e * (1.0 - self._p0e))
+        self._thr = -np.log(self.alpha)
+        self.hedged = predicted_p is not None
+        if self.hedged:
+            pp = prm["predicted_p"]
+            if not np.all((pp >= 0.0) & (pp <= 1.0)):
+                raise ValueError("predicted_p must lie in [0, 1]")
+            w = prm["hedge"]
+            if not np.all((w > 0.0) & (w < 1.0)):
+                raise ValueError("hedge must lie strictly between 0 and 1")
+            _check_positive("seed_strength", prm["seed_strength"])
+            self.predicted_p = pp
+            self.hedge = w
+            self.seed_strength = prm["seed_strength"]
+            self._ppe = 1.0 - pp if self._mirrored else pp.copy()
+            self._lw = np.log(w)
+            self._l1w = np.log1p(-w)
+        self._seff = np.zeros(n, dtype=np.int64)
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.log_evalue = np.zeros(n, dtype=float)
+        self.log_wealth_plugin = np.zeros(n, dtype=float)
+        self.log_wealth_seed = np.zeros(n, dtype=float)
+        self.rejected = np.zeros(n, dtype=bool)
+        self.stopping_time = np.full(n, -1, dtype=np.int64)
+
+    @property
+    def threshold(self):
+        """log(1/alpha) per stream."""
+        return self._thr
+
+    def _log_growth(self, x, s_before, t_before, st, center, strength):
+        """log(1 + lam (x - p0)) with lam = clipped Kelly bet for the estimate (S + c*n)/(t + n)."""
+        p0 = self._p0e[st][:, None]
+        phat = (s_before + (strength * center)[:, None]) / (t_before + strength[:, None])
+        lam = np.clip((phat - p0) * self._kelly_scale[st][:, None], 0.0, self._lam_cap[st][:, None])
+        return np.where(x, np.log1p(lam * (1.0 - p0)), np.log1p(-lam * p0))
+
+    def update(self, outcomes, streams=None):
+        """Feed outcomes (k, m) or (m,); returns per row the 0-based batch index of the first sample at
+        which K reached 1/alpha, or -1 (see ``BetaMixtureTest.update``)."""
+        X, rows, scalar = _prepare_batch(outcomes, streams, self.n_streams)
+        k, m = X.shape
+        res = np.full(k, -1, dtype=np.int64)
+        live = np.nonzero(~self.rejected[rows])[0]
+        if m == 0 or live.size == 0:
+            return res[0] if scalar else res
+        st = rows[live]
+        x = X[live].astype(bool)
+        if self._mirrored:
+            x = ~x
+        eff = np.cumsum(x, axis=1, dtype=np.int64)
+        s_before = (self._seff[st][:, None] + eff - x).astype(float)
+        t_before = (self.trials[st][:, None] + np.arange(m)).astype(float)
+        half = np.full(st.size, 0.5)
+        one = np.ones(st.size)
+        inc = self._log_growth(x, s_before, t_before, st, half, one)
+        # sequential accumulation (same rounding as one-at-a-time updates)
+        lp = np.cumsum(np.concatenate([self.log_wealth_plugin[st][:, None], inc], axis=1), axis=1)[:, 1:]
+        if self.hedged:
+            inc_s = self._log_growth(x, s_before, t_before, st, self._ppe[st], self.seed_strength[st])
+            ls = np.cumsum(np.concatenate([self.log_wealth_seed[st][:, None], inc_s], axis=1), axis=1)[:, 1:]
+            lmix = np.logaddexp(self._lw[st][:, None] + ls, self._l1w[st][:, None] + lp)
+        else:
+            ls = None
+            lmix = lp
+        hit = lmix >= self._thr[st][:, None]
+        anyhit = hit.any(axis=1)
+        cross = np.where(anyhit, hit.argmax(axis=1), -1)
+        end = np.where(anyhit, cross, m - 1)
+        ar = np.arange(st.size)
+        s_end = self._seff[st] + eff[ar, end]
+        t_end = self.trials[st] + end + 1
+        self._seff[st] = s_end
+        self.trials[st] = t_end
+        self.successes[st] = (t_end - s_end) if self._mirrored else s_end
+        self.log_wealth_plugin[st] = lp[ar, end]
+        if ls is not None:
+            self.log_wealth_seed[st] = ls[ar, end]
+        self.log_evalue[st] = lmix[ar, end]
+        if anyhit.any():
+            cst = st[anyhit]
+            self.rejected[cst] = True
+            self.stopping_time[cst] = t_end[anyhit]
+            res[live[anyhit]] = cross[anyhit]
+        return res[0] if scalar else res
+
+
+# ----------------------------------------------------------------------------------------------
+# Confidence sequences from the beta mixture
+# ----------------------------------------------------------------------------------------------
+
+_LOGIT_LO = -40.0   # p0 = 4e-18: below this the lower bound is reported as 0
+_LOGIT_HI = 36.7    # 1 - p0 = 1.1e-16, the largest double below 1 (p0 -> 1 - ulp)
+
+
+def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, n_bisect=48):
+    """Anytime-valid lower confidence bound L_t = inf{p0 : log E_t(p0) < log(1/alpha)}.
+
+    E_t(p0) is the truncated Beta(a, b) mixture.  With probability >= 1 - alpha the true p is >= L_t
+    at every t simultaneously (so the running max of L_t is also valid).  Computed by a coarse scan in
+    logit(p0) (n_grid points on (4e-18, S/t)) followed by bisection in logit space of the first cell
+    where the test stops rejecting; the returned value is the rejected end of the final bracket
+    (conservative, within ~1e-12 relative of the infimum).  0 when no p0 > 4e-18 is rejected.
+    """
+    s, t, alpha, a, b = np.broadcast_arrays(*(np.asarray(v, float) for v in (successes, trials, alpha, a, b)))
+    shape = s.shape
+    s, t, alpha, a, b = (v.ravel() for v in (s, t, alpha, a, b))
+    _check_open_unit("alpha", alpha)
+    thr = -np.log(alpha)
+    out = np.zeros(s.size)
+    ok = (s > 0) & (t > 0)
+    idx = np.nonzero(ok)[0]
+    if idx.size:
+        s_, t_, a_, b_, thr_ = s[idx], t[idx], a[idx], b[idx], thr[idx]
+        phat = s_ / t_
+        with np.errstate(divide="ignore"):
+            hi = np.minimum(sc.logit(phat), _LOGIT_HI)       # E <= 1 for p0 >= S/t
+        lo = np.full(idx.size, _LOGIT_LO)
+
+        def rejects(z, sel):
+            p0 = sc.expit(z)
+            return log_beta_mixture_evalue(s_[sel], t_[sel], p0, a_[sel], b_[sel]) >= thr_[sel]
+
+        # coarse scan: the first grid point that is not rejected bounds the infimum from above
+        grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, n_grid)[None, :]
+        rej = rejects(grid, np.arange(idx.size)[:, None])
+        rej[:, -1] = False
+        first_no = np.argmax(~rej, axis=1)
+        good = first_no > 0                                  # lowest grid point rejected
+        res = np.zeros(idx.size)
+        g = np.nonzero(good)[0]
+        if g.size:
+            zlo = grid[g, first_no[g] - 1]
+            zhi = grid[g, first_no[g]]
+            for _ in range(n_bisect):
+                mid = 0.5 * (zlo + zhi)
+                r = rejects(mid, g)
+                zlo = np.where(r, mid, zlo)
+                zhi = np.where(r, zhi, mid)
+            res[g] = sc.expit(zlo)
+        out[idx] = res
+    out = out.reshape(shape)
+    return out[()] if out.ndim == 0 else out
+
+
+def beta_mixture_upper_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, n_bisect=48):
+    """Anytime-valid upper confidence bound U_t = sup{p0 : mirrored log E_t(p0) < log(1/alpha)}.
+
+    The mirror image of ``beta_mixture_lower_bound`` (failures as successes, prior Beta(b, a) on 1 - p):
+    with probability >= 1 - alpha, p <= U_t at every t.  1 when no p0 < 1 - 4e-18 is rejected.
+    """
+    s = np.asarray(successes, float)
+    t = np.asarray(trials, float)
+    out = 1.0 - beta_mixture_lower_bound(t - s, t, alpha, b, a, n_grid=n_grid, n_bisect=n_bisect)
+    return out
+
+
+class ConfidenceSequence:
+    """Anytime-valid bounds on p for many streams, from the truncated beta-mixture E-process.
+
+    ``lower`` is the running max of ``beta_mixture_lower_bound`` and ``upper`` the running min of
+    ``beta_mixture_upper_bound``, recomputed at the end of each ``update`` batch.  Evaluating the
+    bounds on a subset of times keeps them valid: with probability >= 1 - alpha, lower <= p <= upper
+    at every time (two-sided: alpha/2 per side; side='lower' or 'upper': alpha on that side and the
+    other bound stays at 0 or 1).
+    """
+
+    def __init__(self, alpha, a=0.5, b=0.5, n_streams=None, side="two-sided"):
+        if side not in ("two-sided", "lower", "upper"):
+            raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
+        n, prm = _broadcast_params(n_streams, alpha=alpha, a=a, b=b)
+        _check_open_unit("alpha", prm["alpha"])
+        _check_positive("a", prm["a"])
+        _check_positive("b", prm["b"])
+        self.n_streams = n
+        self.side = side
+        self.alpha, self.a, self.b = prm["alpha"], prm["a"], prm["b"]
+        self._alpha_side = self.alpha / 2.0 if side == "two-sided" else self.alpha
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.lower = np.zeros(n, dtype=float)
+        self.upper = np.ones(n, dtype=float)
+
+    def update(self, outcomes, streams=None):
+        """Add outcomes (k, m) or (m,) to streams (k,) and refresh their bounds; returns None."""
+        X, rows, _ = _prepare_batch(outcomes, streams, self.n_streams)
+        if X.shape[1] == 0:
+            return None
+        self.successes[rows] += X.sum(axis=1, dtype=np.int64)
+        self.trials[rows] += X.shape[1]
+        s, t = self.successes[rows], self.trials[rows]
+        al, a, b = self._alpha_side[rows], self.a[rows], self.b[rows]
+        if self.side in ("two-sided", "lower"):
+            self.lower[rows] = np.maximum(self.lower[rows], beta_mixture_lower_bound(s, t, al, a, b))
+        if self.side in ("two-sided", "upper"):
+            self.upper[rows] = np.minimum(self.upper[rows], beta_mixture_upper_bound(s, t, al, a, b))
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Baseline: union-bound confidence sequence (Voracek 2024, Alg. 1)
+# ----------------------------------------------------------------------------------------------
+
+_UB_CACHE: dict = {}
+
+
+def union_bound_checkpoints(max_trials, gamma=1.1, k_init=11):
+    """Checkpoint times and alpha shares of the union-bound confidence sequence.
+
+    Checkpoint j = 1, 2, ... is the first integer t > gamma**(k_init + j - 1) after checkpoint j - 1
+    (as in Voracek's public code: every integer while gamma**k < t, geometric afterwards) and gets
+    alpha_j / alpha = 5 / ((j + 4)(j + 5)), which sums to 1 over j >= 1.
+    Returns (times, shares) for all checkpoints <= max_trials (int64 and float arrays).
+    """
+    key = (float(gamma), int(k_init))
+    times, shares = _UB_CACHE.get(key, (np.zeros(0, np.int64), np.zeros(0)))
+    if times.size == 0 or times[-1] < max_trials:
+        tl, k, last = [], k_init, 0
+        while True:
+            t = max(last + 1, math.floor(gamma ** k) + 1)
+            if t > max(2 * int(max_trials), 1024):
+                break
+            tl.append(t)
+            last = t
+            k += 1
+        times = np.asarray(tl, dtype=np.int64)
+        j = np.arange(1, times.size + 1, dtype=float)
+        shares = 5.0 / ((j + 4.0) * (j + 5.0))
+        _UB_CACHE[key] = (times, shares)
+    n = int(np.searchsorted(times, max_trials, side="right"))
+    return times[:n], shares[:n]
+
+
+def _ub_alpha(trials, alpha, gamma, k_init):
+    """alpha_j for trials that are checkpoints, NaN elsewhere."""
+    t = np.asarray(trials, dtype=np.int64)
+    times, shares = union_bound_checkpoints(max(int(t.max()) if t.size else 0, 3), gamma, k_init)
+    jc = np.minimum(np.searchsorted(times, t), times.size - 1)
+    return np.where(times[jc] == t, np.asarray(alpha, float) * shares[jc], np.nan)
+
+
+def union_bound_lower(successes, trials, alpha, gamma=1.1, k_init=11):
+    """Lower end of the union-bound CS at a checkpoint: Clopper-Pearson lower at level alpha_j.
+
+    Valid simultaneously over all checkpoints with probability >= 1 - alpha (union bound).  NaN when
+    ``trials`` is not a checkpoint (see ``union_bound_checkpoints``); between checkpoints use the value
+    at the last passed checkpoint (``UnionBoundConfidenceSequence`` does this).
+    """
+    a = _ub_alpha(trials, alpha, gamma, k_init)
+    with np.errstate(invalid="ignore"):
+        out = np.where(np.isnan(a), np.nan, clopper_pearson_lower(successes, trials, np.where(np.isnan(a), 0.5, a)))
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def union_bound_upper(successes, trials, alpha, gamma=1.1, k_init=11):
+    """Upper end of the union-bound CS at a checkpoint (Clopper-Pearson upper at alpha_j); NaN elsewhere."""
+    a = _ub_alpha(trials, alpha, gamma, k_init)
+    with np.errstate(invalid="ignore"):
+        out = np.where(np.isnan(a), np.nan, clopper_pearson_upper(successes, trials, np.where(np.isnan(a), 0.5, a)))
+    return out[()] if np.ndim(out) == 0 else out
+
+
+class UnionBoundConfidenceSequence:
+    """Voracek's (2024) union-bound confidence sequence for many streams.
+
+    Clopper-Pearson bounds at the checkpoints of ``union_bound_checkpoints`` with alpha_j summing to
+    alpha (two-sided: alpha/2 per side).  ``lower``/``upper`` are the running max/min over the
+    checkpoints passed so far (they change only when a checkpoint is passed); with probability
+    >= 1 - alpha they contain p at all times.
+    """
+
+    def __init__(self, alpha, n_streams=None, side="two-sided", gamma=1.1, k_init=11):
+        if side not in ("two-sided", "lower", "upper"):
+            raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
+        n, prm = _broadcast_params(n_streams, alpha=alpha)
+        _check_open_unit("alpha", prm["alpha"])
+        self.n_streams = n
+        self.side = side
+        self.alpha = prm["alpha"]
+        self.gamma, self.k_init = float(gamma), int(k_init)
+        self._alpha_side = self.alpha / 2.0 if side == "two-sided" else self.alpha
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.lower = np.zeros(n, dtype=float)
+        self.upper = np.ones(n, dtype=float)
+
+    def update(self, outcomes, streams=None):
+        """Add outcomes (k, m) or (m,) to streams (k,); bounds move at each checkpoint passed; returns None."""
+        X, rows, _ = _prepare_batch(outcomes, streams, self.n_streams)
+        k, m = X.shape
+        if m == 0:
+            return None
+        t0 = self.trials[rows]
+        s0 = self.successes[rows]
+        times, shares = union_bound_checkpoints(int(t0.max()) + m, self.gamma, self.k_init)
+        lo_i = np.searchsorted(times, t0, side="right")
+        hi_i = np.searchsorted(times, t0 + m, side="right")
+        cnt = hi_i - lo_i
+        if cnt.sum():
+            has = np.nonzero(cnt)[0]
+            ri, jj, _ = _ragged_positions(lo_i[has], cnt[has])
+            r = has[ri]
+            tcp = times[jj]
+            ones = np.cumsum(X[has], axis=1, dtype=np.int64)   # only rows that pass a checkpoint
+            s_cp = s0[r] + ones[ri, tcp - t0[r] - 1]
+            al = self._alpha_side[rows[r]] * shares[jj]
+            if self.side in ("two-sided", "lower"):
+                lb = clopper_pearson_lower(s_cp, tcp, al)
+                np.maximum.at(self.lower, rows[r], lb)
+            if self.side in ("two-sided", "upper"):
+                ub = clopper_pearson_upper(s_cp, tcp, al)
+                np.minimum.at(self.upper, rows[r], ub)
+        self.successes[rows] += X.sum(axis=1, dtype=np.int64)
+        self.trials[rows] += m
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Baseline: adaptive sampling for a predetermined radius (Horvath et al., ICLR 2022)
+# ----------------------------------------------------------------------------------------------
+
+HORVATH_STAGES = (1000, 10000, 125000)
+
+
+def horvath_schedule(p0, alpha, beta=1e-4, stages=HORVATH_STAGES):
+    """Decision thresholds of Horvath et al.'s adaptive sampling at one p0.
+
+    Stage i draws n_i FRESH samples (never pooled with earlier stages).  It certifies when the
+    one-sided Clopper-Pearson lower bound at alpha/s (s stages) is >= p0, i.e. when its successes are
+    >= certify_min[i]; before the last stage it stops as futile when the Clopper-Pearson upper bound at
+    beta/(s-1) is < p0, i.e. successes <= futile_max[i] (-1: never).  Bonferroni over stages gives
+    P(false certificate) <= alpha.  Returns a dict of int64 arrays: n, cumulative, certify_min, futile_max.
+    """
+    p0 = float(p0)
+    n = np.asarray(stages, dtype=np.int64)
+    s = n.size
+    if s < 1 or np.any(n < 1):
+        raise ValueError("stages must be a non-empty sequence of positive sizes")
+    cert = np.empty(s, dtype=np.int64)
+    fut = np.full(s, -1, dtype=np.int64)
+    for i, ni in enumerate(n):
+        kk = np.arange(ni + 1)
+        lo = clopper_pearson_lower(kk, ni, alpha / s)
+        cert[i] = np.searchsorted(lo, p0, side="left")          # first k with lower >= p0
+        if i < s - 1:
+            up = clopper_pearson_upper(kk, ni, beta / (s - 1))
+            fut[i] = np.searchsorted(up, p0, side="left") - 1   # last k with upper < p0
+    return {"n": n, "cumulative": np.cumsum(n), "certify_min": cert, "futile_max": fut}
+
+
+class HorvathAdaptiveTest:
+    """Streaming form of Horvath et al.'s adaptive sampling (see ``horvath_schedule``).
+
+    ``decision`` per stream: 1 certified, 0 stopped as futile, -1 abstained after the last stage or
+    still running (``done`` tells which); ``samples_used`` counts outcomes consumed.  ``update``
+    returns per row the 0-based batch index at which the stream was decided (any decision), or -1.
+    One p0/alpha/beta/stages for all streams (it is a fixed-radius baseline).
+    """
+
+    def __init__(self, p0, alpha, beta=1e-4, stages=HORVATH_STAGES, n_streams=1):
+        sched = horvath_schedule(p0, alpha, beta, stages)
+        self.p0, self.alpha, self.beta = float(p0), float(alpha), float(beta)
+        self.schedule = sched
+        self.n_streams = int(n_streams)
+        n = self.n_streams
+        self.stage = np.zeros(n, dtype=np.int64)
+        self.stage_trials = np.zeros(n, dtype=np.int64)
+        self.stage_successes = np.zeros(n, dtype=np.int64)
+        self.samples_used = np.zeros(n, dtype=np.int64)
+        self.decision = np.full(n, -1, dtype=np.int64)
+        self.done = np.zeros(n, dtype=bool)
+
+    def update(self, outcomes, streams=None):
+        """Feed outcomes (k, m) or (m,) to streams (k,); see the class docstring for the return value."""
+        X, rows, scalar = _prepare_batch(outcomes, streams, self.n_streams)
+        k, m = X.shape
+        res = np.full(k, -1, dtype=np.int64)
+        live = np.nonzero(~self.done[rows])[0]
+        if m == 0 or live.size == 0:
+            return res[0] if scalar else res
+        cs = np.zeros((live.size, m + 1), dtype=np.int64)
+        np.cumsum(X[live], axis=1, out=cs[:, 1:])
+        n_st = self.schedule["n"]
+        nstages = n_st.size
+        pos = np.zeros(live.size, dtype=np.int64)
+        act = np.arange(live.size)
+        while act.size:
+            st = rows[live[act]]
+            take = np.minimum(n_st[self.stage[st]] - self.stage_trials[st], m - pos[act])
+            self.stage_successes[st] += cs[act, pos[act] + take] - cs[act, pos[act]]
+            self.stage_trials[st] += take
+            self.samples_used[st] += take
+            pos[act] += take
+            full = self.stage_trials[st] == n_st[self.stage[st]]
+            if full.any():
+                f_st = st[full]
+                stg = self.stage[f_st]
+                succ = self.stage_successes[f_st]
+                cert = succ >= self.schedule["certify_min"][stg]
+                fut = ~cert & (succ <= self.schedule["futile_max"][stg])
+                last = ~cert & ~fut & (stg == nstages - 1)
+                fin = cert | fut | last
+                self.decision[f_st[cert]] = 1
+                self.decision[f_st[fut]] = 0
+                self.done[f_st[fin]] = True
+                res[live[act[full][fin]]] = pos[act[full][fin]] - 1
+                nxt = f_st[~fin]
+                self.stage[nxt] += 1
+                self.stage_trials[nxt] = 0
+                self.stage_successes[nxt] = 0
+            act = act[(~self.done[st]) & (pos[act] < m)]
+        return res[0] if scalar else res
+
+
+def horvath_adaptive_test(outcomes, p0, alpha, beta=1e-4, stages=HORVATH_STAGES):
+    """Run Horvath et al.'s adaptive sampling on recorded outcome streams (1-D, or 2-D rows).
+
+    Stage i consumes the next n_i outcomes of the recording (fresh samples).  Returns
+    (decision, samples_used): decision 1 certified, 0 futile stop, -1 abstain (all stages used, or
+    the recording ended inside a stage, in which case samples_used is the recording length).
+    """
+    X = np.asarray(outcomes)
+    scalar = X.ndim == 1
+    X2 = X[None, :] if scalar else X
+    test = HorvathAdaptiveTest(p0, alpha, beta, stages, n_streams=X2.shape[0])
+    test.update(X2)
+    dec, used = test.decision.copy(), test.samples_used.copy()
+    return (dec[0], used[0]) if scalar else (dec, used)
+
+
+# ----------------------------------------------------------------------------------------------
+# Wald's SPRT (known p) for comparison
+# ----------------------------------------------------------------------------------------------
+
+
+def sprt_stopping_time(outcomes, p1, p0, alpha, beta=0.0):
+    """Wald's SPRT of p = p0 against p = p1 (> p0) on recorded outcome streams (1-D, or 2-D rows).
+
+    Stops at the first t with log LR >= log((1-beta)/alpha) (decision 1) or <= log(beta/(1-alpha))
+    (decision 0; never when beta = 0).  Returns (decision, samples_used); decision -1 and
+    samples_used = stream length if neither boundary is reached.  The optimal test when p is known:
+    the benchmark's reference for Wald's bound.
+    """
+    if np.any(np.asarray(p1) <= np.asarray(p0)):
+        raise ValueError("sprt_stopping_time needs p1 > p0 (mirror the stream for the futility side)")
+    X = np.asarray(outcomes).astype(bool)
+    scalar = X.ndim == 1
+    X2 = X[None, :] if scalar else X
+    k, m = X2.shape
+    p1 = np.broadcast_to(np.asarray(p1, float), (k,))[:, None]
+    p0 = np.broadcast_to(np.asarray(p0, float), (k,))[:, None]
+    alpha = np.broadcast_to(np.asarray(alpha, float), (k,))[:, None]
+    beta = np.broadcast_to(np.asarray(beta, float), (k,))[:, None]
+    with np.errstate(divide="ignore"):
+        up = np.log1p(-beta) - np.log(alpha)
+        down = np.log(beta) - np.log1p(-alpha)
+        inc = np.where(X2, np.log(p1) - np.log(p0), np.log1p(-p1) - np.log1p(-p0))
+    llr = np.cumsum(inc, axis=1)
+    hit_up = llr >= up
+    hit_dn = llr <= down
+    any_up, any_dn = hit_up.any(axis=1), hit_dn.any(axis=1)
+    i_up = np.where(any_up, hit_up.argmax(axis=1), m)
+    i_dn = np.where(any_dn, hit_dn.argmax(axis=1), m)
+    dec = np.where(i_up < i_dn, 1, np.where(i_dn < i_up, 0, -1))
+    used = np.where(dec == -1, m, np.minimum(i_up, i_dn) + 1).astype(np.int64)
+    return (dec[0], used[0]) if scalar else (dec, used)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rejection boundaries and exact crossing probabilities (validation tools)
+# ----------------------------------------------------------------------------------------------
+
+
+def _min_integer_where(pred, t):
+    """Smallest integer s in [0, t] with pred(s, t) True (pred monotone in s), t + 1 if none."""
+    t = np.asarray(t, dtype=np.int64)
+    lo = np.full(t.shape, -1, dtype=np.int64)      # pred False (virtually)
+    hi = t + 1                                     # pred True (virtually)
+    while True:
+        gap = hi - lo > 1
+        if not gap.any():
+            return hi
+        mid = (lo + hi) // 2
+        r = np.zeros(t.shape, dtype=bool)
+        r[gap] = pred(mid[gap], t[gap], gap)
+        lo = np.where(gap & ~r, mid, lo)
+        hi = np.where(gap & r, mid, hi)
+
+
+def beta_mixture_boundary(trials, p0, alpha, a=0.5, b=0.5):
+    """Smallest number of successes c_t at which the truncated beta mixture rejects p <= p0 after t
+    trials (log E >= log 1/alpha), for each t in ``trials``; t + 1 if no count rejects.
+
+    log E is increasing in the number of successes at fixed t, so the rule "reject iff S_t >= c_t" is
+    exactly the E-process test; with ``boundary_crossing_probability`` it gives exact error rates.
+    """
+    t = np.asarray(trials, dtype=np.int64)
+    p0, alpha, a, b = (np.broadcast_to(np.asarray(v, float), t.shape) for v in (p0, alpha, a, b))
+    thr = -np.log(alpha)
+
+    def pred(s, tt, sel):
+        return log_beta_mixture_evalue(s, tt, p0[sel], a[sel], b[sel]) >= thr[sel]
+
+    return _min_integer_where(pred, t)
+
+
+def clopper_pearson_boundary(trials, p0, alpha):
+    """Smallest number of successes at which the one-sided Clopper-Pearson lower bound at level alpha
+    exceeds p0 after t trials, for each t; t + 1 if none (a fixed-n test, NOT anytime-valid)."""
+    t = np.asarray(trials, dtype=np.int64)
+    p0, alpha = (np.broadcast_to(np.asarray(v, float), t.shape) for v in (p0, alpha))
+
+    def pred(s, tt, sel):
+        return clopper_pearson_lower(s, tt, alpha[sel]) > p0[sel]
+
+    return _min_integer_where(pred, t)
+
+
+def boundary_crossing_probability(boundary, p, prune=1e-17):
+    """Exact P(S_t >= boundary[t-1] for some t <= len(boundary)) for i.i.d. Bernoulli(p) draws.
+
+    Forward recursion over the distribution of S_t on the paths that have not crossed yet.  Mass in
+    the far lower tail (cumulative < ``prune`` per step) is dropped to bound the work; the dropped
+    mass is returned so that the exact probability lies in [prob, prob + dropped].
+    Returns (prob, dropped).
+    """
+    c = np.asarray(boundary, dtype=np.int64)
+    p = float(p)
+    q = 1.0 - p
+    dist = np.array([1.0])      # masses of S = s_lo .. s_lo + len - 1
+    s_lo = 0
+    crossed = 0.0
+    dropped = 0.0
+    for t in range(1, c.size + 1):
+        new = np.empty(dist.size + 1)
+        new[:-1] = dist * q
+        new[-1] = 0.0
+        new[1:] += dist * p
+        dist = new
+        # kill the paths at or above the boundary
+        k = int(c[t - 1]) - s_lo
+        if k < dist.size:
+            if k <= 0:
+                crossed += float(dist.sum())
+                return crossed, dropped
+            crossed += float(dist[k:].sum())
+            dist = dist[:k]
+        # prune the far lower tail
+        if prune > 0 and dist.size > 64 and dist[0] < prune:
+            cm = np.cumsum(dist)
+            j = int(np.searchsorted(cm, prune, side="right"))
+            if j > 0:
+                dropped += float(cm[j - 1])
+                dist = dist[j:]
+                s_lo += j
+    return crossed, dropped
