@@ -200,14 +200,41 @@ class LiveStreams:
             self.positions[item] += len(labels)
         return out, errors
 
+    def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+        """The base classifier's prediction on each clean (noise-free) input: one evaluation each."""
+        items = [int(i) for i in items]
+        preds = np.full(len(items), -1, dtype=np.int64)
+        errors: dict[int, str] = {}
+        with torch.inference_mode():
+            for lo in range(0, len(items), self.sampler.batch_size):
+                chunk = items[lo:lo + self.sampler.batch_size]
+                batch = self.images[chunk].to(self.sampler.device)
+                try:
+                    preds[lo:lo + len(chunk)] = self.sampler.classifier(batch)
+                except Exception as exc:
+                    if len(chunk) == 1:
+                        errors[chunk[0]] = f"{type(exc).__name__}: {exc}"
+                        continue
+                    for k, item in enumerate(chunk):
+                        p, e = self.clean([item])
+                        preds[lo + k] = p[0]
+                        errors.update(e)
+        return preds, errors
+
 
 class RecordedStreams:
     """Replays recorded label streams: the same interface as LiveStreams, identical noise draws for every method."""
 
-    def __init__(self, streams: Sequence[np.ndarray], num_classes: int):
+    def __init__(self, streams: Sequence[np.ndarray], num_classes: int, clean: Sequence[int] | None = None):
         self.streams = [np.asarray(s) for s in streams]
         self.positions = np.zeros(len(self.streams), dtype=np.int64)
         self.num_classes = int(num_classes)
+        self.clean_predictions = None if clean is None else np.asarray(clean, dtype=np.int64)
+
+    def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+        if self.clean_predictions is None:
+            raise HaltfastError("this recording holds no clean predictions")
+        return self.clean_predictions[np.asarray(items, dtype=np.int64)], {}
 
     def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
         out: list[np.ndarray | None] = []

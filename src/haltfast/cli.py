@@ -1,0 +1,284 @@
+"""Command-line interface: `haltfast train | certify | record | ...`; every command has --help."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from .errors import HaltfastError
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _add_data_args(p: argparse.ArgumentParser, split: str = "test") -> None:
+    p.add_argument("--data", default="fashion-mnist", help="data set: fashion-mnist, digits, or idx (with --data-dir)")
+    p.add_argument("--data-dir", default=None,
+                   help="directory of MNIST-format idx files (default: $HALTFAST_DATA_DIR or "
+                        "/usr/share/datasets/fashion-mnist)")
+    p.add_argument("--split", default=split, choices=["train", "calibration", "test"], help=f"split (default {split})")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .data import load_dataset
+    from .models import measure_throughput, noisy_accuracy, save_model, train_model
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    train = load_dataset(args.data, "train", args.data_dir)
+    test = load_dataset(args.data, "test", args.data_dir)
+    bar = tqdm(total=args.epochs, desc=f"train sigma={args.sigma:g}", unit="epoch")
+
+    def progress(epoch: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}")
+
+    start = time.perf_counter()
+    model = train_model(train, args.sigma, epochs=args.epochs, seed=args.seed, batch_size=args.batch,
+                        lr=args.lr, width=args.width, progress=progress)
+    bar.close()
+    card = {
+        "data": {"name": args.data, "train_split": f"train[0:{len(train)}]",
+                 "calibration_split": "train[50000:60000] (held out)", "test_split": f"test ({len(test)} images)"},
+        "sigma": args.sigma, "epochs": args.epochs, "seed": args.seed, "batch_size": args.batch, "lr": args.lr,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "clean_test_accuracy": noisy_accuracy(model, test.images, test.labels, 0.0),
+        "noisy_test_accuracy": noisy_accuracy(model, test.images, test.labels, args.sigma, seed=1),
+        "samples_per_second": round(measure_throughput(model, test.images.shape[1:])),
+        "throughput_setting": f"batch 2000, {torch.get_num_threads()} threads, torch {torch.__version__}, CPU",
+        "command": "haltfast " + " ".join(shlex.quote(a) for a in args.argv),
+    }
+    card = save_model(model, args.out, card)
+    print(f"saved {args.out}: clean accuracy {card['clean_test_accuracy']:.4f}, "
+          f"noisy accuracy {card['noisy_test_accuracy']:.4f}, {card['samples_per_second']:,} samples/s")
+    return 0
+
+
+def _load_model_for(args: argparse.Namespace, dataset) -> tuple:
+    from .models import load_model, resolve_model_path
+
+    path = resolve_model_path(args.model, args.sigma)
+    model, card = load_model(path)
+    cfg = card.get("model", {})
+    expected = (cfg.get("in_channels"), cfg.get("image_size"), cfg.get("image_size"))
+    if tuple(dataset.images.shape[1:]) != expected:
+        raise HaltfastError(f"model {path.name} expects images of shape {expected}, data set {dataset.name} has "
+                            f"{tuple(dataset.images.shape[1:])}")
+    sigma = args.sigma if args.sigma is not None else card.get("sigma")
+    if sigma is None:
+        raise HaltfastError("--sigma is required: the model card does not record one")
+    if card.get("sigma") not in (None, sigma):
+        print(f"note: model {path.name} was trained at sigma={card['sigma']}, certifying at sigma={sigma}",
+              file=sys.stderr)
+    return path, model, card, float(sigma)
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write through a temporary file and rename, so a failed run never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _method_options(args: argparse.Namespace) -> dict:
+    if args.method == "cohen":
+        return {}
+    return {"radius": args.radius, "max_samples": args.max_samples, "prior": args.prior,
+            "selection": args.selection, "tolerance": args.tolerance, "futility_alpha": args.futility_alpha}
+
+
+def cmd_certify(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+    import torch
+
+    from .certify import format_summary, summarize, validate_alpha
+    from .smooth import Smooth, _progress_bar, run_method
+
+    validate_alpha(args.alpha)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = _method_options(args)
+    if args.streams:
+        from .recording import load_recording
+
+        streams, meta = load_recording(args.streams, args.max)
+        sigma, labels, indices = meta["sigma"], meta["labels"], meta["indices"]
+        source = f"replaying {len(indices)} recorded streams from {args.streams}"
+        summary_meta = {"recording": str(args.streams), "weights_sha256": meta["weights_sha256"],
+                        "model": meta["model"], "seed": meta["seed"]}
+        start = time.perf_counter()
+        with _progress_bar(not args.quiet, len(indices)) as tick:
+            certs = run_method(args.method, streams, list(range(len(indices))), sigma=sigma, n0=args.n0, n=args.n,
+                               alpha=args.alpha, labels=labels, indices=indices, progress=tick, **options)
+    else:
+        from .data import load_dataset
+
+        dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
+        path, model, card, sigma = _load_model_for(args, dataset)
+        smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
+        source = (f"certifying {len(dataset)} {dataset.name}/{dataset.split} images (skip {args.skip}) "
+                  f"with {path.name}")
+        summary_meta = {"model": path.name, "weights_sha256": card["weights_sha256"], "seed": args.seed}
+        start = time.perf_counter()
+        print(f"{source}, sigma={sigma:g}, method={args.method}, alpha={args.alpha:g}", file=sys.stderr)
+        certs = smooth.certify_many(dataset.images, dataset.labels, n0=args.n0, n=args.n, alpha=args.alpha,
+                                    method=args.method, keys=dataset.indices, indices=dataset.indices,
+                                    progress=not args.quiet, **options)
+    seconds = time.perf_counter() - start
+    failed = [c for c in certs if c.decision == "error"]
+    if certs and len(failed) == len(certs):
+        raise HaltfastError(f"the base classifier failed on every input: {failed[0].error}")
+    for c in failed:
+        print(f"input {c.index}: error: {c.error}", file=sys.stderr)
+    radii = (0.0, 0.25, 0.5, 0.75, 1.0) if args.radius is None or args.method == "cohen" else (args.radius,)
+    summary = summarize(certs, radii=radii, seconds=seconds)
+    summary.update({**summary_meta, "sigma": sigma, "method": args.method, "alpha": args.alpha,
+                    "options": {k: v for k, v in options.items()}})
+    if args.out:
+        frame = pd.DataFrame([c.row() for c in certs])
+        _write_atomically(args.out, lambda tmp: frame.to_csv(tmp, index=False))
+    if args.summary_json:
+        _write_atomically(args.summary_json, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+    print(format_summary(summary))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .data import load_dataset
+    from .recording import record_streams
+    from .smooth import Smooth
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
+    path, model, card, sigma = _load_model_for(args, dataset)
+    smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
+    streams = smooth._streams(dataset.images, dataset.indices, None)
+    meta = {"model": path.name, "weights_sha256": card["weights_sha256"], "sigma": sigma, "seed": args.seed,
+            "data": dataset.name, "split": dataset.split, "skip": args.skip, "num_classes": dataset.num_classes,
+            "indices": dataset.indices.tolist(), "labels": dataset.labels.tolist()}
+    length = args.n0 + args.n
+    with tqdm(total=len(dataset), unit="input", desc="record", disable=args.quiet) as bar:
+        record_streams(streams, args.out, meta, length, progress=lambda k, e: bar.update(k))
+    print(f"recorded {len(dataset)} streams of {length:,} labels in {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="haltfast", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a noise-augmented base classifier",
+                       description="Train a StrideCNN with Gaussian noise augmentation and write weights + model card.")
+    _add_data_args(p)
+    p.add_argument("--sigma", type=_positive_float, required=True, help="noise level used for augmentation")
+    p.add_argument("--epochs", type=_positive_int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=_positive_int, default=128)
+    p.add_argument("--lr", type=_positive_float, default=2e-3)
+    p.add_argument("--width", type=_positive_int, default=16, help="channels of the first convolution")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True, help="weights file (.pt); the card is written beside it")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("certify", help="certify inputs of a data set with a smoothed classifier",
+                       description="Certify every --skip-th image of a split; write one CSV row per input and print "
+                                   "certified accuracy, average certified radius, abstain rate and evaluations.")
+    _add_data_args(p)
+    p.add_argument("--model", default=None,
+                   help="weights file (.pt with its .json card) or a shipped name such as fashion-mnist-sigma0.25; "
+                        "default: the shipped Fashion-MNIST model for --sigma (0.25 if not given)")
+    p.add_argument("--sigma", type=_positive_float, default=None, help="noise level (default: the model card's)")
+    p.add_argument("--skip", type=_positive_int, default=20, help="certify every skip-th image (default 20)")
+    p.add_argument("--max", type=_positive_int, default=None, help="certify at most this many images")
+    p.add_argument("--method", default="anytime", choices=["anytime", "cohen"],
+                   help="anytime: early-stopping E-process / confidence sequence (default); cohen: Cohen et al.'s "
+                        "fixed-n CERTIFY")
+    p.add_argument("--alpha", type=float, default=0.001, help="failure probability of each certificate")
+    p.add_argument("--n0", type=_positive_int, default=100, help="selection (pilot) samples")
+    p.add_argument("--n", type=_positive_int, default=100_000, help="estimation samples (cohen)")
+    p.add_argument("--radius", type=float, default=None,
+                   help="anytime: decide certification at this required radius (decision mode); "
+                        "omit to estimate each input's radius (radius mode)")
+    p.add_argument("--max-samples", type=_positive_int, default=100_000,
+                   help="anytime: most tested samples per input (selection not included)")
+    p.add_argument("--prior", default="pilot", help="anytime: jeffreys, uniform or pilot (default pilot: the "
+                   "Jeffreys posterior after the selection pilot)")
+    p.add_argument("--selection", default="pilot", choices=["pilot", "clean"],
+                   help="anytime: choose the class by n0 noisy pilot samples or by the clean prediction (1 eval)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="anytime radius mode: stop when the rest of the budget would add less than this radius")
+    p.add_argument("--futility-alpha", type=float, default=None,
+                   help="anytime decision mode: level of the 'not certifiable' test (default: --alpha)")
+    p.add_argument("--streams", type=Path, default=None,
+                   help="replay a recording made by `haltfast record` instead of running the model")
+    p.add_argument("--batch", type=_positive_int, default=2000, help="model batch size")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives bit-identical results")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--out", type=Path, default=None, help="CSV file, one row per input")
+    p.add_argument("--summary-json", type=Path, default=None, help="write the summary as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_certify)
+
+    p = sub.add_parser("record", help="record each input's stream of noisy predictions for replay",
+                       description="Record n0 + n predicted labels under noise per input (and the clean "
+                                   "prediction), so every method can be compared on identical noise draws. "
+                                   "Resumable: rerun the same command to finish an interrupted recording.")
+    _add_data_args(p)
+    p.add_argument("--model", default=None, help="weights file or shipped name (see certify --help)")
+    p.add_argument("--sigma", type=_positive_float, default=None, help="noise level (default: the model card's)")
+    p.add_argument("--skip", type=_positive_int, default=20)
+    p.add_argument("--max", type=_positive_int, default=None)
+    p.add_argument("--n0", type=_positive_int, default=100)
+    p.add_argument("--n", type=_positive_int, default=100_000)
+    p.add_argument("--batch", type=_positive_int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--out", type=Path, required=True, help="recording directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_record)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except HaltfastError as exc:
+        print(f"haltfast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("haltfast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

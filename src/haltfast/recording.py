@@ -1,0 +1,87 @@
+"""Recorded label streams: each input's predicted labels under noise, stored once and replayed by every method.
+
+A recording is a directory: `meta.json` (model hash, sigma, seed, data slice,
+stream length) and shards `shard-NNNNN.npz` (compressed uint8 labels, one row per
+input, plus the clean predictions). Shards are written atomically as they
+finish, so an interrupted `haltfast record` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import HaltfastError
+from .sampling import LiveStreams, RecordedStreams
+
+SHARD = 10
+
+
+def _shard_path(directory: Path, k: int) -> Path:
+    return directory / f"shard-{k:05d}.npz"
+
+
+def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, length: int,
+                   progress: Callable[[int, int], None] | None = None) -> Path:
+    """Record `length` labels of every input's stream (plus its clean prediction), resuming existing shards.
+
+    Refuses to add to a directory whose meta.json describes a different configuration.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "length": int(length), "shard_size": SHARD, "inputs": len(streams.keys)}
+    meta_path = directory / "meta.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old != meta:
+            changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+            raise HaltfastError(f"{directory} holds a recording with a different configuration "
+                                f"({', '.join(changed)} differ); choose another --out directory")
+    else:
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    n = len(streams.keys)
+    for k, lo in enumerate(range(0, n, SHARD)):
+        items = list(range(lo, min(lo + SHARD, n)))
+        path = _shard_path(directory, k)
+        if path.exists():
+            if progress:
+                progress(len(items), 0)
+            continue
+        clean, errors = streams.clean(items)
+        out, draw_errors = streams.draw(items, [length] * len(items))
+        errors.update(draw_errors)
+        if errors:
+            raise HaltfastError(f"the base classifier failed while recording: {next(iter(errors.values()))}")
+        tmp = path.with_name(path.name + ".partial.npz")
+        np.savez_compressed(tmp, labels=np.stack(out).astype(np.uint8), clean=clean.astype(np.uint8))
+        tmp.replace(path)
+        if progress:
+            progress(len(items), len(items) * (length + 1))
+    return directory
+
+
+def load_recording(directory: str | Path, max_items: int | None = None) -> tuple[RecordedStreams, dict]:
+    """The recorded streams (optionally the first max_items inputs) and the recording's meta data."""
+    directory = Path(directory)
+    meta_path = directory / "meta.json"
+    if not meta_path.is_file():
+        raise HaltfastError(f"{directory} is not a recording (no meta.json); make one with `haltfast record`")
+    meta = json.loads(meta_path.read_text())
+    n = meta["inputs"] if max_items is None else min(meta["inputs"], max_items)
+    labels, clean = [], []
+    for k in range((n + SHARD - 1) // SHARD):
+        path = _shard_path(directory, k)
+        if not path.is_file():
+            raise HaltfastError(f"recording {directory} is incomplete ({path.name} missing): rerun the same "
+                                f"`haltfast record` command to finish it")
+        try:
+            with np.load(path) as shard:
+                labels.extend(shard["labels"])
+                clean.extend(shard["clean"])
+        except Exception as exc:
+            raise HaltfastError(f"{path} is corrupt ({exc}); delete it and rerun `haltfast record`") from exc
+    streams = RecordedStreams(labels[:n], meta["num_classes"], clean[:n])
+    return streams, {**meta, "indices": meta["indices"][:n], "labels": meta["labels"][:n]}

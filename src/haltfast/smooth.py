@@ -1,0 +1,129 @@
+"""`Smooth`: the public API, after Cohen et al.'s reference code (predict, certify), plus batched certification."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import certify as procedures
+from .certify import Certificate
+from .errors import HaltfastError
+from .sampling import BaseClassifier, LiveStreams, NoiseSampler, check_image
+
+
+class Smooth:
+    """A smoothed classifier g(x) = argmax_c P(f(x + e) = c), e ~ N(0, sigma^2 I).
+
+    `base_classifier` is any torch.nn.Module returning logits, or any callable
+    mapping a numpy batch (N, C, H, W) to labels (N,) or logits (N, num_classes).
+    Each call draws fresh noise; with a fixed `seed` the whole sequence of calls
+    is bit-identical from run to run. Pass `key` to pin an input to its own
+    noise stream (the CLI uses the data set index).
+    """
+
+    ABSTAIN = procedures.ABSTAIN
+
+    def __init__(self, base_classifier: nn.Module | Callable, num_classes: int, sigma: float,
+                 seed: int | None = None, batch_size: int = 1000, device: str = "cpu",
+                 value_range: tuple[float, float] | None = (0.0, 1.0)):
+        if not isinstance(sigma, (int, float)) or not np.isfinite(sigma) or sigma <= 0:
+            raise HaltfastError(f"sigma must be a positive number, got {sigma}")
+        self.classifier = BaseClassifier(base_classifier, num_classes)
+        self.num_classes = self.classifier.num_classes
+        self.sigma = float(sigma)
+        self.seed = int.from_bytes(os.urandom(7), "little") if seed is None else int(seed)
+        self.value_range = value_range
+        self.sampler = NoiseSampler(self.classifier, self.sigma, self.seed, batch_size, device)
+        self._next_key = 0
+
+    def _streams(self, images: Sequence, keys: Sequence[int] | None, batch_size: int | None) -> LiveStreams:
+        if batch_size is not None:
+            if int(batch_size) < 1:
+                raise HaltfastError(f"batch_size must be at least 1, got {batch_size}")
+            self.sampler.batch_size = int(batch_size)
+            self.sampler._buffer = None
+        tensors = [check_image(x, None, self.value_range) for x in images]
+        if len({tuple(t.shape) for t in tensors}) > 1:
+            raise HaltfastError("all images must have the same shape")
+        if keys is None:
+            keys = list(range(self._next_key, self._next_key + len(tensors)))
+            self._next_key += len(tensors)
+        return LiveStreams(self.sampler, torch.stack(tensors) if tensors else torch.empty(0), keys)
+
+    def predict(self, x, n: int, alpha: float, batch_size: int | None = None, key: int | None = None) -> int:
+        """Cohen's PREDICT: the top class, or ABSTAIN; returns a wrong class with probability at most alpha."""
+        streams = self._streams([x], None if key is None else [key], batch_size)
+        return procedures.cohen_predict(streams, 0, n, alpha)
+
+    def certify(self, x, n0: int = 100, n: int = 100_000, alpha: float = 0.001, batch_size: int | None = None,
+                method: str = "cohen", key: int | None = None, **options) -> Certificate:
+        """Certify one input. method='cohen' is Cohen et al.'s CERTIFY; the result unpacks as (prediction, radius).
+
+        With probability >= 1 - alpha over the noise, a certified radius is
+        correct: g predicts `prediction` on the whole L2 ball of that radius.
+        """
+        return self.certify_many([x], n0=n0, n=n, alpha=alpha, batch_size=batch_size, method=method,
+                                 keys=None if key is None else [key], progress=False, **options)[0]
+
+    def certify_many(self, images, labels: Sequence[int] | None = None, *, n0: int = 100, n: int = 100_000,
+                     alpha: float = 0.001, batch_size: int | None = None, method: str = "cohen",
+                     keys: Sequence[int] | None = None, indices: Sequence[int] | None = None,
+                     progress: bool | Callable[[int, int], None] = True, **options) -> list[Certificate]:
+        """Certify many inputs; each certificate holds with probability >= 1 - alpha on its own."""
+        streams = self._streams(images, keys, batch_size)
+        items = list(range(len(streams.keys)))
+        if indices is None and keys is not None:
+            indices = list(keys)
+        with _progress_bar(progress, len(items)) as tick:
+            return run_method(method, streams, items, sigma=self.sigma, n0=n0, n=n, alpha=alpha, labels=labels,
+                              indices=indices, progress=tick, **options)
+
+
+def run_method(method: str, streams, items, *, sigma: float, n0: int, n: int, alpha: float, labels=None,
+               indices=None, progress=None, **options) -> list[Certificate]:
+    """Dispatch to a certification procedure; live and recorded streams take the same path."""
+    if method == "cohen":
+        if options:
+            raise HaltfastError(f"method 'cohen' takes no options {sorted(options)}")
+        return procedures.cohen_certify(streams, items, n0, n, alpha, sigma, labels=labels, indices=indices,
+                                        progress=progress)
+    if method == "anytime":
+        try:
+            return procedures.certify_anytime(streams, items, sigma=sigma, alpha=alpha, n0=n0, labels=labels,
+                                              indices=indices, progress=progress, **options)
+        except TypeError as exc:
+            raise HaltfastError(f"method 'anytime': {exc}") from exc
+    raise HaltfastError(f"unknown method {method!r}; choose 'cohen' or 'anytime'")
+
+
+class _progress_bar:
+    """A tqdm bar over inputs (with evaluations as a postfix), or the caller's callback, or nothing."""
+
+    def __init__(self, progress, total: int):
+        self.progress, self.total, self.bar = progress, total, None
+
+    def __enter__(self):
+        if callable(self.progress):
+            return self.progress
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, unit="input", dynamic_ncols=True)
+        self.evals = 0
+
+        def tick(inputs: int, evaluations: int) -> None:
+            self.evals += evaluations
+            self.bar.update(inputs)
+            self.bar.set_postfix(evals=f"{self.evals:,}", refresh=False)
+
+        return tick
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
