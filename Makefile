@@ -22,7 +22,7 @@ data:
 	@test -d $(DATA) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; }
 
 demo: install data
-	$(BIN)/haltfast certify --sigma 0.25 --skip 20 --max 100 --n 10000 --out runs/demo.csv
+	$(BIN)/haltfast certify --sigma 0.25 --skip 20 --radius 0.5 --out runs/demo.csv
 
 test: install data
 	$(BIN)/python -m pytest

@@ -292,7 +292,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     radius, or when p <= 1/2 is established (abstain). Every certificate is wrong
     with probability at most alpha; `evaluations` counts selection samples too.
     """
-    from .statistics import BetaMixtureTest, beta_mixture_lower_bound
+    from .statistics import BetaMixtureTest, ConfidenceSequence, beta_mixture_lower_bound
 
     alpha = validate_alpha(alpha)
     futility_alpha = alpha if futility_alpha is None else validate_alpha(futility_alpha)
@@ -326,7 +326,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     p0 = p_for_radius(radius, sigma) if radius is not None else 0.5
     cert_test = BetaMixtureTest(p0, alpha, a, b, n_streams=n)
     fut_test = BetaMixtureTest(p0, futility_alpha, n_streams=n, alternative="less")
-    lower = np.zeros(n)
+    lower_cs = ConfidenceSequence(alpha, a, b, n_streams=n, side="lower")
     succ = np.zeros(n, dtype=np.int64)  # tested stream counts (the tests freeze theirs when they reject)
     tested = np.zeros(n, dtype=np.int64)
     log_q, log_q_fut = -math.log(p0), -math.log1p(-p0)
@@ -357,6 +357,8 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
             tested[active[rows]] += m
             if radius is not None:
                 cert_test.update(x, active[rows])
+            else:
+                lower_cs.update(x, active[rows])
             fut_test.update(x, active[rows])
         js = active[alive]
         t = tested[js]
@@ -380,9 +382,8 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
                                           stop_reason="max_samples reached",
                                           extra={"tested": int(tested[j]), "stopped_at": int(tested[j])}))
         else:
-            s = succ[js]
-            lower[js] = np.maximum(lower[js], beta_mixture_lower_bound(s, t, alpha, a[js], b[js]))
-            phat = (s + 0.5) / (t + 1.0)
+            lower = lower_cs.lower
+            phat = (succ[js] + 0.5) / (t + 1.0)
             projected = beta_mixture_lower_bound(np.round(phat * max_samples), np.full(js.size, max_samples),
                                                  alpha, a[js], b[js])
             gain = radius_from_p(np.maximum(projected, lower[js]), sigma) - radius_from_p(lower[js], sigma)
