@@ -190,7 +190,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="haltfast", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="haltfast",
+        description="Certify image classifiers by randomized smoothing with anytime-valid early stopping. "
+                    "Run `haltfast COMMAND --help` for each command's options.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a noise-augmented base classifier",
