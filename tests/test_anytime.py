@@ -25,7 +25,8 @@ def test_decision_mode_false_certification_rate_at_most_alpha(linear, prior):
     d, alpha, n = 0.3, 0.1, 300
     x = linear.point_at_distance(d)
     certs = _smooth(linear, seed=11).certify_many([x] * n, method="anytime", radius=d, alpha=alpha,
-                                                  max_samples=3000, prior=prior, n0=20, progress=False)
+                                                  max_samples=3000, prior=prior, n0=20, selection="pilot",
+                                                  progress=False)
     false = sum(c.decision == "certified" for c in certs)
     assert false <= _margin(n, alpha)
     assert all(c.decision in ("certified", "not certified", "undecided") for c in certs)
@@ -42,11 +43,12 @@ def test_decision_mode_has_power_and_stops_early(linear):
     assert all(c.decision == "not certified" and c.radius == 0 for c in refuted)
 
 
-def test_radius_mode_never_overshoots_more_than_alpha(linear):
+@pytest.mark.parametrize("options", [{}, {"selection": "pilot", "prior": "pilot", "n0": 30}])
+def test_radius_mode_never_overshoots_more_than_alpha(linear, options):
     d, alpha, n = 0.4, 0.1, 200
     x = linear.point_at_distance(d)
     certs = _smooth(linear, seed=5).certify_many([x] * n, method="anytime", radius=None, alpha=alpha,
-                                                 max_samples=4000, tolerance=0.05, progress=False)
+                                                 max_samples=4000, tolerance=0.05, progress=False, **options)
     radii = np.array([c.radius for c in certs])
     assert np.mean(radii > d) <= _margin(n, alpha) / n
     assert np.median(radii) > 0.25  # and the radii are not vacuous
@@ -61,7 +63,7 @@ def test_radius_mode_abstains_on_a_tie(linear):
 
 def test_evaluations_count_selection_and_every_drawn_sample(linear):
     x = linear.point_at_distance(0.6)
-    pilot = _smooth(linear).certify(x, method="anytime", radius=0.2, n0=100)
+    pilot = _smooth(linear).certify(x, method="anytime", radius=0.2, n0=100, selection="pilot")
     assert pilot.evaluations == 100 + pilot.extra["tested"]
     clean = _smooth(linear).certify(x, method="anytime", radius=0.2, selection="clean")
     assert clean.evaluations == 1 + clean.extra["tested"]
@@ -77,12 +79,12 @@ def test_results_do_not_depend_on_how_inputs_share_batches(linear):
                                                                         for c in b]
 
 
-@pytest.mark.parametrize("radius", [0.3, None])
-def test_live_run_and_replay_of_its_recording_agree(linear, tmp_path, radius):
+@pytest.mark.parametrize("radius, selection", [(0.3, "clean"), (None, "clean"), (0.3, "pilot"), (None, "pilot")])
+def test_live_run_and_replay_of_its_recording_agree(linear, tmp_path, radius, selection):
     xs = [linear.point_at_distance(d) for d in (0.05, 0.3, 0.6, -0.2)]
     smooth = _smooth(linear, seed=3)
     live = smooth.certify_many(xs, [1, 1, 1, 0], method="anytime", radius=radius, keys=[10, 11, 12, 13],
-                               max_samples=5000, progress=False)
+                               max_samples=5000, selection=selection, progress=False)
     streams = _smooth(linear, seed=3)._streams(xs, [10, 11, 12, 13], None)
     record_streams(streams, tmp_path, {"num_classes": 2, "indices": [10, 11, 12, 13], "labels": [1, 1, 1, 0],
                                        "sigma": SIGMA}, length=100 + 5000)
@@ -90,7 +92,7 @@ def test_live_run_and_replay_of_its_recording_agree(linear, tmp_path, radius):
     from haltfast.smooth import run_method
 
     replay = run_method("anytime", recorded, range(4), sigma=SIGMA, n0=100, n=0, alpha=0.001, labels=meta["labels"],
-                        indices=meta["indices"], radius=radius, max_samples=5000)
+                        indices=meta["indices"], radius=radius, max_samples=5000, selection=selection)
     strip = lambda c: {k: v for k, v in c.row().items() if k != "seconds"}
     assert [strip(c) for c in live] == [strip(c) for c in replay]
 

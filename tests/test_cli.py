@@ -38,7 +38,7 @@ def test_anytime_end_to_end_on_digits(digits_model, tmp_path, capsys):
                  "--max-samples", "2000", "--out", str(out), "--quiet"]) == 0
     frame = pd.read_csv(out)
     assert set(frame["decision"]) <= {"certified", "not certified", "undecided"}
-    assert (frame["evaluations"] == 100 + frame["tested"]).all()
+    assert (frame["evaluations"] == 1 + frame["tested"]).all()  # clean selection: one evaluation
     assert (frame["stopped_at"] <= frame["tested"]).all() and (frame["tested"] <= 2000).all()
     assert "certified accuracy at radius r=0.1" in capsys.readouterr().out
 
@@ -146,5 +146,7 @@ def test_anytime_cli_bad_radius(digits_model, capsys):
     assert "radius must be" in capsys.readouterr().err
     assert main([*args, "--radius", "3", "--max-samples", "100"]) == 2
     assert "can never be certified" in capsys.readouterr().err
+    assert main([*args, "--prior", "pilot"]) == 2
+    assert "needs pilot samples" in capsys.readouterr().err
     assert main([*args, "--prior", "magic"]) == 2
     assert "unknown prior" in capsys.readouterr().err

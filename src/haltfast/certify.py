@@ -275,7 +275,7 @@ class _Run:
 
 
 def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radius: float | None = None,
-                    max_samples: int = 100_000, prior="jeffreys", selection: str = "pilot", n0: int = 100,
+                    max_samples: int = 100_000, prior="jeffreys", selection: str = "clean", n0: int = 100,
                     futility_alpha: float | None = None, tolerance: float = 0.01, min_chunk: int = 16,
                     growth: float = 1 / 16, max_active: int = 1024, labels=None, indices=None,
                     progress=None) -> list[Certificate]:

@@ -230,10 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "omit to estimate each input's radius (radius mode)")
     p.add_argument("--max-samples", type=_positive_int, default=100_000,
                    help="anytime: most tested samples per input (selection not included)")
-    p.add_argument("--prior", default="pilot", help="anytime: jeffreys, uniform or pilot (default pilot: the "
-                   "Jeffreys posterior after the selection pilot)")
-    p.add_argument("--selection", default="pilot", choices=["pilot", "clean"],
-                   help="anytime: choose the class by n0 noisy pilot samples or by the clean prediction (1 eval)")
+    p.add_argument("--prior", default="jeffreys",
+                   help="anytime: jeffreys (default), uniform, or pilot (the Jeffreys posterior after the selection "
+                        "pilot; needs --selection pilot)")
+    p.add_argument("--selection", default="clean", choices=["clean", "pilot"],
+                   help="anytime: choose the class by the clean prediction (1 evaluation, default) or by n0 noisy "
+                        "pilot samples (Cohen's selection)")
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="anytime radius mode: stop when the rest of the budget would add less than this radius")
     p.add_argument("--futility-alpha", type=float, default=None,
