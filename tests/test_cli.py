@@ -150,3 +150,21 @@ def test_anytime_cli_bad_radius(digits_model, capsys):
     assert "needs pilot samples" in capsys.readouterr().err
     assert main([*args, "--prior", "magic"]) == 2
     assert "unknown prior" in capsys.readouterr().err
+
+
+def test_triage_cli_respects_the_budget_and_reports_every_input(digits_model, tmp_path, capsys):
+    policies = tmp_path / "p.toml"
+    policies.write_text('[classes.strict]\nradius = 0.2\nalpha = 0.001\nevery = 3\n'
+                        '[classes.routine]\nradius = 0.05\nalpha = 0.01\nmax_samples = 5000\n')
+    out = tmp_path / "t.csv"
+    assert main(["triage", "--data", "digits", "--model", str(digits_model), "--max", "9", "--skip", "3",
+                 "--policies", str(policies), "--budget", "3000", "--out", str(out), "--quiet"]) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 9 and frame["evaluations"].sum() <= 3000
+    assert set(frame["class"]) == {"strict", "routine"} and (frame["class"] == "strict").sum() == 3
+    assert set(frame["state"]) <= {"certified", "refuted", "pending", "undecided"}
+    assert "budget" in capsys.readouterr().out
+    policies.write_text("[classes.bad]\nradius = 0.2\nalpha = 2\n")
+    assert main(["triage", "--data", "digits", "--model", str(digits_model), "--policies", str(policies),
+                 "--quiet"]) == 2
+    assert "alpha" in capsys.readouterr().err

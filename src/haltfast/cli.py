@@ -189,6 +189,45 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_triage(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .triage import format_summary, load_policies, triage
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.streams:
+        from .recording import load_recording
+
+        streams, meta = load_recording(args.streams, args.max)
+        sigma, labels, indices = meta["sigma"], meta["labels"], meta["indices"]
+    else:
+        from .data import load_dataset
+        from .smooth import Smooth
+
+        dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
+        _, model, _, sigma = _load_model_for(args, dataset)
+        smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
+        streams = smooth._streams(dataset.images, dataset.indices, None)
+        labels, indices = dataset.labels, dataset.indices
+    policies = load_policies(args.policies, sigma)
+    from tqdm import tqdm
+
+    with tqdm(total=len(indices), unit="input", desc=f"triage ({args.policy})", disable=args.quiet) as bar:
+        report = triage(streams, list(range(len(indices))), policies, sigma=sigma, budget_evaluations=args.budget,
+                        budget_seconds=args.seconds, policy=args.policy, n0=args.n0, prior=args.prior,
+                        labels=labels, indices=indices, progress=lambda k, e: bar.update(k))
+    if args.out:
+        _write_atomically(args.out, report.write_csv)
+    summary = report.summary()
+    if args.summary_json:
+        _write_atomically(args.summary_json, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+    print(format_summary(summary))
+    return 130 if report.stop_reason == "interrupted" else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="haltfast",
@@ -267,6 +306,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="recording directory")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("triage", help="spend one budget across many inputs by their risk policies",
+                       description="Certify many inputs, each with its own required radius and alpha (a TOML policy "
+                                   "file, see docs/triage.md), under one global budget; a scheduler decides which "
+                                   "inputs get the next model batch. Ctrl-C or an exhausted budget still reports "
+                                   "every input's state (certified / refuted / pending / undecided).")
+    _add_data_args(p)
+    p.add_argument("--policies", type=Path, required=True, help="TOML policy file (see docs/triage-example.toml)")
+    p.add_argument("--model", default=None, help="weights file or shipped name (see certify --help)")
+    p.add_argument("--sigma", type=_positive_float, default=None, help="noise level (default: the model card's)")
+    p.add_argument("--skip", type=_positive_int, default=20)
+    p.add_argument("--max", type=_positive_int, default=None)
+    p.add_argument("--budget", type=int, default=None, help="total model evaluations (never exceeded)")
+    p.add_argument("--seconds", type=_positive_float, default=None, help="wall-clock budget (approximate)")
+    p.add_argument("--policy", default="max-decisions",
+                   choices=["max-decisions", "max-weighted", "risk", "round-robin"], help="scheduling policy")
+    p.add_argument("--n0", type=_positive_int, default=100, help="selection pilot samples per input")
+    p.add_argument("--prior", default="pilot", help="jeffreys, uniform or pilot (default)")
+    p.add_argument("--batch", type=_positive_int, default=2000, help="model batch size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--streams", type=Path, default=None, help="replay a recording instead of running the model")
+    p.add_argument("--out", type=Path, default=None, help="CSV: every input's state")
+    p.add_argument("--summary-json", type=Path, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_triage)
     return parser
 
 
