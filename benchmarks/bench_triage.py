@@ -263,7 +263,8 @@ def main() -> None:
         lines += ["", f"![decided inputs against budget]({args.plot.split('/')[-1]})"]
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True,
+                           text=True).stdout.strip()  # code only: the outputs themselves are rewritten
     commit += " (with uncommitted changes)" if dirty else ""
     cmd = f"python benchmarks/bench_triage.py --streams {args.streams}" + (f" --max {args.max}" if args.max else "")
     lines += ["", f"Produced by `{cmd}` at commit {commit} on {platform.machine()} on "
