@@ -452,3 +452,16 @@ def test_sprt_matches_wald():
     assert wald <= used.mean() < 1.1 * wald
     with pytest.raises(ValueError):
         hs.sprt_stopping_time(X[:2], 0.5, 0.9, 0.01)
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_set_prior_before_the_first_outcome_equals_a_fresh_test(alternative):
+    rng = np.random.default_rng(3)
+    x = rng.random((3, 400)) < 0.95
+    late = hs.BetaMixtureTest(0.9, 0.01, n_streams=3, alternative=alternative)
+    late.set_prior([0, 2], [5.0, 0.3], [0.2, 7.0])
+    fresh = hs.BetaMixtureTest(0.9, 0.01, a=[5.0, 0.5, 0.3], b=[0.2, 0.5, 7.0], alternative=alternative)
+    np.testing.assert_array_equal(late.update(x), fresh.update(x))
+    np.testing.assert_allclose(late.log_evalue, fresh.log_evalue)
+    with pytest.raises(ValueError, match="before its first outcome"):
+        late.set_prior([1], 1.0, 1.0)

@@ -364,6 +364,23 @@ class BetaMixtureTest:
         """log(1/alpha) per stream."""
         return self._thr
 
+    def set_prior(self, streams, a, b):
+        """Give streams that have not been fed yet the prior Beta(a, b) (restricted as in __init__).
+
+        Validity needs the prior fixed before a stream's first outcome, so streams that were already
+        updated are refused (ValueError).
+        """
+        rows = np.asarray(streams, dtype=np.int64).reshape(-1)
+        if np.any(self.trials[rows] > 0):
+            raise ValueError("the prior of a stream can only be set before its first outcome")
+        a, b = (np.broadcast_to(np.asarray(v, dtype=float), rows.shape) for v in (a, b))
+        _check_positive("a", a)
+        _check_positive("b", b)
+        self.a[rows], self.b[rows] = a, b
+        self._ae[rows], self._be[rows] = (b, a) if self._mirrored else (a, b)
+        self._lnorm[rows] = sc.betaln(self._ae[rows], self._be[rows]) + log_betaincc(self._ae[rows], self._be[rows],
+                                                                                     self._p0e[rows])
+
     def _log_e(self, st, s_eff, t):
         """log E for streams st at effective successes s_eff after t trials (all arrays)."""
         return _log_mixture_core(s_eff, t, self._p0e[st], self._ae[st], self._be[st],

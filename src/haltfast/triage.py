@@ -588,7 +588,7 @@ class Triage:
             a, b = resolve_prior(self._prior, None, self.n0, self.n)
             a, b = a[js], b[js]
         self.a[js], self.b[js] = a, b
-        _set_rows(self._cert, js, BetaMixtureTest(self.p0[js], self.alpha[js], a, b, n_streams=js.size))
+        self._cert.set_prior(js, a, b)
         self.piloted[js] = True
 
     def _feed(self, js: np.ndarray, labels: list, counts: np.ndarray) -> None:
@@ -668,18 +668,6 @@ class Triage:
             "classes": [{"name": p.name, "radius": p.radius, "alpha": p.alpha, "priority": p.priority,
                          "max_samples": p.max_samples} for p in self.policies],
         })
-
-
-def _set_rows(test: BetaMixtureTest, rows: np.ndarray, fresh: BetaMixtureTest) -> None:
-    """Give rows of `test`, never updated yet, the prior and initial state of `fresh` (a test over those rows only).
-
-    Every per-stream quantity of a BetaMixtureTest is a 1-D array of length n_streams, and rows that
-    were never fed are in their initial state, so copying each such array row-wise makes those rows
-    exactly a fresh test with the new prior (checked in the tests against the closed-form E-value).
-    """
-    for name, value in vars(fresh).items():
-        if isinstance(value, np.ndarray) and value.shape == (fresh.n_streams,):
-            getattr(test, name)[rows] = value
 
 
 # ---------------------------------------------------------------------------------------------
