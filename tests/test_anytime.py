@@ -85,7 +85,7 @@ def test_live_run_and_replay_of_its_recording_agree(linear, tmp_path, radius, se
     smooth = _smooth(linear, seed=3)
     live = smooth.certify_many(xs, [1, 1, 1, 0], method="anytime", radius=radius, keys=[10, 11, 12, 13],
                                max_samples=5000, selection=selection, progress=False)
-    streams = _smooth(linear, seed=3)._streams(xs, [10, 11, 12, 13], None)
+    streams = _smooth(linear, seed=3).streams(xs, [10, 11, 12, 13], None)
     record_streams(streams, tmp_path, {"num_classes": 2, "indices": [10, 11, 12, 13], "labels": [1, 1, 1, 0],
                                        "sigma": SIGMA}, length=100 + 5000)
     recorded, meta = load_recording(tmp_path)

@@ -81,7 +81,7 @@ def test_live_linear_classifier_false_certification_under_adversarial_schedule(l
     """Live noise on a linear classifier with the true radius equal to the claimed one (p = p0 exactly)."""
     d, alpha, n = 0.3, 0.1, 150
     x = linear.point_at_distance(d)
-    streams = Smooth(linear, 2, SIGMA, seed=23, value_range=None)._streams([x] * n, list(range(n)), None)
+    streams = Smooth(linear, 2, SIGMA, seed=23, value_range=None).streams([x] * n, list(range(n)), None)
     policies = [PolicyClass("tight", radius=d, alpha=alpha, max_samples=600)]
     rep = triage(streams, range(n), policies, sigma=SIGMA, policy=_chase_evidence, n0=N0, batch=2000,
                  prior=lambda js, c, h: (np.full(js.size, 50.0), np.full(js.size, 0.5)))  # an over-optimistic prior
@@ -240,7 +240,7 @@ def test_model_error_isolates_the_input():
     good = np.full((1, 2, 2), 0.5, dtype=np.float32)
     bad = good.copy()
     bad[0, 0, 0] = 1.0
-    streams = Smooth(model, 2, 0.01, seed=0)._streams([good, bad, good], [0, 1, 2], None)
+    streams = Smooth(model, 2, 0.01, seed=0).streams([good, bad, good], [0, 1, 2], None)
     rep = triage(streams, range(3), [PolicyClass("c", radius=0.005, alpha=1e-3)], sigma=0.01, n0=N0)
     assert [r["state"] for r in rep.rows()] == ["certified", "error", "certified"]
     assert "non-finite" in rep.rows()[1]["error"]

@@ -178,7 +178,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
     path, model, card, sigma = _load_model_for(args, dataset)
     smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
-    streams = smooth._streams(dataset.images, dataset.indices, None)
+    streams = smooth.streams(dataset.images, dataset.indices, None)
     meta = {"model": path.name, "weights_sha256": card["weights_sha256"], "sigma": sigma, "seed": args.seed,
             "data": dataset.name, "split": dataset.split, "skip": args.skip, "num_classes": dataset.num_classes,
             "indices": dataset.indices.tolist(), "labels": dataset.labels.tolist()}
@@ -210,7 +210,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
         _, model, _, sigma = _load_model_for(args, dataset)
         smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
-        streams = smooth._streams(dataset.images, dataset.indices, None)
+        streams = smooth.streams(dataset.images, dataset.indices, None)
         labels, indices = dataset.labels, dataset.indices
     policies = load_policies(args.policies, sigma)
     from tqdm import tqdm

@@ -40,7 +40,11 @@ class Smooth:
         self.sampler = NoiseSampler(self.classifier, self.sigma, self.seed, batch_size, device)
         self._next_key = 0
 
-    def _streams(self, images: Sequence, keys: Sequence[int] | None, batch_size: int | None) -> LiveStreams:
+    def streams(self, images: Sequence, keys: Sequence[int] | None = None, batch_size: int | None = None) -> LiveStreams:
+        """Live label streams of these images (checked), for any procedure, recording or triage.
+
+        Each image's stream is its canonical noise stream for (seed, key); keys default to fresh ones.
+        """
         if batch_size is not None:
             if int(batch_size) < 1:
                 raise HaltfastError(f"batch_size must be at least 1, got {batch_size}")
@@ -56,7 +60,7 @@ class Smooth:
 
     def predict(self, x, n: int, alpha: float, batch_size: int | None = None, key: int | None = None) -> int:
         """Cohen's PREDICT: the top class, or ABSTAIN; returns a wrong class with probability at most alpha."""
-        streams = self._streams([x], None if key is None else [key], batch_size)
+        streams = self.streams([x], None if key is None else [key], batch_size)
         return procedures.cohen_predict(streams, 0, n, alpha)
 
     def certify(self, x, n0: int = 100, n: int = 100_000, alpha: float = 0.001, batch_size: int | None = None,
@@ -74,7 +78,7 @@ class Smooth:
                      keys: Sequence[int] | None = None, indices: Sequence[int] | None = None,
                      progress: bool | Callable[[int, int], None] = True, **options) -> list[Certificate]:
         """Certify many inputs; each certificate holds with probability >= 1 - alpha on its own."""
-        streams = self._streams(images, keys, batch_size)
+        streams = self.streams(images, keys, batch_size)
         items = list(range(len(streams.keys)))
         if indices is None and keys is not None:
             indices = list(keys)
