@@ -19,13 +19,16 @@ def _margin(n, alpha):
     return binom.ppf(0.999, n, alpha)
 
 
-@pytest.mark.parametrize("prior", ["jeffreys", "pilot", (1000.0, 1.0), (1.0, 1000.0), (0.01, 0.01), (5e3, 5e3)])
-def test_decision_mode_false_certification_rate_at_most_alpha(linear, prior):
+@pytest.mark.parametrize("prior, selection", [
+    ("jeffreys", "pilot"), ("pilot", "pilot"), ((1000.0, 1.0), "pilot"), ((1.0, 1000.0), "pilot"),
+    ((0.01, 0.01), "pilot"), ((5e3, 5e3), "pilot"), ("jeffreys", "clean"), ((1000.0, 1.0), "clean"),
+])
+def test_decision_mode_false_certification_rate_at_most_alpha(linear, prior, selection):
     """True radius d; claim r = d (p = p0 exactly, the hardest null) with optional stopping, many priors."""
     d, alpha, n = 0.3, 0.1, 300
     x = linear.point_at_distance(d)
     certs = _smooth(linear, seed=11).certify_many([x] * n, method="anytime", radius=d, alpha=alpha,
-                                                  max_samples=3000, prior=prior, n0=20, selection="pilot",
+                                                  max_samples=3000, prior=prior, n0=20, selection=selection,
                                                   progress=False)
     false = sum(c.decision == "certified" for c in certs)
     assert false <= _margin(n, alpha)
