@@ -156,11 +156,14 @@ def format_summary(summary: dict) -> str:
     if not summary.get("inputs"):
         return "no inputs"
     acc = summary["certified_accuracy"]
+    decision_mode = summary.get("options", {}).get("radius") is not None
+    # in decision mode a certificate's radius is the required one, so an average radius would say nothing
+    radius_line = ("decision mode: each certificate is at the required radius" if decision_mode else
+                   f"average certified radius: {summary['average_certified_radius']:.4f}")
     lines = [
         f"inputs: {summary['inputs']}   decisions: " + ", ".join(f"{k} {v}" for k, v in summary["decisions"].items()),
         "certified accuracy at radius " + "  ".join(f"r={r}: {v:.3f}" for r, v in acc.items()),
-        f"average certified radius: {summary['average_certified_radius']:.4f}   abstain rate: "
-        f"{summary['abstain_rate']:.3f}",
+        f"{radius_line}   abstain rate: {summary['abstain_rate']:.3f}",
         f"model evaluations per input: mean {summary['mean_evaluations']:,.0f}, median "
         f"{summary['median_evaluations']:,.0f}  (total {summary['total_evaluations']:,})",
     ]
