@@ -148,8 +148,9 @@ def test_anytime_cli_bad_radius(digits_model, capsys):
     assert "can never be certified" in capsys.readouterr().err
     assert main([*args, "--prior", "pilot"]) == 2
     assert "needs pilot samples" in capsys.readouterr().err
-    assert main([*args, "--prior", "magic"]) == 2
-    assert "unknown prior" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--prior", "magic"])
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_triage_cli_respects_the_budget_and_reports_every_input(digits_model, tmp_path, capsys):

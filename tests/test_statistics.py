@@ -465,3 +465,25 @@ def test_set_prior_before_the_first_outcome_equals_a_fresh_test(alternative):
     np.testing.assert_allclose(late.log_evalue, fresh.log_evalue)
     with pytest.raises(ValueError, match="before its first outcome"):
         late.set_prior([1], 1.0, 1.0)
+
+
+def test_union_test_rejects_at_the_first_component_crossing_and_keeps_its_level():
+    from haltfast.statistics import BetaMixtureTest, UnionTest, hedged_mixture_test
+
+    rng = np.random.default_rng(7)
+    p0, alpha, n, m = 0.7, 0.1, 400, 2000
+    x = rng.random((n, m)) < p0                                   # the hardest null: p = p0
+    union = hedged_mixture_test(p0, alpha, 50.0, 1.0, n, hedge=0.5)  # a bad prior, hedged by Jeffreys
+    for lo in range(0, m, 250):
+        union.update(x[:, lo:lo + 250])
+    assert union.rejected.mean() <= alpha + 3 * np.sqrt(alpha / n)
+    y = rng.random((50, 500)) < 0.95                              # and under the alternative, the earliest crossing
+    parts = [BetaMixtureTest(p0, 0.05, 50.0, 1.0, n_streams=50), BetaMixtureTest(p0, 0.05, n_streams=50)]
+    for t in parts:
+        t.update(y)
+    both = UnionTest([BetaMixtureTest(p0, 0.05, 50.0, 1.0, n_streams=50), BetaMixtureTest(p0, 0.05, n_streams=50)])
+    both.update(y[:, :100])
+    both.update(y[:, 100:])
+    expected = np.min([np.where(t.rejected, t.stopping_time, 10 ** 9) for t in parts], axis=0)
+    assert both.rejected.all() and np.array_equal(both.stopping_time, expected)
+    assert np.allclose(both.threshold, -np.log(0.1))

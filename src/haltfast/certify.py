@@ -11,6 +11,7 @@ import numpy as np
 from scipy.stats import binomtest, norm
 
 from .errors import HaltfastError
+from .meta import MetaLearner
 from .statistics import clopper_pearson_lower
 
 ABSTAIN = -1
@@ -201,8 +202,11 @@ def resolve_prior(prior, pilot_hits: np.ndarray | None, pilot_size: int, n_items
             if pilot_hits is None:
                 raise HaltfastError("prior 'pilot' needs pilot samples: use selection='pilot' with n0 >= 1")
             return 0.5 + pilot_hits.astype(float), 0.5 + (pilot_size - pilot_hits).astype(float)
-        raise HaltfastError(f"unknown prior {prior!r}; choose one of {', '.join([*NAMED_PRIORS, 'pilot'])} "
-                            f"or give (a, b)")
+        if prior == "meta":
+            raise HaltfastError("prior 'meta' needs the model's meta-learner: pass prior=MetaLearner.load(path, "
+                                "weights_sha256) (the CLI finds <model>.meta.json beside the weights)")
+        raise HaltfastError(f"unknown prior {prior!r}; choose one of {', '.join([*NAMED_PRIORS, 'pilot'])}, "
+                            f"a MetaLearner, or give (a, b)")
     arr = np.asarray(prior, dtype=float)
     if arr.shape == (2,):
         arr = np.broadcast_to(arr, (n_items, 2))
@@ -253,10 +257,16 @@ class _Run:
                 self.fail(j, errors[self.items[j]])
         return out
 
-    def select(self, selection: str, n0: int, window: int) -> tuple[np.ndarray, np.ndarray]:
-        """Class selection on samples that are never tested: a pilot of n0 noisy samples, or the clean prediction."""
+    def select(self, selection: str, n0: int, window: int,
+               with_logits: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Class selection on samples that are never tested: a pilot of n0 noisy samples, or the clean prediction.
+
+        with_logits: also the clean logits (features of a meta-learner), one evaluation that
+        the clean selection shares.
+        """
         c_hat = np.full(self.n, ABSTAIN, dtype=np.int64)
         hits = np.zeros(self.n, dtype=np.int64)
+        logits = np.zeros((self.n, self.streams.num_classes)) if with_logits else None
         for lo in range(0, self.n, window):
             js = np.arange(lo, min(lo + window, self.n))
             if selection == "pilot":
@@ -264,17 +274,22 @@ class _Run:
                     if labels is not None:
                         counts = np.bincount(labels, minlength=self.streams.num_classes)
                         c_hat[j], hits[j] = counts.argmax(), counts.max()
-            else:
+            if selection == "clean" or with_logits:
                 start = time.perf_counter()
-                preds, errors = self.streams.clean([self.items[j] for j in js])
+                items = [self.items[j] for j in js]
+                out, errors = self.streams.clean_logits(items) if with_logits else self.streams.clean(items)
                 self.spent[js] += (time.perf_counter() - start) / len(js)
                 self.extra_evals[js] += 1
-                for j, pred in zip(js, preds):
+                for k, j in enumerate(js):
                     if self.items[j] in errors:
-                        self.fail(j, errors[self.items[j]])
-                    else:
-                        c_hat[j] = pred
-        return c_hat, hits
+                        if self.certs[j] is None:
+                            self.fail(j, errors[self.items[j]])
+                        continue
+                    if with_logits:
+                        logits[j] = out[k]
+                    if selection == "clean":
+                        c_hat[j] = out[k].argmax() if with_logits else out[k]
+        return c_hat, hits, logits
 
 
 def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radius: float | None = None,
@@ -294,8 +309,13 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     the budget at the current estimate of p would add less than `tolerance` to the
     radius, or when p <= 1/2 is established (abstain). Every certificate is wrong
     with probability at most alpha; `evaluations` counts selection samples too.
+
+    `prior` (Beta(a, b) of both tests and of the confidence sequence) may be a
+    name, (a, b), an (n, 2) array, or a MetaLearner, which predicts each input's
+    prior from its clean logits (one evaluation, shared with clean selection).
     """
-    from .statistics import BetaMixtureTest, ConfidenceSequence, beta_mixture_lower_bound
+    from .statistics import (ConfidenceSequence, UnionConfidenceSequence, beta_mixture_lower_bound,
+                             hedged_mixture_test)
 
     alpha = validate_alpha(alpha)
     futility_alpha = alpha if futility_alpha is None else validate_alpha(futility_alpha)
@@ -324,12 +344,21 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     n = run.n
     if n == 0:
         return []
-    c_hat, hits = run.select(selection, n0, max_active)
-    a, b = resolve_prior(prior, hits if selection == "pilot" else None, n0, n)
+    learned = isinstance(prior, MetaLearner)
+    c_hat, hits, logits = run.select(selection, n0, max_active, with_logits=learned)
+    hedge = None
+    if learned:  # hedged: a learned prior that is wrong can cost little, never validity
+        a, b = prior.prior(logits, radius)
+        hedge = prior.hedge_for(radius)
+    else:
+        a, b = resolve_prior(prior, hits if selection == "pilot" else None, n0, n)
+    # (share of alpha, a, b) of each component; a hedge adds Jeffreys at the rest of alpha
+    parts = [(1.0, a, b)] if hedge is None else [(hedge, a, b), (1.0 - hedge, np.full(n, 0.5), np.full(n, 0.5))]
     p0 = p_for_radius(radius, sigma) if radius is not None else 0.5
-    cert_test = BetaMixtureTest(p0, alpha, a, b, n_streams=n)
-    fut_test = BetaMixtureTest(p0, futility_alpha, n_streams=n, alternative="less")
-    lower_cs = ConfidenceSequence(alpha, a, b, n_streams=n, side="lower")
+    cert_test = hedged_mixture_test(p0, alpha, a, b, n, hedge=hedge)
+    fut_test = hedged_mixture_test(p0, futility_alpha, a, b, n, alternative="less", hedge=hedge)
+    lower_cs = UnionConfidenceSequence([ConfidenceSequence(alpha * w, pa, pb, n_streams=n, side="lower")
+                                        for w, pa, pb in parts])
     succ = np.zeros(n, dtype=np.int64)  # tested stream counts (the tests freeze theirs when they reject)
     tested = np.zeros(n, dtype=np.int64)
     log_q, log_q_fut = -math.log(p0), -math.log1p(-p0)
@@ -387,8 +416,8 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
         else:
             lower = lower_cs.lower
             phat = (succ[js] + 0.5) / (t + 1.0)
-            projected = beta_mixture_lower_bound(np.round(phat * max_samples), np.full(js.size, max_samples),
-                                                 alpha, a[js], b[js])
+            projected = np.max([beta_mixture_lower_bound(np.round(phat * max_samples), np.full(js.size, max_samples),
+                                                         alpha * w, pa[js], pb[js]) for w, pa, pb in parts], axis=0)
             gain = radius_from_p(np.maximum(projected, lower[js]), sigma) - radius_from_p(lower[js], sigma)
             reason = np.where(t >= max_samples, "max_samples reached",
                               np.where(fut_test.rejected[js], "p <= 1/2 established",

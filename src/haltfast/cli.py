@@ -107,6 +107,25 @@ def _method_options(args: argparse.Namespace) -> dict:
             "selection": args.selection, "tolerance": args.tolerance, "futility_alpha": args.futility_alpha}
 
 
+def _resolve_cli_prior(args: argparse.Namespace, weights_path: Path, weights_sha256: str, streams=None):
+    """The prior the user asked for: a name, the model's meta-learner (default when it exists), or the oracle."""
+    from .meta import MetaLearner, meta_learner_path, oracle_prior
+
+    path = meta_learner_path(weights_path)
+    if args.prior is None:
+        args.prior = "meta" if path.is_file() else "jeffreys"
+    if args.prior == "meta":
+        if not path.is_file():
+            raise HaltfastError(f"no meta-learner for {weights_path.name} ({path} missing): run `haltfast calibrate "
+                                f"--model {weights_path}` or choose --prior jeffreys")
+        return MetaLearner.load(path, weights_sha256), f"meta ({path.name})"
+    if args.prior == "oracle":
+        if streams is None:
+            raise HaltfastError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
+        return oracle_prior(streams), "oracle (benchmark only)"
+    return args.prior, args.prior
+
+
 def cmd_certify(args: argparse.Namespace) -> int:
     import json
 
@@ -123,9 +142,25 @@ def cmd_certify(args: argparse.Namespace) -> int:
     if args.streams:
         from .recording import load_recording
 
+        from .recording import recording_logits, recording_model_path
+        from .sampling import RecordedStreams
+
         streams, meta = load_recording(args.streams, args.max)
         sigma, labels, indices = meta["sigma"], meta["labels"], meta["indices"]
         source = f"replaying {len(indices)} recorded streams from {args.streams}"
+        if args.method == "anytime":
+            weights = Path(meta["model"])
+            if args.prior in (None, "meta"):
+                try:
+                    weights = recording_model_path(meta)
+                except HaltfastError:
+                    if args.prior == "meta":
+                        raise
+            options["prior"], prior_name = _resolve_cli_prior(args, weights, meta["weights_sha256"], streams)
+            if prior_name.startswith("meta"):  # its features: the clean logits, recomputed with the same model
+                streams = RecordedStreams(streams.streams, streams.num_classes, streams.clean_predictions,
+                                          recording_logits(meta, weights))
+            print(f"{source}, prior {prior_name}", file=sys.stderr)
         summary_meta = {"recording": str(args.streams), "weights_sha256": meta["weights_sha256"],
                         "model": meta["model"], "seed": meta["seed"]}
         start = time.perf_counter()
@@ -141,8 +176,12 @@ def cmd_certify(args: argparse.Namespace) -> int:
         source = (f"certifying {len(dataset)} {dataset.name}/{dataset.split} images (skip {args.skip}) "
                   f"with {path.name}")
         summary_meta = {"model": path.name, "weights_sha256": card["weights_sha256"], "seed": args.seed}
+        prior_name = ""
+        if args.method == "anytime":
+            options["prior"], prior_name = _resolve_cli_prior(args, path, card["weights_sha256"])
+            prior_name = f", prior {prior_name}"
         start = time.perf_counter()
-        print(f"{source}, sigma={sigma:g}, method={args.method}, alpha={args.alpha:g}", file=sys.stderr)
+        print(f"{source}, sigma={sigma:g}, method={args.method}, alpha={args.alpha:g}{prior_name}", file=sys.stderr)
         certs = smooth.certify_many(dataset.images, dataset.labels, n0=args.n0, n=args.n, alpha=args.alpha,
                                     method=args.method, keys=dataset.indices, indices=dataset.indices,
                                     progress=not args.quiet, **options)
@@ -155,7 +194,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     radii = (0.0, 0.25, 0.5, 0.75, 1.0) if args.radius is None or args.method == "cohen" else (args.radius,)
     summary = summarize(certs, radii=radii, seconds=seconds)
     summary.update({**summary_meta, "sigma": sigma, "method": args.method, "alpha": args.alpha,
-                    "options": {k: v for k, v in options.items()}})
+                    "options": {k: (v if k != "prior" else args.prior) for k, v in options.items()}})
     if args.out:
         frame = pd.DataFrame([c.row() for c in certs])
         _write_atomically(args.out, lambda tmp: frame.to_csv(tmp, index=False))
@@ -186,6 +225,51 @@ def cmd_record(args: argparse.Namespace) -> int:
     with tqdm(total=len(dataset), unit="input", desc="record", disable=args.quiet) as bar:
         record_streams(streams, args.out, meta, length, progress=lambda k, e: bar.update(k))
     print(f"recorded {len(dataset)} streams of {length:,} labels in {args.out}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .data import load_dataset
+    from .meta import CalibrationData, calibrate, fit_meta_learner, meta_learner_path
+    from .smooth import Smooth
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
+    path, model, card, sigma = _load_model_for(args, dataset)
+    data_path = args.data_out or Path("runs") / "calibration" / f"{path.stem}-{dataset.split}-{args.samples}.npz"
+    calib = None
+    if data_path.exists() and not args.resample:
+        calib = CalibrationData.load(data_path)
+        if (calib.weights_sha256, calib.sigma, calib.samples, len(calib.hits)) != \
+                (card["weights_sha256"], sigma, args.samples, len(dataset)):
+            raise HaltfastError(f"{data_path} holds calibration data of another configuration; pass --resample "
+                                f"to overwrite it or --data-out for another file")
+        print(f"reusing calibration data {data_path} ({len(calib.hits):,} images)", file=sys.stderr)
+    if calib is None:
+        smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
+        streams = smooth.streams(dataset.images, dataset.indices, None)
+        start = time.perf_counter()
+        with tqdm(total=len(dataset), unit="image", desc="calibrate", disable=args.quiet) as bar:
+            logits, hits = calibrate(streams, args.samples, progress=lambda k, e: bar.update(k))
+        calib = CalibrationData(logits, hits, args.samples, dataset.indices, dataset.labels, sigma, args.seed,
+                                card["weights_sha256"], path.name, round(time.perf_counter() - start, 1))
+        calib.save(data_path)
+        print(f"calibration data: {len(hits):,} {dataset.name}/{dataset.split} images x {args.samples + 1:,} "
+              f"evaluations in {calib.seconds:.0f} s -> {data_path}", file=sys.stderr)
+    learner, fit = fit_meta_learner(calib, alpha=args.alpha, max_samples=args.tune_max_samples,
+                                    tune_images=args.tune_images)
+    out = args.out or meta_learner_path(path)
+    learner.params["command"] = "haltfast " + " ".join(shlex.quote(a) for a in args.argv)
+    _write_atomically(out, learner.save)
+    z_rows = "; ".join(f"{z}: {'/'.join(f'{v:g}' for v in row)}"
+                       for z, row in zip(learner.params["z_grid"], learner.params["strengths"]))
+    print(f"meta-learner for {path.name} -> {out}\n"
+          f"held-out error: |logit p| {fit['heldout_logit_mae']:.3f}, |p| {fit['heldout_p_mae']:.4f}; "
+          f"prior strength per r/sigma (per gap bin, 0 = Jeffreys): {z_rows}")
     return 0
 
 
@@ -269,9 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "omit to estimate each input's radius (radius mode)")
     p.add_argument("--max-samples", type=_positive_int, default=100_000,
                    help="anytime: most tested samples per input (selection not included)")
-    p.add_argument("--prior", default="jeffreys",
-                   help="anytime: jeffreys (default), uniform, or pilot (the Jeffreys posterior after the selection "
-                        "pilot; needs --selection pilot)")
+    p.add_argument("--prior", default=None, choices=["meta", "jeffreys", "uniform", "pilot", "oracle"],
+                   help="anytime: meta (each input's prior predicted by the model's meta-learner; the default when "
+                        "<model>.meta.json exists, else jeffreys), jeffreys, uniform, pilot (the Jeffreys "
+                        "posterior after the selection pilot; needs --selection pilot), or oracle (benchmarks on "
+                        "--streams only: the posterior of the whole recorded stream, not a valid prior)")
     p.add_argument("--selection", default="clean", choices=["clean", "pilot"],
                    help="anytime: choose the class by the clean prediction (1 evaluation, default) or by n0 noisy "
                         "pilot samples (Cohen's selection)")
@@ -306,6 +392,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="recording directory")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("calibrate", help="fit the meta-learner that predicts each input's prior",
+                       description="Run the base model on the calibration split (held out of training and "
+                                   "evaluation): one clean evaluation per image for the features and --samples "
+                                   "noisy ones for the target p; fit the meta-learner and write it beside the "
+                                   "model as <model>.meta.json, tied to the weights' SHA-256. The calibration "
+                                   "data is kept and reused; --resample draws it again.")
+    _add_data_args(p, split="calibration")
+    p.add_argument("--model", default=None, help="weights file or shipped name (see certify --help)")
+    p.add_argument("--sigma", type=_positive_float, default=None, help="noise level (default: the model card's)")
+    p.add_argument("--skip", type=_positive_int, default=1, help="use every skip-th calibration image (default 1)")
+    p.add_argument("--max", type=_positive_int, default=None, help="use at most this many calibration images")
+    p.add_argument("--samples", type=_positive_int, default=1000, help="noisy evaluations per image (default 1000)")
+    p.add_argument("--alpha", type=float, default=0.001, help="alpha the prior strengths are tuned for")
+    p.add_argument("--tune-max-samples", type=_positive_int, default=20_000,
+                   help="cap of the simulated E-processes that tune the prior strength")
+    p.add_argument("--tune-images", type=_positive_int, default=2000,
+                   help="held-out calibration images whose simulated E-processes tune the prior strength")
+    p.add_argument("--batch", type=_positive_int, default=2000)
+    p.add_argument("--seed", type=int, default=1, help="noise seed of the calibration draws")
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--data-out", type=Path, default=None,
+                   help="calibration data file (default runs/calibration/<model>-<split>-<samples>.npz)")
+    p.add_argument("--resample", action="store_true", help="draw the calibration data again even if it exists")
+    p.add_argument("--out", type=Path, default=None, help="meta-learner file (default: beside the model)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("triage", help="spend one budget across many inputs by their risk policies",
                        description="Certify many inputs, each with its own required radius and alpha (a TOML policy "

@@ -63,8 +63,41 @@ def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, leng
     return directory
 
 
-def load_recording(directory: str | Path, max_items: int | None = None) -> tuple[RecordedStreams, dict]:
-    """The recorded streams (optionally the first max_items inputs) and the recording's meta data."""
+def recording_model_path(meta: dict, model_path: str | Path | None = None) -> Path:
+    """The weights a recording was made with (a shipped model by name, or model_path), hash-checked."""
+    from .models import WEIGHTS_DIR, weights_hash
+
+    path = Path(model_path) if model_path is not None else WEIGHTS_DIR / meta["model"]
+    if not path.is_file():
+        raise HaltfastError(f"the recording's model {meta['model']} is not a shipped model: pass its weights file")
+    if weights_hash(path) != meta["weights_sha256"]:
+        raise HaltfastError(f"{path} is not the model this recording was made with (sha256 differs)")
+    return path
+
+
+def recording_logits(meta: dict, model_path: str | Path | None = None, data_dir: str | Path | None = None) -> np.ndarray:
+    """The recording model's clean logits on the recorded images (one evaluation each, as in a live run)."""
+    import torch
+
+    from .data import load_dataset
+    from .models import load_model
+    from .sampling import BaseClassifier
+
+    model, _ = load_model(recording_model_path(meta, model_path))
+    dataset = load_dataset(meta["data"], meta["split"], data_dir)
+    position = {int(i): k for k, i in enumerate(dataset.indices)}
+    images = torch.as_tensor(dataset.images[[position[int(i)] for i in meta["indices"]]], dtype=torch.float32)
+    with torch.inference_mode():
+        return BaseClassifier(model, meta["num_classes"]).logits(images)
+
+
+def load_recording(directory: str | Path, max_items: int | None = None,
+                   with_logits: bool = False) -> tuple[RecordedStreams, dict]:
+    """The recorded streams (optionally the first max_items inputs) and the recording's meta data.
+
+    with_logits: also the clean logits (recomputed with the recording's hash-checked model),
+    which features such as the meta-learner's need.
+    """
     directory = Path(directory)
     meta_path = directory / "meta.json"
     if not meta_path.is_file():
@@ -83,5 +116,6 @@ def load_recording(directory: str | Path, max_items: int | None = None) -> tuple
                 clean.extend(shard["clean"])
         except Exception as exc:
             raise HaltfastError(f"{path} is corrupt ({exc}); delete it and rerun `haltfast record`") from exc
-    streams = RecordedStreams(labels[:n], meta["num_classes"], clean[:n])
-    return streams, {**meta, "indices": meta["indices"][:n], "labels": meta["labels"][:n]}
+    meta = {**meta, "indices": meta["indices"][:n], "labels": meta["labels"][:n]}
+    logits = recording_logits(meta) if with_logits else None
+    return RecordedStreams(labels[:n], meta["num_classes"], clean[:n], logits), meta

@@ -38,10 +38,7 @@ class BaseClassifier:
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         """Predicted labels (int64, one per row); raises ModelOutputError on non-finite or mis-shaped output."""
-        if self.is_module:
-            out = self.model(batch)
-        else:
-            out = self.model(batch.cpu().numpy())
+        out = self._raw(batch)
         if isinstance(out, torch.Tensor):
             out = out.detach()
             if out.ndim == 2:
@@ -62,6 +59,19 @@ class BaseClassifier:
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ModelOutputError(f"base classifier returned labels outside [0, {self.num_classes})")
         return labels
+
+    def logits(self, batch: torch.Tensor) -> np.ndarray:
+        """Scores (float64, shape (N, num_classes)) whose argmax is the prediction; refuses label-only models."""
+        out = self._raw(batch)
+        out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        if out.ndim != 2:
+            raise ModelOutputError("the base classifier returns labels, not logits (N, num_classes): features "
+                                   "such as the meta-learner's need its scores")
+        self._check_logits(out.shape, bool(np.isfinite(out).all()), len(batch))
+        return out.astype(np.float64)
+
+    def _raw(self, batch: torch.Tensor):
+        return self.model(batch) if self.is_module else self.model(batch.cpu().numpy())
 
     def _check_logits(self, shape: tuple, finite: bool, rows: int) -> None:
         if shape[0] != rows or shape[1] != self.num_classes:
@@ -202,39 +212,66 @@ class LiveStreams:
 
     def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
         """The base classifier's prediction on each clean (noise-free) input: one evaluation each."""
+        preds, errors = self._clean_eval(items, self.sampler.classifier, ())
+        return preds.astype(np.int64), errors
+
+    def clean_logits(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+        """The base classifier's logits on each clean input (argmax = `clean`): one evaluation each."""
+        return self._clean_eval(items, self.sampler.classifier.logits, (self.num_classes,))
+
+    def _clean_eval(self, items: Sequence[int], evaluate, shape: tuple) -> tuple[np.ndarray, dict[int, str]]:
+        """evaluate() on clean inputs in model batches; a failing input gets -1 and an error, the rest go on."""
         items = [int(i) for i in items]
-        preds = np.full(len(items), -1, dtype=np.int64)
+        out = np.full((len(items), *shape), -1.0)
         errors: dict[int, str] = {}
         with torch.inference_mode():
             for lo in range(0, len(items), self.sampler.batch_size):
                 chunk = items[lo:lo + self.sampler.batch_size]
                 batch = self.images[chunk].to(self.sampler.device)
                 try:
-                    preds[lo:lo + len(chunk)] = self.sampler.classifier(batch)
+                    out[lo:lo + len(chunk)] = evaluate(batch)
                 except Exception as exc:
                     if len(chunk) == 1:
                         errors[chunk[0]] = f"{type(exc).__name__}: {exc}"
                         continue
                     for k, item in enumerate(chunk):
-                        p, e = self.clean([item])
-                        preds[lo + k] = p[0]
+                        one, e = self._clean_eval([item], evaluate, shape)
+                        out[lo + k] = one[0]
                         errors.update(e)
-        return preds, errors
+        return out, errors
 
 
 class RecordedStreams:
     """Replays recorded label streams: the same interface as LiveStreams, identical noise draws for every method."""
 
-    def __init__(self, streams: Sequence[np.ndarray], num_classes: int, clean: Sequence[int] | None = None):
+    def __init__(self, streams: Sequence[np.ndarray], num_classes: int, clean: Sequence[int] | None = None,
+                 logits: np.ndarray | None = None):
         self.streams = [np.asarray(s) for s in streams]
         self.positions = np.zeros(len(self.streams), dtype=np.int64)
         self.num_classes = int(num_classes)
         self.clean_predictions = None if clean is None else np.asarray(clean, dtype=np.int64)
+        self.logits = None if logits is None else np.asarray(logits, dtype=np.float64)
+        if self.logits is not None:
+            if self.logits.shape != (len(self.streams), self.num_classes):
+                raise HaltfastError(f"clean logits have shape {self.logits.shape}, expected "
+                                    f"({len(self.streams)}, {self.num_classes})")
+            if self.clean_predictions is not None and np.any(self.logits.argmax(1) != self.clean_predictions):
+                raise HaltfastError("clean logits disagree with the recorded clean predictions: another model?")
+
+    def replay(self) -> "RecordedStreams":
+        """The same recording, rewound: every method replays identical draws from the start."""
+        return RecordedStreams(self.streams, self.num_classes, self.clean_predictions, self.logits)
 
     def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
         if self.clean_predictions is None:
             raise HaltfastError("this recording holds no clean predictions")
         return self.clean_predictions[np.asarray(items, dtype=np.int64)], {}
+
+    def clean_logits(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+        if self.logits is None:
+            raise HaltfastError("this replay holds no clean logits: load the recording with its model "
+                                "(load_recording(..., with_logits=True)) to use features of the clean input")
+        return self.logits[np.asarray(items, dtype=np.int64)], {}
 
     def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
         out: list[np.ndarray | None] = []

@@ -37,6 +37,9 @@ __all__ = [
     "BetaMixtureTest",
     "BettingTest",
     "ConfidenceSequence",
+    "UnionTest",
+    "UnionConfidenceSequence",
+    "hedged_mixture_test",
     "beta_mixture_lower_bound",
     "beta_mixture_upper_bound",
     "union_bound_checkpoints",
@@ -746,6 +749,86 @@ class ConfidenceSequence:
         if self.side in ("two-sided", "upper"):
             self.upper[rows] = np.minimum(self.upper[rows], beta_mixture_upper_bound(s, t, al, a, b))
         return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Hedging an informative prior: a union of tests at split levels (Bonferroni)
+# ----------------------------------------------------------------------------------------------
+
+class UnionTest:
+    """Rejects H0 as soon as any component test rejects; components at levels alpha_i give level sum(alpha_i).
+
+    Used to hedge a learned prior: Beta(meta) at w * alpha and Jeffreys at (1 - w) * alpha keeps
+    the stopping time within a log(1/((1 - w) alpha)) / log(1/alpha) factor of Jeffreys whatever
+    the learned prior says, and costs only log(1/w) nats when the learned prior is right.
+    ``log_evalue`` is on the overall scale: threshold - log_evalue is the smallest remaining gap
+    of any component, and ``stopping_time`` is the earliest crossing.
+    """
+
+    def __init__(self, tests):
+        self.tests = list(tests)
+        if not self.tests:
+            raise ValueError("UnionTest needs at least one test")
+        self.alpha = np.sum([t.alpha for t in self.tests], axis=0)
+        self.alternative = self.tests[0].alternative
+
+    @property
+    def threshold(self):
+        return -np.log(self.alpha)
+
+    @property
+    def log_evalue(self):
+        gaps = np.min([t.threshold - t.log_evalue for t in self.tests], axis=0)
+        return self.threshold - gaps
+
+    @property
+    def rejected(self):
+        return np.any([t.rejected for t in self.tests], axis=0)
+
+    @property
+    def stopping_time(self):
+        times = np.array([np.where(t.rejected, t.stopping_time, np.iinfo(np.int64).max) for t in self.tests])
+        first = times.min(axis=0)
+        return np.where(first == np.iinfo(np.int64).max, -1, first)
+
+    @property
+    def trials(self):
+        return np.max([t.trials for t in self.tests], axis=0)
+
+    def update(self, outcomes, streams=None):
+        """Feed every component; returns per row the earliest crossing index in this batch, or -1."""
+        res = [np.atleast_1d(t.update(outcomes, streams)) for t in self.tests]
+        res = np.array([np.where(r >= 0, r, np.iinfo(np.int64).max) for r in res]).min(axis=0)
+        res = np.where(res == np.iinfo(np.int64).max, -1, res)
+        return res[0] if np.ndim(outcomes) == 1 else res
+
+
+def hedged_mixture_test(p0, alpha, a, b, n_streams, alternative="greater", hedge=None):
+    """BetaMixtureTest with prior Beta(a, b), or with hedge = w in (0, 1): the union of that test at
+    w * alpha and a Jeffreys test at (1 - w) * alpha. Level alpha either way."""
+    if hedge is None:
+        return BetaMixtureTest(p0, alpha, a, b, n_streams=n_streams, alternative=alternative)
+    return UnionTest([BetaMixtureTest(p0, alpha * hedge, a, b, n_streams=n_streams, alternative=alternative),
+                      BetaMixtureTest(p0, alpha * (1.0 - hedge), n_streams=n_streams, alternative=alternative)])
+
+
+class UnionConfidenceSequence:
+    """The intersection of confidence sequences at levels alpha_i: coverage >= 1 - sum(alpha_i) at all times."""
+
+    def __init__(self, sequences):
+        self.sequences = list(sequences)
+
+    @property
+    def lower(self):
+        return np.max([c.lower for c in self.sequences], axis=0)
+
+    @property
+    def upper(self):
+        return np.min([c.upper for c in self.sequences], axis=0)
+
+    def update(self, outcomes, streams=None):
+        for c in self.sequences:
+            c.update(outcomes, streams)
 
 
 # ----------------------------------------------------------------------------------------------

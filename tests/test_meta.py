@@ -1,0 +1,155 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, logit
+from scipy.stats import binom
+
+from haltfast.cli import main
+from haltfast.errors import HaltfastError
+from haltfast.meta import (FEATURES, FORMAT_VERSION, GAP_EDGES, Z_GRID, CalibrationData, MetaLearner, features,
+                           fit_meta_learner, meta_learner_path)
+from haltfast.smooth import Smooth
+
+SIGMA = 0.5
+
+
+class LinearLogits:
+    """The conftest's linear classifier, returning logits (-(w.x), w.x): p = Phi(w.x / sigma) exactly."""
+
+    def __init__(self, linear):
+        self.linear = linear
+
+    def __call__(self, batch):
+        s = batch.reshape(len(batch), -1) @ self.linear.w
+        return np.column_stack([-s, s])
+
+
+def forced_meta(p_center: float, strength: float, sha: str = "0" * 64) -> MetaLearner:
+    """A meta-learner forced to predict the same prior Beta(p*s, (1-p)*s) for every input."""
+    f = len(FEATURES)
+    return MetaLearner({"format": "haltfast-meta-learner", "version": FORMAT_VERSION, "features": list(FEATURES),
+                        "scaler_mean": [0.0] * f, "scaler_scale": [1.0] * f,
+                        "coefs": [[[0.0]] * f, [[0.0]]], "intercepts": [[0.0], [float(logit(p_center))]],
+                        "z_grid": list(Z_GRID), "strengths": [[strength] * (len(GAP_EDGES) + 1)] * len(Z_GRID),
+                        "weights_sha256": sha, "model": "forced", "sigma": SIGMA})
+
+
+def test_features_of_known_logits():
+    f = features(np.array([[0.0, np.log(3.0)], [5.0, 5.0]]))
+    assert f.shape == (2, len(FEATURES))
+    np.testing.assert_allclose(f[0, 0], np.log(0.75))            # log top probability
+    np.testing.assert_allclose(f[0, 1], np.log(0.5))             # log(0.75 - 0.25)
+    np.testing.assert_allclose(f[0, 2], np.log(3.0))             # logit gap
+    np.testing.assert_allclose(f[1, 3], np.log(2.0))             # entropy of a tie
+    with pytest.raises(HaltfastError):
+        features(np.zeros(3))
+
+
+def test_numpy_inference_matches_scikit_learn():
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(300, 4)) * 3
+    x = features(logits)
+    y = x[:, 2] - 1.0
+    mlp = MLPRegressor(hidden_layer_sizes=(8,), max_iter=500, random_state=0).fit(x, y)
+    learner = forced_meta(0.5, 4.0)
+    learner = MetaLearner({**learner.params, "coefs": [w.tolist() for w in mlp.coefs_],
+                           "intercepts": [b.tolist() for b in mlp.intercepts_]})
+    np.testing.assert_allclose(learner.predict_logit(logits), np.clip(mlp.predict(x), -12, 12), rtol=1e-9)
+
+
+def _synthetic_calibration(n=2000, samples=400, seed=0):
+    """p rises with the logit gap, as for a real classifier; hits are binomial draws."""
+    rng = np.random.default_rng(seed)
+    gap = rng.exponential(3.0, size=n)
+    logits = np.column_stack([np.zeros(n), gap, rng.normal(size=n) - 2])
+    p = expit(-1.0 + 1.5 * gap)
+    hits = rng.binomial(samples, p)
+    return CalibrationData(logits, hits, samples, np.arange(n), np.ones(n, dtype=int), SIGMA, 0, "a" * 64, "m.pt"), p
+
+
+def test_fit_predicts_p_and_tunes_a_prior_that_stops_sooner_than_jeffreys():
+    calib, p = _synthetic_calibration()
+    learner, fit = fit_meta_learner(calib, alpha=0.01, max_samples=3000, tune_images=400)
+    pred = expit(learner.predict_logit(calib.logits))
+    assert np.mean(np.abs(pred - p)) < 0.03
+    assert fit["heldout_p_mae"] < 0.03
+    for z in learner.params["z_grid"]:
+        row = fit["mean_stopping_time"][f"z={z:g}"]
+        assert row["chosen"] <= row["jeffreys"]
+    # on inputs with p near 1 and p0 = Phi(1), a well-centred prior must beat Jeffreys clearly
+    row = fit["mean_stopping_time"]["z=1"]
+    assert row["chosen"] < 0.95 * row["jeffreys"]
+
+
+def test_save_load_and_refuse_another_model(tmp_path):
+    learner = forced_meta(0.9, 16.0, sha="b" * 64)
+    path = learner.save(tmp_path / "m.meta.json")
+    again = MetaLearner.load(path, "b" * 64)
+    logits = np.random.default_rng(1).normal(size=(5, 2))
+    np.testing.assert_array_equal(again.prior(logits, 0.5)[0], learner.prior(logits, 0.5)[0])
+    with pytest.raises(HaltfastError, match="calibrate"):
+        MetaLearner.load(path, "c" * 64)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(HaltfastError, match="cannot load"):
+        MetaLearner.load(tmp_path / "bad.json")
+    assert meta_learner_path("/x/model.pt").name == "model.meta.json"
+
+
+@pytest.mark.parametrize("center, strength", [(0.999, 1024.0), (0.5 + 1e-3, 1024.0), (0.02, 256.0), (0.7, 2.0)])
+def test_forced_bad_meta_priors_keep_false_certification_at_most_alpha(linear, center, strength):
+    """p = p0 exactly (true radius d, claimed d) under optional stopping, whatever the forced prior."""
+    d, alpha, n = 0.3, 0.1, 300
+    x = linear.point_at_distance(d)
+    smooth = Smooth(LinearLogits(linear), 2, SIGMA, seed=3, value_range=None)
+    certs = smooth.certify_many([x] * n, method="anytime", radius=d, alpha=alpha, max_samples=3000,
+                                prior=forced_meta(center, strength), progress=False)
+    assert sum(c.decision == "certified" for c in certs) <= binom.ppf(0.999, n, alpha)
+    radius_mode = smooth.certify_many([x] * 200, method="anytime", radius=None, alpha=alpha, max_samples=3000,
+                                      tolerance=0.05, prior=forced_meta(center, strength), progress=False)
+    assert np.mean([c.radius > d for c in radius_mode]) <= binom.ppf(0.999, 200, alpha) / 200
+
+
+def test_meta_prior_shares_the_clean_evaluation_and_needs_logits(linear):
+    x = linear.point_at_distance(0.6)
+    smooth = Smooth(LinearLogits(linear), 2, SIGMA, seed=0, value_range=None)
+    cert = smooth.certify(x, method="anytime", radius=0.2, prior=forced_meta(0.9, 16.0))
+    assert cert.decision == "certified" and cert.evaluations == 1 + cert.extra["tested"]
+    labels_only = Smooth(linear, 2, SIGMA, seed=0, value_range=None)
+    cert = labels_only.certify(x, method="anytime", radius=0.2, prior=forced_meta(0.9, 16.0))
+    assert cert.decision == "error" and "logits" in cert.error
+    with pytest.raises(HaltfastError, match="meta-learner"):
+        smooth.certify(x, method="anytime", radius=0.2, prior="meta")
+
+
+def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_model, tmp_path):
+    data, meta = tmp_path / "calib.npz", tmp_path / "digits.meta.json"
+    assert main(["calibrate", "--data", "digits", "--model", str(digits_model), "--samples", "200",
+                 "--tune-max-samples", "2000", "--tune-images", "100", "--data-out", str(data),
+                 "--out", str(meta), "--quiet"]) == 0
+    calib = CalibrationData.load(data)
+    assert len(calib.hits) == 359 and calib.samples == 200 and calib.evaluations == 359 * 201
+    params = json.loads(meta.read_text())
+    assert params["weights_sha256"] == calib.weights_sha256 and "command" in params
+    # beside the model it becomes the default prior
+    beside = digits_model.with_name(digits_model.stem + ".meta.json")
+    beside.write_text(meta.read_text())
+    try:
+        summary, out = tmp_path / "s.json", tmp_path / "c.csv"
+        assert main(["certify", "--data", "digits", "--model", str(digits_model), "--skip", "4", "--radius", "0.25",
+                     "--out", str(out), "--summary-json", str(summary), "--quiet"]) == 0
+        assert json.loads(summary.read_text())["options"]["prior"] == "meta"
+        frame = pd.read_csv(out)
+        assert (frame["evaluations"] == 1 + frame["tested"]).all()
+        # a meta-learner of another model is refused
+        params["weights_sha256"] = "f" * 64
+        beside.write_text(json.dumps(params))
+        assert main(["certify", "--data", "digits", "--model", str(digits_model), "--skip", "4", "--radius",
+                     "0.25", "--quiet"]) == 2
+    finally:
+        beside.unlink()
+    assert main(["certify", "--data", "digits", "--model", str(digits_model), "--skip", "4", "--radius", "0.25",
+                 "--prior", "meta", "--quiet"]) == 2
