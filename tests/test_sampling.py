@@ -47,3 +47,15 @@ def test_seed_and_key_change_the_noise():
     c = _sampler(net, seed=1).sample([x], [1], [0], [400])[0]
     assert (a != b).any() and (a != c).any()
     np.testing.assert_array_equal(a, _sampler(net, seed=1).sample([x], [0], [0], [400])[0])
+
+
+def test_finished_inputs_release_their_cached_noise():
+    from haltfast.smooth import Smooth
+
+    smooth = Smooth(TinyNet(), 3, 0.5, seed=0)
+    images = [torch.rand(1, 4, 4) for _ in range(5)]
+    certs = smooth.certify_many(images, method="anytime", keys=range(5), max_samples=300, progress=False)
+    assert len(certs) == 5 and not smooth.sampler._cache
+    again = Smooth(TinyNet(), 3, 0.5, seed=0).certify_many(images, method="anytime", keys=range(5), max_samples=300,
+                                                           progress=False, max_active=1)
+    assert [(c.decision, c.evaluations) for c in certs] == [(c.decision, c.evaluations) for c in again]

@@ -262,6 +262,8 @@ class _Run:
         cert.index = int(self.indices[j]) if self.indices is not None else int(self.items[j])
         cert.label = None if self.labels is None else int(self.labels[j])
         self.certs[j] = cert
+        if hasattr(self.streams, "forget"):  # live streams hold a finished input's noise until told
+            self.streams.forget([self.items[j]])
         if self.on_result is not None:
             self.on_result(cert)
         if self.progress is not None:
