@@ -78,6 +78,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the report (markdown) here")
     args = parser.parse_args()
 
+    # the code measured is the code at the start (commits made while it runs do not count)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True,
+                           text=True).stdout.strip()
     data = load_dataset("fashion-mnist", "test").subset(1, args.max)
     model, card = load_model(shipped_model_path(args.sigma))
     checkpoints = sorted({c for c in (1000, 5000, 10_000) if c < len(data)} | {len(data)})
@@ -107,9 +111,6 @@ def main() -> None:
             lines += ["", f"Certificates identical to the {next(iter(results))}-worker run "
                           f"(index, prediction, decision, radius, evaluations): **{same}**."]
         lines.append("")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True,
-                           text=True).stdout.strip()
     cmd = "python benchmarks/bench_soak.py " + " ".join(sys.argv[1:])
     lines += [f"Produced by `{cmd}` at commit {commit}{' (with uncommitted changes)' if dirty else ''} on "
               f"{platform.machine()}, {os.cpu_count()} CPU threads, {datetime.date.today().isoformat()}."]
