@@ -2,7 +2,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from haltfast.cli import main
 from haltfast.models import load_model
@@ -53,65 +52,6 @@ def test_same_seed_same_csv(digits_model, tmp_path):
     pd.testing.assert_frame_equal(*rows)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--alpha", "1.5"], "alpha must lie strictly between 0 and 1"),
-    (["--alpha", "0"], "alpha must lie strictly between 0 and 1"),
-    (["--data", "imagenet"], "unknown data set"),
-    (["--model", "/nonexistent/model.pt"], "not found"),
-    (["--data", "fashion-mnist", "--data-dir", "/nonexistent"], "apt-get install"),
-])
-def test_bad_cli_input_is_one_clear_error(digits_model, tmp_path, capsys, extra, message):
-    out = tmp_path / "r.csv"
-    args = ["certify", "--data", "digits", "--model", str(digits_model), "--max", "2", "--n0", "5", "--n", "50",
-            "--out", str(out), "--quiet", *extra]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-    assert not out.exists() and not list(tmp_path.glob("*.partial"))
-
-
-@pytest.mark.parametrize("flag, value", [("--n0", "0"), ("--n", "-3"), ("--sigma", "0"), ("--sigma", "-1")])
-def test_argument_range_errors(flag, value, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["certify", flag, value])
-    assert exc.value.code == 2 and "must be" in capsys.readouterr().err
-
-
-def test_corrupt_and_malicious_model_files(digits_model, tmp_path, capsys):
-    import shutil
-
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(digits_model.read_bytes()[:200])
-    card = json.loads(digits_model.with_suffix(".json").read_text())
-    card.pop("weights_sha256")
-    corrupt.with_suffix(".json").write_text(json.dumps(card))
-    assert main(["certify", "--data", "digits", "--model", str(corrupt), "--quiet"]) == 2
-    assert "corrupt or truncated" in capsys.readouterr().err
-
-    class Payload:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    evil = tmp_path / "evil.pt"
-    torch.save({"net.0.weight": Payload()}, evil)
-    shutil.copy(corrupt.with_suffix(".json"), evil.with_suffix(".json"))
-    assert main(["certify", "--data", "digits", "--model", str(evil), "--quiet"]) == 2
-    captured = capsys.readouterr()
-    assert "refusing to load" in captured.err and "pwned" not in captured.out
-
-    replaced = tmp_path / "replaced.pt"
-    shutil.copy(digits_model, replaced)
-    card["weights_sha256"] = "0" * 64
-    replaced.with_suffix(".json").write_text(json.dumps(card))
-    assert main(["certify", "--data", "digits", "--model", str(replaced), "--quiet"]) == 2
-    assert "does not match its model card" in capsys.readouterr().err
-
-
-def test_model_for_other_images_is_refused(capsys):
-    assert main(["certify", "--data", "digits", "--model", "fashion-mnist-sigma0.25", "--quiet"]) == 2
-    assert "expects images of shape" in capsys.readouterr().err
-
-
 def test_every_command_has_help(capsys):
     for cmd in ([], ["train"], ["certify"]):
         with pytest.raises(SystemExit) as exc:
@@ -131,26 +71,6 @@ def test_record_then_replay_matches_a_live_run(digits_model, tmp_path):
     assert main(["certify", "--streams", str(rec), "--quiet", *opts, "--out", str(replay)]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(live).drop(columns="seconds"),
                                   pd.read_csv(replay).drop(columns="seconds"))
-
-
-def test_record_refuses_to_mix_configurations(digits_model, tmp_path, capsys):
-    common = ["--data", "digits", "--model", str(digits_model), "--max", "2", "--quiet", "--out", str(tmp_path)]
-    assert main(["record", *common, "--n", "100"]) == 0
-    assert main(["record", *common, "--n", "100", "--seed", "1"]) == 2
-    assert "different configuration" in capsys.readouterr().err
-
-
-def test_anytime_cli_bad_radius(digits_model, capsys):
-    args = ["certify", "--data", "digits", "--model", str(digits_model), "--max", "2", "--quiet"]
-    assert main([*args, "--radius", "-1"]) == 2
-    assert "radius must be" in capsys.readouterr().err
-    assert main([*args, "--radius", "3", "--max-samples", "100"]) == 2
-    assert "can never be certified" in capsys.readouterr().err
-    assert main([*args, "--prior", "pilot"]) == 2
-    assert "needs pilot samples" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main([*args, "--prior", "magic"])
-    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_triage_cli_respects_the_budget_and_reports_every_input(digits_model, tmp_path, capsys):

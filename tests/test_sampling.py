@@ -1,10 +1,8 @@
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
-from haltfast.errors import HaltfastError, ModelOutputError
-from haltfast.sampling import BaseClassifier, LiveStreams, NoiseSampler, RecordedStreams, check_image
+from haltfast.sampling import BaseClassifier, NoiseSampler
 
 
 class TinyNet(nn.Module):
@@ -51,53 +49,13 @@ def test_seed_and_key_change_the_noise():
     np.testing.assert_array_equal(a, _sampler(net, seed=1).sample([x], [0], [0], [400])[0])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda b: np.zeros((len(b), 4)), "logits of shape"),
-    (lambda b: np.full((len(b), 3), np.nan), "non-finite"),
-    (lambda b: np.full((len(b), 3), np.inf), "non-finite"),
-    (lambda b: np.zeros(len(b) + 1, dtype=int), "returned shape"),
-    (lambda b: np.full(len(b), 7), "outside"),
-    (lambda b: np.full(len(b), 0.5), "non-integer"),
-])
-def test_bad_model_outputs_are_clear_errors(bad, match):
-    with pytest.raises(ModelOutputError, match=match):
-        _sampler(bad).sample([torch.rand(1, 4, 4)], [0], [0], [10])
+def test_finished_inputs_release_their_cached_noise():
+    from haltfast.smooth import Smooth
 
-
-def test_live_streams_isolate_a_failing_input():
-    def model(batch):
-        if (batch.reshape(len(batch), -1).mean(1) > 5).any():
-            raise RuntimeError("boom")
-        return np.zeros(len(batch), dtype=int)
-
-    images = torch.stack([torch.zeros(1, 4, 4), torch.full((1, 4, 4), 10.0), torch.zeros(1, 4, 4)])
-    streams = LiveStreams(_sampler(model), images, [0, 1, 2])
-    out, errors = streams.draw([0, 1, 2], [20, 20, 20])
-    assert out[1] is None and "boom" in errors[1] and set(errors) == {1}
-    assert len(out[0]) == len(out[2]) == 20
-    np.testing.assert_array_equal(streams.positions, [20, 0, 20])
-
-
-def test_recorded_streams_replay_and_refuse_to_overrun():
-    rec = RecordedStreams([np.arange(10) % 3, np.ones(5, dtype=np.uint8)], 3)
-    out, _ = rec.draw([0, 1], [4, 5])
-    np.testing.assert_array_equal(out[0], [0, 1, 2, 0])
-    with pytest.raises(HaltfastError, match="record longer streams"):
-        rec.draw([1], [1])
-
-
-@pytest.mark.parametrize("image, match", [
-    (np.full((1, 4, 4), np.nan), "NaN"),
-    (np.full((1, 4, 4), 2.0), "outside the expected range"),
-])
-def test_check_image(image, match):
-    with pytest.raises(HaltfastError, match=match):
-        check_image(image)
-    with pytest.raises(HaltfastError, match="shape"):
-        check_image(np.zeros((1, 4, 4)), shape=(1, 28, 28))
-
-
-def test_sigma_must_be_positive():
-    for sigma in (0.0, -1.0, float("nan")):
-        with pytest.raises(HaltfastError, match="sigma"):
-            NoiseSampler(BaseClassifier(TinyNet(), 3), sigma=sigma)
+    smooth = Smooth(TinyNet(), 3, 0.5, seed=0)
+    images = [torch.rand(1, 4, 4) for _ in range(5)]
+    certs = smooth.certify_many(images, method="anytime", keys=range(5), max_samples=300, progress=False)
+    assert len(certs) == 5 and not smooth.sampler._cache
+    again = Smooth(TinyNet(), 3, 0.5, seed=0).certify_many(images, method="anytime", keys=range(5), max_samples=300,
+                                                           progress=False, max_active=1)
+    assert [(c.decision, c.evaluations) for c in certs] == [(c.decision, c.evaluations) for c in again]

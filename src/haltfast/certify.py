@@ -16,6 +16,8 @@ from .statistics import clopper_pearson_lower
 
 ABSTAIN = -1
 DECISIONS = ("certified", "not certified", "undecided", "abstain", "error")
+MAX_CHUNK = 2 ** 20  # most samples one input draws at once, so budgets of 10^8 and more fit in memory
+ROUND_SAMPLES = 2 ** 21  # most samples one round of certify_anytime draws; other inputs wait for the next round
 
 
 @dataclass
@@ -57,6 +59,15 @@ class Certificate:
                  "correct": self.correct}
         return {**front, **d, **extra}
 
+    @classmethod
+    def from_row(cls, row: dict) -> "Certificate":
+        """The certificate a `row()` dict describes (the inverse of `row`, e.g. for rows read back from a journal)."""
+        row = dict(row)
+        row.pop("correct", None)
+        names = set(cls.__dataclass_fields__) - {"extra"}
+        fields = {k: row.pop(k) for k in list(row) if k in names}
+        return cls(**fields, extra=row)
+
 
 def validate_alpha(alpha: float) -> float:
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
@@ -83,21 +94,29 @@ def p_for_radius(radius: float, sigma: float) -> float:
 
 
 def cohen_certify(streams, items, n0: int, n: int, alpha: float, sigma: float,
-                  labels=None, indices=None, progress=None) -> list[Certificate]:
-    """Cohen et al.'s CERTIFY: n0 samples choose the class, n fresh samples give a one-sided Clopper-Pearson bound."""
+                  labels=None, indices=None, progress=None, on_result=None) -> list[Certificate]:
+    """Cohen et al.'s CERTIFY: n0 samples choose the class, n fresh samples give a one-sided Clopper-Pearson bound.
+
+    The n samples are drawn and counted in pieces of at most MAX_CHUNK, so any n fits in memory.
+    """
     n0, n = validate_count("n0", n0), validate_count("n", n)
     alpha = validate_alpha(alpha)
     certs = []
     for j, item in enumerate(items):
         start = time.perf_counter()
-        drawn, errors = streams.draw([item], [n0 + n])
+        drawn, errors = streams.draw([item], [n0])
+        k = 0
+        if drawn[0] is not None:
+            c_hat = int(np.bincount(drawn[0], minlength=streams.num_classes).argmax())
+            for lo in range(0, n, MAX_CHUNK):
+                drawn, errors = streams.draw([item], [min(MAX_CHUNK, n - lo)])
+                if drawn[0] is None:
+                    break
+                k += int(np.count_nonzero(drawn[0] == c_hat))
         if drawn[0] is None:
             cert = Certificate(ABSTAIN, 0.0, "error", int(streams.positions[item]), stop_reason="model error",
                                error=errors[item])
         else:
-            selection = np.bincount(drawn[0][:n0], minlength=streams.num_classes)
-            c_hat = int(selection.argmax())
-            k = int(np.count_nonzero(drawn[0][n0:] == c_hat))
             p_low = float(clopper_pearson_lower(k, n, alpha))
             if p_low < 0.5:
                 cert = Certificate(ABSTAIN, 0.0, "abstain", n0 + n, p_lower=p_low, stop_reason="budget spent")
@@ -108,6 +127,8 @@ def cohen_certify(streams, items, n0: int, n: int, alpha: float, sigma: float,
         cert.index = int(indices[j]) if indices is not None else int(item)
         cert.label = None if labels is None else int(labels[j])
         certs.append(cert)
+        if on_result is not None:
+            on_result(cert)
         if progress is not None:
             progress(1, cert.evaluations)
     return certs
@@ -169,7 +190,10 @@ def format_summary(summary: dict) -> str:
         f"{summary['median_evaluations']:,.0f}  (total {summary['total_evaluations']:,})",
     ]
     if "seconds" in summary:
-        lines.append(f"time: {summary['seconds']:.1f} s, {summary['evaluations_per_second']:,.0f} evaluations/s")
+        lines.append(f"time: {summary['seconds']:.1f} s, {summary['evaluations_per_second']:,.0f} evaluations/s"
+                     + (" (this run)" if summary.get("resumed") else ""))
+    if summary.get("resumed"):
+        lines.append(f"resumed: {summary['resumed']} inputs were finished by an earlier run (read from the journal)")
     return "\n".join(lines)
 
 
@@ -216,18 +240,19 @@ def resolve_prior(prior, pilot_hits: np.ndarray | None, pilot_size: int, n_items
 
 
 def _chunk_grid(size: np.ndarray, min_chunk: int) -> np.ndarray:
-    """Round sizes down onto min_chunk * 2^(k/4)."""
-    k = np.floor(np.log(np.maximum(size, min_chunk) / min_chunk) / np.log(_CHUNK_STEP) + 1e-9)
+    """Round sizes down onto min_chunk * 2^(k/4), and to at most MAX_CHUNK (one input's chunk stays in memory)."""
+    size = np.minimum(np.maximum(size, min_chunk), max(MAX_CHUNK, min_chunk))
+    k = np.floor(np.log(size / min_chunk) / np.log(_CHUNK_STEP) + 1e-9)
     return np.floor(min_chunk * _CHUNK_STEP ** k).astype(np.int64)
 
 
 class _Run:
     """Per-input bookkeeping: certificates, time and every model evaluation charged to each input."""
 
-    def __init__(self, streams, items, labels, indices, progress):
+    def __init__(self, streams, items, labels, indices, progress, on_result=None):
         self.streams, self.items = streams, list(items)
         self.n = len(self.items)
-        self.labels, self.indices, self.progress = labels, indices, progress
+        self.labels, self.indices, self.progress, self.on_result = labels, indices, progress, on_result
         self.certs: list[Certificate | None] = [None] * self.n
         self.spent = np.zeros(self.n)
         self.extra_evals = np.zeros(self.n, dtype=np.int64)
@@ -241,6 +266,10 @@ class _Run:
         cert.index = int(self.indices[j]) if self.indices is not None else int(self.items[j])
         cert.label = None if self.labels is None else int(self.labels[j])
         self.certs[j] = cert
+        if hasattr(self.streams, "forget"):  # live streams hold a finished input's noise until told
+            self.streams.forget([self.items[j]])
+        if self.on_result is not None:
+            self.on_result(cert)
         if self.progress is not None:
             self.progress(1, cert.evaluations)
 
@@ -296,7 +325,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
                     max_samples: int = 100_000, prior="jeffreys", selection: str = "clean", n0: int = 100,
                     futility_alpha: float | None = None, tolerance: float = 0.01, min_chunk: int = 16,
                     growth: float = 1 / 16, max_active: int = 1024, labels=None, indices=None,
-                    progress=None) -> list[Certificate]:
+                    progress=None, on_result=None) -> list[Certificate]:
     """Anytime-valid certification with early stopping, many inputs sharing every model batch.
 
     Decision mode (radius given): "certified" at `radius` as soon as the beta-mixture
@@ -313,6 +342,9 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     `prior` (Beta(a, b) of both tests and of the confidence sequence) may be a
     name, (a, b), an (n, 2) array, or a MetaLearner, which predicts each input's
     prior from its clean logits (one evaluation, shared with clean selection).
+    Each input's certificate depends only on its own stream (chunk sizes follow its
+    own state), never on which inputs share the run, max_active or batch sizes.
+    `on_result(cert)` is called as each input finishes (e.g. to journal it).
     """
     from .statistics import (ConfidenceSequence, UnionConfidenceSequence, beta_mixture_lower_bound,
                              hedged_mixture_test)
@@ -340,7 +372,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
                                 f"alpha={alpha:g} and sigma={sigma:g}: even if every sample hits, the largest "
                                 f"certifiable radius is {r_max:.4f}; it needs {need}")
 
-    run = _Run(streams, items, labels, indices, progress)
+    run = _Run(streams, items, labels, indices, progress, on_result)
     n = run.n
     if n == 0:
         return []
@@ -380,19 +412,23 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
             base = np.zeros(active.size)
         size = _chunk_grid(np.maximum(base, np.ceil(growth * t)), min_chunk)
         size = np.minimum(size, max_samples - t).astype(np.int64)
-        out = run.draw(active, size)
-        alive = run.open(active)
+        # a round draws at most ROUND_SAMPLES (or one chunk); the others wait, which changes no input's result
+        take = np.cumsum(size) <= max(ROUND_SAMPLES, int(size[0]))
+        batch, size = active[take], size[take]
+        active = np.concatenate([active[~take], batch])
+        out = run.draw(batch, size)
+        alive = run.open(batch)
         for m in np.unique(size[alive]):
             rows = np.nonzero(alive & (size == m))[0]
-            x = np.stack([out[r] for r in rows]) == c_hat[active[rows]][:, None]
-            succ[active[rows]] += x.sum(axis=1)
-            tested[active[rows]] += m
+            x = np.stack([out[r] for r in rows]) == c_hat[batch[rows]][:, None]
+            succ[batch[rows]] += x.sum(axis=1)
+            tested[batch[rows]] += m
             if radius is not None:
-                cert_test.update(x, active[rows])
+                cert_test.update(x, batch[rows])
             else:
-                lower_cs.update(x, active[rows])
-            fut_test.update(x, active[rows])
-        js = active[alive]
+                lower_cs.update(x, batch[rows])
+            fut_test.update(x, batch[rows])
+        js = batch[alive]
         t = tested[js]
         if radius is not None:
             certified = cert_test.rejected[js] & (~fut_test.rejected[js] |

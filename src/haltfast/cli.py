@@ -107,9 +107,25 @@ def _method_options(args: argparse.Namespace) -> dict:
             "selection": args.selection, "tolerance": args.tolerance, "futility_alpha": args.futility_alpha}
 
 
-def _resolve_cli_prior(args: argparse.Namespace, weights_path: Path, weights_sha256: str, streams=None):
-    """The prior the user asked for: a name, the model's meta-learner (default when it exists), or the oracle."""
-    from .meta import MetaLearner, meta_learner_path, oracle_prior
+def _run_config(args: argparse.Namespace, options: dict, sigma: float, model_sha256: str, data: dict) -> dict:
+    """Everything a certificate depends on: a journal written under another configuration is refused.
+
+    --max, --skip, --batch, --threads and --workers change which inputs run or how fast, never a result.
+    """
+    from . import __version__
+
+    sizes = {"n0": args.n0, "n": args.n} if args.method == "cohen" else {"n0": args.n0}
+    return {"haltfast": __version__, "model_sha256": model_sha256, "sigma": sigma, "alpha": args.alpha,
+            "method": args.method, **sizes, **options, "seed": data.pop("seed"), **data}
+
+
+def _resolve_cli_prior(args: argparse.Namespace, weights_path: Path, weights_sha256: str):
+    """The prior the user asked for and its identity for the journal: a name, or the model's meta-learner.
+
+    --prior meta is the default when <model>.meta.json exists; 'oracle' is resolved per input later.
+    """
+    from .meta import MetaLearner, meta_learner_path
+    from .models import weights_hash
 
     path = meta_learner_path(weights_path)
     if args.prior is None:
@@ -118,37 +134,42 @@ def _resolve_cli_prior(args: argparse.Namespace, weights_path: Path, weights_sha
         if not path.is_file():
             raise HaltfastError(f"no meta-learner for {weights_path.name} ({path} missing): run `haltfast calibrate "
                                 f"--model {weights_path}` or choose --prior jeffreys")
-        return MetaLearner.load(path, weights_sha256), f"meta ({path.name})"
-    if args.prior == "oracle":
-        if streams is None:
-            raise HaltfastError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
-        return oracle_prior(streams), "oracle (benchmark only)"
+        return MetaLearner.load(path, weights_sha256), f"meta:{weights_hash(path)[:16]}"
+    if args.prior == "oracle" and not args.streams:
+        raise HaltfastError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
     return args.prior, args.prior
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
+    import contextlib
     import json
 
+    import numpy as np
     import pandas as pd
     import torch
 
-    from .certify import format_summary, summarize, validate_alpha
+    from .certify import Certificate, format_summary, summarize, validate_alpha
+    from .results import ResultsJournal, journal_path
     from .smooth import Smooth, _progress_bar, run_method
 
     validate_alpha(args.alpha)
     if args.threads:
         torch.set_num_threads(args.threads)
     options = _method_options(args)
+    distributed = args.workers is not None or args.ray_address is not None
     if args.streams:
         from .recording import load_recording
 
-        from .recording import recording_logits, recording_model_path
-        from .sampling import RecordedStreams
-
+        if distributed:
+            raise HaltfastError("--workers and --ray-address run the model; replaying --streams is cheap, run it "
+                                "without them")
         streams, meta = load_recording(args.streams, args.max)
-        sigma, labels, indices = meta["sigma"], meta["labels"], meta["indices"]
+        sigma, labels, indices = meta["sigma"], np.asarray(meta["labels"]), np.asarray(meta["indices"])
         source = f"replaying {len(indices)} recorded streams from {args.streams}"
         if args.method == "anytime":
+            from .recording import recording_logits, recording_model_path
+            from .sampling import RecordedStreams
+
             weights = Path(meta["model"])
             if args.prior in (None, "meta"):
                 try:
@@ -156,36 +177,71 @@ def cmd_certify(args: argparse.Namespace) -> int:
                 except HaltfastError:
                     if args.prior == "meta":
                         raise
-            options["prior"], prior_name = _resolve_cli_prior(args, weights, meta["weights_sha256"], streams)
-            if prior_name.startswith("meta"):  # its features: the clean logits, recomputed with the same model
+            options["prior"], prior_id = _resolve_cli_prior(args, weights, meta["weights_sha256"])
+            if args.prior == "meta":  # its features: the clean logits, recomputed with the same model
                 streams = RecordedStreams(streams.streams, streams.num_classes, streams.clean_predictions,
                                           recording_logits(meta, weights))
-            print(f"{source}, prior {prior_name}", file=sys.stderr)
         summary_meta = {"recording": str(args.streams), "weights_sha256": meta["weights_sha256"],
                         "model": meta["model"], "seed": meta["seed"]}
-        start = time.perf_counter()
-        with _progress_bar(not args.quiet, len(indices)) as tick:
-            certs = run_method(args.method, streams, list(range(len(indices))), sigma=sigma, n0=args.n0, n=args.n,
-                               alpha=args.alpha, labels=labels, indices=indices, progress=tick, **options)
+        data = {"source": "recording", "data": meta.get("data"), "split": meta.get("split"), "seed": meta["seed"]}
     else:
         from .data import load_dataset
 
-        dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
+        full = load_dataset(args.data, args.split, args.data_dir)
+        dataset = full.subset(args.skip, args.max)
         path, model, card, sigma = _load_model_for(args, dataset)
-        smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
+        labels, indices = dataset.labels, dataset.indices
         source = (f"certifying {len(dataset)} {dataset.name}/{dataset.split} images (skip {args.skip}) "
                   f"with {path.name}")
         summary_meta = {"model": path.name, "weights_sha256": card["weights_sha256"], "seed": args.seed}
-        prior_name = ""
+        data = {"source": "live", "data": dataset.name, "split": dataset.split, "data_sha256": full.fingerprint(),
+                "seed": args.seed}
         if args.method == "anytime":
-            options["prior"], prior_name = _resolve_cli_prior(args, path, card["weights_sha256"])
-            prior_name = f", prior {prior_name}"
+            options["prior"], prior_id = _resolve_cli_prior(args, path, card["weights_sha256"])
+    config = _run_config(args, {**options, "prior": prior_id} if "prior" in options else options, sigma,
+                         summary_meta["weights_sha256"], data)
+
+    journal = ResultsJournal.open(journal_path(args.out), config) if args.out else None
+    with journal or contextlib.nullcontext():
+        done = journal.finished if journal else {}
+        todo = np.array([k for k, index in enumerate(indices) if int(index) not in done], dtype=np.int64)
+        if len(indices) - len(todo):
+            print(f"resuming {journal.path}: {len(indices) - len(todo)} of {len(indices)} inputs already finished, "
+                  f"certifying the other {len(todo)}", file=sys.stderr)
+        on_result = journal.append if journal else None
+        print(f"{source}, sigma={sigma:g}, method={args.method}, alpha={args.alpha:g}"
+              + (f", prior {args.prior}" if args.method == "anytime" else "")
+              + (f", on Ray ({args.ray_address or 'local'})" if distributed else ""), file=sys.stderr)
+        if args.prior == "oracle" and len(todo):
+            from .meta import oracle_prior
+
+            options["prior"] = oracle_prior(streams, todo.tolist())
         start = time.perf_counter()
-        print(f"{source}, sigma={sigma:g}, method={args.method}, alpha={args.alpha:g}{prior_name}", file=sys.stderr)
-        certs = smooth.certify_many(dataset.images, dataset.labels, n0=args.n0, n=args.n, alpha=args.alpha,
-                                    method=args.method, keys=dataset.indices, indices=dataset.indices,
-                                    progress=not args.quiet, **options)
-    seconds = time.perf_counter() - start
+        if not len(todo):
+            fresh = []
+        elif args.streams:
+            with _progress_bar(not args.quiet, len(todo)) as tick:
+                fresh = run_method(args.method, streams, todo.tolist(), sigma=sigma, n0=args.n0, n=args.n,
+                                   alpha=args.alpha, labels=labels[todo], indices=indices[todo], progress=tick,
+                                   on_result=on_result, **options)
+        elif distributed:
+            from .distributed import RayPool, WorkerSpec
+
+            spec = WorkerSpec(model, dataset.num_classes, sigma, args.seed, args.batch, args.method, args.n0, args.n,
+                              args.alpha, options)
+            with RayPool(spec, args.workers, args.ray_address) as pool, \
+                    _progress_bar(not args.quiet, len(todo)) as tick:
+                print(f"{pool.workers} Ray workers", file=sys.stderr)
+                fresh = pool.certify(dataset.images[todo], labels[todo], indices[todo], on_result=on_result,
+                                     progress=tick)
+        else:
+            smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
+            fresh = smooth.certify_many(dataset.images[todo], labels[todo], n0=args.n0, n=args.n, alpha=args.alpha,
+                                        method=args.method, keys=indices[todo], indices=indices[todo],
+                                        progress=not args.quiet, on_result=on_result, **options)
+        seconds = time.perf_counter() - start
+    by_index = {**done, **{c.index: c for c in fresh}}
+    certs: list[Certificate] = [by_index[int(index)] for index in indices]
     failed = [c for c in certs if c.decision == "error"]
     if certs and len(failed) == len(certs):
         raise HaltfastError(f"the base classifier failed on every input: {failed[0].error}")
@@ -195,6 +251,9 @@ def cmd_certify(args: argparse.Namespace) -> int:
     summary = summarize(certs, radii=radii, seconds=seconds)
     summary.update({**summary_meta, "sigma": sigma, "method": args.method, "alpha": args.alpha,
                     "options": {k: (v if k != "prior" else args.prior) for k, v in options.items()}})
+    if len(certs) > len(fresh):
+        summary["resumed"] = len(certs) - len(fresh)
+        summary["evaluations_per_second"] = sum(c.evaluations for c in fresh) / max(seconds, 1e-9)
     if args.out:
         frame = pd.DataFrame([c.row() for c in certs])
         _write_atomically(args.out, lambda tmp: frame.to_csv(tmp, index=False))
@@ -370,7 +429,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive_int, default=2000, help="model batch size")
     p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives bit-identical results")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=None, help="CSV file, one row per input")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="certify on a local Ray cluster of this many worker processes (one torch thread each; "
+                        "needs pip install 'haltfast[ray]'); certificates are identical to a single-process run")
+    p.add_argument("--ray-address", default=None,
+                   help="certify on an existing Ray cluster (e.g. auto, or ray://head:10001); one worker per CPU "
+                        "of the cluster unless --workers says otherwise")
+    p.add_argument("--out", type=Path, default=None,
+                   help="CSV file, one row per input, in input order. Each finished input is also appended to "
+                        "OUT.journal at once, so rerunning the same command after a crash or Ctrl-C skips finished "
+                        "inputs; a journal from another configuration is refused")
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_certify)

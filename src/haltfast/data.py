@@ -8,6 +8,7 @@ meta-learner's calibration split, and evaluation uses the official test file.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,13 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the images, labels and indices: identifies the data a results journal belongs to."""
+        digest = hashlib.sha256()
+        for array in (self.images, self.labels, self.indices):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
     def subset(self, skip: int = 1, max_items: int | None = None) -> "Dataset":
         """Every `skip`-th item (Cohen's protocol uses skip 20), at most `max_items` of them."""

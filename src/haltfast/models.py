@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -93,10 +94,18 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise HaltfastError(f"refusing to load {path}: it holds objects other than tensors, which could run code "
-                            f"when unpickled ({str(exc).splitlines()[0]})") from exc
+        # the weights-only unpickler stops at the first thing that is not plain tensor data: nothing has run
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise HaltfastError(f"refusing to load {path}: it holds an object other than tensors ({found.group(1)}), "
+                                f"which could run code when unpickled; nothing was run. Save weights with "
+                                f"torch.save(model.state_dict(), ...) (haltfast train does)") from None
+        raise HaltfastError(f"refusing to load {path}: it is corrupt or truncated, or holds pickled objects other than "
+                            f"tensors (which could run code); nothing was run") from None
     except Exception as exc:  # truncated zip, garbage bytes, ...
         raise HaltfastError(f"cannot read model file {path}: corrupt or truncated ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise HaltfastError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     model = build_model(card.get("model", {}))
     try:
         model.load_state_dict(state)

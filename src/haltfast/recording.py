@@ -35,13 +35,15 @@ def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, leng
     meta = {**meta, "length": int(length), "shard_size": SHARD, "inputs": len(streams.keys)}
     meta_path = directory / "meta.json"
     if meta_path.exists():
-        old = json.loads(meta_path.read_text())
+        old = _read_meta(meta_path)
         if old != meta:
             changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
             raise HaltfastError(f"{directory} holds a recording with a different configuration "
                                 f"({', '.join(changed)} differ); choose another --out directory")
     else:
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        tmp = meta_path.with_name("meta.json.partial")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        tmp.replace(meta_path)
     n = len(streams.keys)
     for k, lo in enumerate(range(0, n, SHARD)):
         items = list(range(lo, min(lo + SHARD, n)))
@@ -61,6 +63,17 @@ def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, leng
         if progress:
             progress(len(items), len(items) * (length + 1))
     return directory
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise HaltfastError(f"{path} is unreadable or corrupt ({exc}); delete the recording directory and record "
+                            f"again") from None
+    if not isinstance(meta, dict) or "inputs" not in meta:
+        raise HaltfastError(f"{path} is not a haltfast recording's meta data")
+    return meta
 
 
 def recording_model_path(meta: dict, model_path: str | Path | None = None) -> Path:
@@ -102,7 +115,7 @@ def load_recording(directory: str | Path, max_items: int | None = None,
     meta_path = directory / "meta.json"
     if not meta_path.is_file():
         raise HaltfastError(f"{directory} is not a recording (no meta.json); make one with `haltfast record`")
-    meta = json.loads(meta_path.read_text())
+    meta = _read_meta(meta_path)
     n = meta["inputs"] if max_items is None else min(meta["inputs"], max_items)
     labels, clean = [], []
     for k in range((n + SHARD - 1) // SHARD):

@@ -134,6 +134,11 @@ class NoiseSampler:
             self._cache.popitem(last=False)
         return noise
 
+    def forget(self, keys: Sequence[int]) -> None:
+        """Drop the cached noise blocks of these keys (inputs that are finished); their streams stay reproducible."""
+        for key in keys:
+            self._cache.pop(int(key), None)
+
     def _fill(self, dest: torch.Tensor, x: torch.Tensor, key: int, start: int, count: int) -> None:
         """dest[:count] = x + sigma * noise samples [start, start + count) of this input's stream."""
         pos, written = start, 0
@@ -209,6 +214,10 @@ class LiveStreams:
         for item, labels in zip(items, out):
             self.positions[item] += len(labels)
         return out, errors
+
+    def forget(self, items: Sequence[int]) -> None:
+        """These inputs are finished: free their cached noise (memory stays flat over long runs)."""
+        self.sampler.forget(self.keys[np.asarray(items, dtype=np.int64)])
 
     def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
         """The base classifier's prediction on each clean (noise-free) input: one evaluation each."""

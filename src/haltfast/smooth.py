@@ -50,7 +50,12 @@ class Smooth:
                 raise HaltfastError(f"batch_size must be at least 1, got {batch_size}")
             self.sampler.batch_size = int(batch_size)
             self.sampler._buffer = None
-        tensors = [check_image(x, None, self.value_range) for x in images]
+        tensors = []
+        for i, x in enumerate(images):
+            try:
+                tensors.append(check_image(x, None, self.value_range))
+            except HaltfastError as exc:
+                raise HaltfastError(f"image {i}: {exc}") from None
         if len({tuple(t.shape) for t in tensors}) > 1:
             raise HaltfastError("all images must have the same shape")
         if keys is None:
@@ -76,29 +81,33 @@ class Smooth:
     def certify_many(self, images, labels: Sequence[int] | None = None, *, n0: int = 100, n: int = 100_000,
                      alpha: float = 0.001, batch_size: int | None = None, method: str = "cohen",
                      keys: Sequence[int] | None = None, indices: Sequence[int] | None = None,
-                     progress: bool | Callable[[int, int], None] = True, **options) -> list[Certificate]:
-        """Certify many inputs; each certificate holds with probability >= 1 - alpha on its own."""
+                     progress: bool | Callable[[int, int], None] = True,
+                     on_result: Callable[[Certificate], None] | None = None, **options) -> list[Certificate]:
+        """Certify many inputs; each certificate holds with probability >= 1 - alpha on its own.
+
+        `on_result(cert)` is called as each input finishes, in completion order.
+        """
         streams = self.streams(images, keys, batch_size)
         items = list(range(len(streams.keys)))
         if indices is None and keys is not None:
             indices = list(keys)
         with _progress_bar(progress, len(items)) as tick:
             return run_method(method, streams, items, sigma=self.sigma, n0=n0, n=n, alpha=alpha, labels=labels,
-                              indices=indices, progress=tick, **options)
+                              indices=indices, progress=tick, on_result=on_result, **options)
 
 
 def run_method(method: str, streams, items, *, sigma: float, n0: int, n: int, alpha: float, labels=None,
-               indices=None, progress=None, **options) -> list[Certificate]:
+               indices=None, progress=None, on_result=None, **options) -> list[Certificate]:
     """Dispatch to a certification procedure; live and recorded streams take the same path."""
     if method == "cohen":
         if options:
             raise HaltfastError(f"method 'cohen' takes no options {sorted(options)}")
         return procedures.cohen_certify(streams, items, n0, n, alpha, sigma, labels=labels, indices=indices,
-                                        progress=progress)
+                                        progress=progress, on_result=on_result)
     if method == "anytime":
         try:
             return procedures.certify_anytime(streams, items, sigma=sigma, alpha=alpha, n0=n0, labels=labels,
-                                              indices=indices, progress=progress, **options)
+                                              indices=indices, progress=progress, on_result=on_result, **options)
         except TypeError as exc:
             raise HaltfastError(f"method 'anytime': {exc}") from exc
     raise HaltfastError(f"unknown method {method!r}; choose 'cohen' or 'anytime'")
