@@ -177,6 +177,20 @@ def max_certifiable_radius(max_samples: int, alpha: float, sigma: float) -> floa
     return float(sigma * norm.ppf(math.exp(math.log(alpha) / max_samples)))
 
 
+def check_radius(radius: float, max_samples: int, alpha: float, sigma: float) -> None:
+    """Raise a HaltfastError unless `radius` is finite, >= 0 and certifiable with max_samples samples."""
+    if not (isinstance(radius, (int, float)) and np.isfinite(radius) and radius >= 0):
+        raise HaltfastError(f"radius must be a finite number >= 0, got {radius}")
+    r_max = max_certifiable_radius(max_samples, alpha, sigma)
+    if radius >= r_max:
+        log_p = float(norm.logcdf(radius / sigma))
+        need_n = math.log(alpha) / log_p if log_p < 0 else math.inf
+        need = f"max_samples >= {math.ceil(need_n):,}" if need_n < 1e12 else "more than 10^12 samples"
+        raise HaltfastError(f"radius {radius:g} can never be certified with max_samples={max_samples:,} at "
+                            f"alpha={alpha:g} and sigma={sigma:g}: even if every sample hits, the largest "
+                            f"certifiable radius is {r_max:.4f}; it needs {need}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Anytime certification: E-process decisions at a required radius, confidence-sequence radii
 # ---------------------------------------------------------------------------------------------
@@ -309,16 +323,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     if isinstance(prior, str):
         resolve_prior(prior, np.zeros(0) if selection == "pilot" else None, 0, 0)  # a bad name fails up front
     if radius is not None:
-        if not (isinstance(radius, (int, float)) and np.isfinite(radius) and radius >= 0):
-            raise HaltfastError(f"radius must be a finite number >= 0, got {radius}")
-        r_max = max_certifiable_radius(max_samples, alpha, sigma)
-        if radius >= r_max:
-            log_p = float(norm.logcdf(radius / sigma))
-            need_n = math.log(alpha) / log_p if log_p < 0 else math.inf
-            need = f"max_samples >= {math.ceil(need_n):,}" if need_n < 1e12 else "more than 10^12 samples"
-            raise HaltfastError(f"radius {radius:g} can never be certified with max_samples={max_samples:,} at "
-                                f"alpha={alpha:g} and sigma={sigma:g}: even if every sample hits, the largest "
-                                f"certifiable radius is {r_max:.4f}; it needs {need}")
+        check_radius(radius, max_samples, alpha, sigma)
 
     run = _Run(streams, items, labels, indices, progress)
     n = run.n

@@ -103,6 +103,10 @@ def _write_atomically(path: Path, write) -> None:
 def _method_options(args: argparse.Namespace) -> dict:
     if args.method == "cohen":
         return {}
+    if args.method == "horvath":
+        return {"radius": args.radius, "max_samples": args.max_samples}
+    if args.method in ("union-bound", "betting"):
+        return {"radius": args.radius, "max_samples": args.max_samples, "tolerance": args.tolerance}
     return {"radius": args.radius, "max_samples": args.max_samples, "prior": args.prior,
             "selection": args.selection, "tolerance": args.tolerance, "futility_alpha": args.futility_alpha}
 
@@ -258,9 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=_positive_float, default=None, help="noise level (default: the model card's)")
     p.add_argument("--skip", type=_positive_int, default=20, help="certify every skip-th image (default 20)")
     p.add_argument("--max", type=_positive_int, default=None, help="certify at most this many images")
-    p.add_argument("--method", default="anytime", choices=["anytime", "cohen"],
+    p.add_argument("--method", default="anytime", choices=["anytime", "cohen", "horvath", "union-bound", "betting"],
                    help="anytime: early-stopping E-process / confidence sequence (default); cohen: Cohen et al.'s "
-                        "fixed-n CERTIFY")
+                        "fixed-n CERTIFY; baselines: horvath (Horvath et al. 2022 adaptive sampling, needs "
+                        "--radius), union-bound and betting (Voracek 2024 confidence sequences)")
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability of each certificate")
     p.add_argument("--n0", type=_positive_int, default=100, help="selection (pilot) samples")
     p.add_argument("--n", type=_positive_int, default=100_000, help="estimation samples (cohen)")
@@ -268,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="anytime: decide certification at this required radius (decision mode); "
                         "omit to estimate each input's radius (radius mode)")
     p.add_argument("--max-samples", type=_positive_int, default=100_000,
-                   help="anytime: most tested samples per input (selection not included)")
+                   help="anytime and baselines: most tested samples per input (selection not included)")
     p.add_argument("--prior", default="jeffreys",
                    help="anytime: jeffreys (default), uniform, or pilot (the Jeffreys posterior after the selection "
                         "pilot; needs --selection pilot)")
@@ -276,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="anytime: choose the class by the clean prediction (1 evaluation, default) or by n0 noisy "
                         "pilot samples (Cohen's selection)")
     p.add_argument("--tolerance", type=float, default=0.01,
-                   help="anytime radius mode: stop when the rest of the budget would add less than this radius")
+                   help="anytime, union-bound, betting radius mode: stop when the rest of the budget would add less "
+                        "than this radius")
     p.add_argument("--futility-alpha", type=float, default=None,
                    help="anytime decision mode: level of the 'not certifiable' test (default: --alpha)")
     p.add_argument("--streams", type=Path, default=None,
