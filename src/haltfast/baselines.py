@@ -20,7 +20,8 @@ from .certify import (ABSTAIN, Certificate, _chunk_grid, _Run, check_radius, p_f
                       validate_alpha, validate_count)
 from .errors import HaltfastError
 from .statistics import (HORVATH_STAGES, HorvathAdaptiveTest, UnionBoundConfidenceSequence,
-                         beta_mixture_lower_bound, clopper_pearson_lower, log_beta_mixture_evalue,
+                         beta_mixture_lower_bound, clopper_pearson_lower, clopper_pearson_upper,
+                         log_beta_mixture_evalue,
                          union_bound_checkpoints)
 
 
@@ -84,15 +85,33 @@ CS_KINDS = ("union-bound", "betting")
 class _UnionBound:
     """Voracek's union-bound CS: Clopper-Pearson bounds at geometric checkpoints, level alpha on each side."""
 
-    def __init__(self, alpha: float, n: int, max_samples: int):
+    LOOKAHEAD = 64   # checkpoints searched ahead for the first one that could decide (a factor 1.1^64 in t)
+
+    def __init__(self, alpha: float, n: int, max_samples: int, p0: float | None):
         self.lower_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="lower")
         self.upper_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="upper")
         self.times, self.shares = union_bound_checkpoints(max_samples)
-        self.alpha = alpha
+        self.alpha, self.p0 = alpha, p0
 
     def chunk(self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float) -> np.ndarray:
-        """Samples up to each stream's next checkpoint: the bounds move only there, so nothing is overdrawn."""
+        """Samples up to a checkpoint (the bounds move only there, so nothing is overdrawn).
+
+        Decision mode: the first checkpoint at which a decision is possible at all (every sample a hit
+        lifting the lower bound above p0, or every one a miss pushing the upper bound below it), so
+        skipping the others changes no decision. Radius mode: the first checkpoint at least
+        max(min_chunk, growth * t) samples ahead, the spacing of haltfast's radius mode.
+        """
         k = np.searchsorted(self.times, tested, side="right")
+        if self.p0 is None:
+            want = tested + np.maximum(min_chunk, np.ceil(growth * tested)).astype(np.int64)
+            k = np.searchsorted(self.times, want, side="left")
+        else:
+            j = np.minimum(k[:, None] + np.arange(self.LOOKAHEAD)[None, :], self.times.size - 1)
+            t_j, a_j = self.times[j], self.alpha * self.shares[j]
+            s = self.lower_cs.successes[rows][:, None]
+            possible = ((clopper_pearson_lower(s + t_j - tested[:, None], t_j, a_j) > self.p0) |
+                        (clopper_pearson_upper(s, t_j, a_j) < self.p0))
+            k = np.where(possible.any(axis=1), j[np.arange(rows.size), possible.argmax(axis=1)], j[:, -1])
         nxt = np.where(k < self.times.size, self.times[np.minimum(k, self.times.size - 1)], max_samples)
         return np.maximum(nxt - tested, 1)
 
@@ -216,7 +235,7 @@ def certify_confidence_sequence(streams, items, *, kind: str, sigma: float, alph
         return []
     c_hat, _ = run.select("clean", 0, max_active)
     p0 = p_for_radius(radius, sigma) if radius is not None else None
-    cs = _UnionBound(alpha, n, max_samples) if kind == "union-bound" else _Betting(alpha, n, p0)
+    cs = _UnionBound(alpha, n, max_samples, p0) if kind == "union-bound" else _Betting(alpha, n, p0)
     succ = np.zeros(n, dtype=np.int64)
     tested = np.zeros(n, dtype=np.int64)
     pending = [j for j in range(n) if run.certs[j] is None][::-1]

@@ -232,6 +232,21 @@ def cmd_triage(args: argparse.Namespace) -> int:
     return 130 if report.stop_reason == "interrupted" else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench import run_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "haltfast " + " ".join(shlex.quote(a) for a in args.argv)
+    report = run_bench(args.streams, args.max, args.alpha, args.out, args.plots, args.live, command,
+                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.out is None:
+        print(report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="haltfast",
@@ -338,6 +353,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-json", type=Path, default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_triage)
+
+    p = sub.add_parser("bench", help="reproduce the results report: every method on recorded streams, plots, live",
+                       description="Replay every method (Cohen, Horvath et al., Voracek's union-bound and betting "
+                                   "confidence sequences, haltfast, the oracle prior, Wald's limit) on recorded "
+                                   "streams (one recording per sigma, made by `haltfast record`), time them live on "
+                                   "a few images, and write the Markdown report and PNG plots (docs/results.md).")
+    p.add_argument("--streams", type=Path, nargs="+", required=True, help="recording directories, one per sigma")
+    p.add_argument("--max", type=_positive_int, default=None, help="use only the first N images of each recording")
+    p.add_argument("--alpha", type=float, default=0.001, help="failure probability of each certificate")
+    p.add_argument("--out", type=Path, default=None, help="Markdown report (default: print it)")
+    p.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
+    p.add_argument("--live", type=int, default=0, help="images per sigma for the live wall-clock run (0: none)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -231,6 +231,10 @@ class RecordedStreams:
         self.num_classes = int(num_classes)
         self.clean_predictions = None if clean is None else np.asarray(clean, dtype=np.int64)
 
+    def rewound(self) -> "RecordedStreams":
+        """The same recording with every stream back at its start (shares the label arrays)."""
+        return RecordedStreams(self.streams, self.num_classes, self.clean_predictions)
+
     def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
         if self.clean_predictions is None:
             raise HaltfastError("this recording holds no clean predictions")
