@@ -7,7 +7,8 @@ from haltfast.errors import HaltfastError
 from haltfast.recording import load_recording, record_streams
 from haltfast.sampling import RecordedStreams
 from haltfast.smooth import Smooth, run_method
-from haltfast.statistics import horvath_adaptive_test, log_beta_mixture_evalue
+from haltfast.statistics import (horvath_adaptive_test, log_beta_mixture_evalue, union_bound_checkpoints,
+                                 union_bound_lower, union_bound_upper)
 
 SIGMA = 0.5
 BASELINES = ("horvath", "union-bound", "betting")
@@ -82,6 +83,25 @@ def test_betting_stops_exactly_where_its_wealth_first_crosses():
         first = int(np.argmax(crossed & (s >= p0 * t))) + 1
         assert cert.decision == "certified" and cert.extra["stopped_at"] == first
         assert first <= cert.extra["tested"] < first * 1.3 + 64  # overdraw bounded by the chunk rule
+
+
+def test_union_bound_decides_at_the_first_checkpoint_whose_bound_crosses():
+    """Skipping checkpoints that cannot decide changes nothing: same decision, same sample, nothing overdrawn."""
+    rng = np.random.default_rng(2)
+    alpha, radius = 0.001, 0.5
+    p0 = norm.cdf(radius / SIGMA)
+    streams = [(rng.random(30_000) < p).astype(np.int64) for p in (0.99, 0.93, 0.88, 0.8, 0.6)]
+    rec = RecordedStreams(streams, 2, clean=np.ones(len(streams), dtype=np.int64))
+    certs = run_method("union-bound", rec, range(len(streams)), sigma=SIGMA, n0=100, n=0, alpha=alpha,
+                       radius=radius, max_samples=30_000)
+    times, _ = union_bound_checkpoints(30_000)
+    for stream, cert in zip(streams, certs):
+        s = np.cumsum(stream)[times - 1]
+        up = union_bound_lower(s, times, alpha) > p0
+        down = union_bound_upper(s, times, alpha) < p0
+        first = int(np.argmax(up | down))
+        assert cert.decision == ("certified" if up[first] else "not certified")
+        assert cert.extra["tested"] == cert.extra["stopped_at"] == times[first]
 
 
 @pytest.mark.parametrize("method, radius", [("horvath", 0.3), ("union-bound", 0.3), ("union-bound", None),

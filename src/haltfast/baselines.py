@@ -21,8 +21,7 @@ from .certify import (ABSTAIN, Certificate, _chunk_grid, _Run, check_radius, p_f
 from .errors import HaltfastError
 from .statistics import (HORVATH_STAGES, HorvathAdaptiveTest, UnionBoundConfidenceSequence,
                          beta_mixture_lower_bound, clopper_pearson_lower, clopper_pearson_upper,
-                         log_beta_mixture_evalue,
-                         union_bound_checkpoints)
+                         log_beta_mixture_evalue, union_bound_checkpoints)
 
 
 def horvath_stages(max_samples: int, stages=HORVATH_STAGES) -> tuple[int, ...]:
@@ -82,6 +81,16 @@ def certify_horvath(streams, items, *, sigma: float, alpha: float = 0.001, radiu
 CS_KINDS = ("union-bound", "betting")
 
 
+def _least(predicate, t: np.ndarray) -> np.ndarray:
+    """Per entry, the least integer k in [0, t + 1] where the monotone `predicate(k)` holds (true at t + 1)."""
+    lo, hi = np.zeros_like(t), t + 1
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        ok = predicate(mid)
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid + 1)
+    return lo
+
+
 class _UnionBound:
     """Voracek's union-bound CS: Clopper-Pearson bounds at geometric checkpoints, level alpha on each side."""
 
@@ -92,6 +101,12 @@ class _UnionBound:
         self.upper_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="upper")
         self.times, self.shares = union_bound_checkpoints(max_samples)
         self.alpha, self.p0 = alpha, p0
+        if p0 is not None:
+            # per checkpoint: fewest successes whose lower bound exceeds p0, and the successes at and below
+            # which the upper bound falls below it (found by bisection on the monotone Clopper-Pearson bounds)
+            t, a = self.times, alpha * self.shares
+            self.certify_min = _least(lambda k: (k > t) | (clopper_pearson_lower(np.minimum(k, t), t, a) > p0), t)
+            self.futile_max = _least(lambda k: (k > t) | (clopper_pearson_upper(np.minimum(k, t), t, a) >= p0), t) - 1
 
     def chunk(self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float) -> np.ndarray:
         """Samples up to a checkpoint (the bounds move only there, so nothing is overdrawn).
@@ -107,10 +122,8 @@ class _UnionBound:
             k = np.searchsorted(self.times, want, side="left")
         else:
             j = np.minimum(k[:, None] + np.arange(self.LOOKAHEAD)[None, :], self.times.size - 1)
-            t_j, a_j = self.times[j], self.alpha * self.shares[j]
             s = self.lower_cs.successes[rows][:, None]
-            possible = ((clopper_pearson_lower(s + t_j - tested[:, None], t_j, a_j) > self.p0) |
-                        (clopper_pearson_upper(s, t_j, a_j) < self.p0))
+            possible = (s + self.times[j] - tested[:, None] >= self.certify_min[j]) | (s <= self.futile_max[j])
             k = np.where(possible.any(axis=1), j[np.arange(rows.size), possible.argmax(axis=1)], j[:, -1])
         nxt = np.where(k < self.times.size, self.times[np.minimum(k, self.times.size - 1)], max_samples)
         return np.maximum(nxt - tested, 1)
