@@ -518,9 +518,9 @@ def methods_text(entries=ENTRIES) -> str:
 def run_bench(recordings: list[str], max_images: int | None, alpha: float, out: Path | None, plots: Path | None,
               live: int, command: str, log=print) -> str:
     """Run everything and return the report (also written to `out`, with plots under `plots`)."""
-    from .provenance import provenance
+    from .provenance import git_commit, provenance
 
-    start = time.perf_counter()
+    commit, start = git_commit(), time.perf_counter()
     results = []
     for path in recordings:
         streams, meta = load_recording(path, max_images)
@@ -544,7 +544,7 @@ def run_bench(recordings: list[str], max_images: int | None, alpha: float, out: 
             log(f"live: sigma = {res.ctx.sigma:g}, {live} images")
             live_results[res.ctx.sigma] = live_runs(res.ctx, live)
         text += ["", live_report(live_results)]
-    text += ["", f"Replay part {replay_seconds:.0f} s. " + provenance(command, time.perf_counter() - start)]
+    text += ["", f"Replay part {replay_seconds:.0f} s. " + provenance(command, time.perf_counter() - start, commit=commit)]
     report = "\n".join(text) + "\n"
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

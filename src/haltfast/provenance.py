@@ -32,8 +32,13 @@ def machine() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
-def provenance(command: str, seconds: float | None = None, code_paths=("src", "benchmarks")) -> str:
-    """One sentence for a report's footer: command, commit (and dirty flag), machine, date and run time."""
+def provenance(command: str, seconds: float | None = None, code_paths=("src", "benchmarks"),
+               commit: str | None = None) -> str:
+    """One sentence for a report's footer: command, commit (and dirty flag), machine, date and run time.
+
+    Pass `commit` (from `git_commit()` taken when the run started) for long runs, so that a commit made
+    while they ran is not credited with their results.
+    """
     took = f"; {seconds:.0f} s" if seconds is not None else ""
-    return (f"Produced by `{command}` at commit {git_commit(code_paths)} on {machine()}, "
+    return (f"Produced by `{command}` at commit {commit or git_commit(code_paths)} on {machine()}, "
             f"{datetime.date.today()}{took}.")
