@@ -257,6 +257,12 @@ def losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
                        f"({a_ours / a_cohen:.3f}) at {_fmt(evaluations(ours).mean())} evaluations per image{where}. "
                        f"An anytime-valid bound pays for its validity at every sample, and near the top of the "
                        f"curve a radius needs samples: there the fixed-n bound on all {res.cap:,} samples is tighter.")
+        abstain = lambda certs: np.mean([c.decision == "abstain" for c in certs])
+        if abstain(ours) > abstain(cohen_certs):
+            out.append(f"sigma = {ctx.sigma:g}, radius mode: abstains on {abstain(ours):.3f} of the images against "
+                       f"Cohen's {abstain(cohen_certs):.3f}, so certified accuracy at r = 0 is "
+                       f"{certified_at(ours, 0)[0]:.3f} against {certified_at(cohen_certs, 0)[0]:.3f}: with p near "
+                       f"1/2 the stopping rule sees no radius worth the rest of the budget and stops below 1/2.")
         for e in others:
             if (e.label, res.cap) in res.radius and acr(res.radius[e.label, res.cap]) > a_ours:
                 out.append(f"sigma = {ctx.sigma:g}, radius mode: {e.label} reaches a larger ACR "
