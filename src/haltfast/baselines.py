@@ -255,20 +255,15 @@ def certify_confidence_sequence(streams, items, *, kind: str, sigma: float, alph
     active = np.zeros(0, dtype=np.int64)
 
     while pending or active.size:
-        if pending and active.size < max_active:
-            admit = [pending.pop() for _ in range(min(max_active - active.size, len(pending)))]
-            active = np.concatenate([active, np.array(admit, dtype=np.int64)])
+        active = run.admit(pending, active, max_active)
         t = tested[active]
         size = cs.chunk(active, t, max_samples, min_chunk, growth)
         size = np.minimum(size, max_samples - t).astype(np.int64)
-        out = run.draw(active, size)
-        alive = run.open(active)
-        for m in np.unique(size[alive]):
-            rows = np.nonzero(alive & (size == m))[0]
-            x = np.stack([out[r] for r in rows]) == c_hat[active[rows]][:, None]
-            succ[active[rows]] += x.sum(axis=1)
-            tested[active[rows]] += m
-            cs.update(x, active[rows])
+        alive, groups = run.draw_hits(active, size, c_hat)
+        for group, x in groups:
+            succ[group] += x.sum(axis=1)
+            tested[group] += x.shape[1]
+            cs.update(x, group)
         js = active[alive]
         t = tested[js]
         if radius is not None:

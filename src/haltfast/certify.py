@@ -267,6 +267,26 @@ class _Run:
                 self.fail(j, errors[self.items[j]])
         return out
 
+    def admit(self, pending: list, active: np.ndarray, max_active: int) -> np.ndarray:
+        """The active inputs topped up to max_active from the end of `pending` (which it pops)."""
+        if pending and active.size < max_active:
+            admit = [pending.pop() for _ in range(min(max_active - active.size, len(pending)))]
+            active = np.concatenate([active, np.array(admit, dtype=np.int64)])
+        return active
+
+    def draw_hits(self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray) -> tuple[np.ndarray, list]:
+        """Draw size[i] samples for input js[i] in shared batches: (open mask, [(inputs, hits (k, m) bool)]).
+
+        One group per chunk size, for the inputs whose draw did not fail.
+        """
+        out = self.draw(js, size)
+        alive = self.open(js)
+        groups = []
+        for m in np.unique(size[alive]):
+            rows = np.nonzero(alive & (size == m))[0]
+            groups.append((js[rows], np.stack([out[r] for r in rows]) == c_hat[js[rows]][:, None]))
+        return alive, groups
+
     def select(self, selection: str, n0: int, window: int) -> tuple[np.ndarray, np.ndarray]:
         """Class selection on samples that are never tested: a pilot of n0 noisy samples, or the clean prediction."""
         c_hat = np.full(self.n, ABSTAIN, dtype=np.int64)
@@ -342,9 +362,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     active = np.zeros(0, dtype=np.int64)
 
     while pending or active.size:
-        if pending and active.size < max_active:
-            admit = [pending.pop() for _ in range(min(max_active - active.size, len(pending)))]
-            active = np.concatenate([active, np.array(admit, dtype=np.int64)])
+        active = run.admit(pending, active, max_active)
         t = tested[active]
         if radius is not None:
             phat = (succ[active] + 0.5) / (t + 1.0)
@@ -356,18 +374,15 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
             base = np.zeros(active.size)
         size = _chunk_grid(np.maximum(base, np.ceil(growth * t)), min_chunk)
         size = np.minimum(size, max_samples - t).astype(np.int64)
-        out = run.draw(active, size)
-        alive = run.open(active)
-        for m in np.unique(size[alive]):
-            rows = np.nonzero(alive & (size == m))[0]
-            x = np.stack([out[r] for r in rows]) == c_hat[active[rows]][:, None]
-            succ[active[rows]] += x.sum(axis=1)
-            tested[active[rows]] += m
+        alive, groups = run.draw_hits(active, size, c_hat)
+        for group, x in groups:
+            succ[group] += x.sum(axis=1)
+            tested[group] += x.shape[1]
             if radius is not None:
-                cert_test.update(x, active[rows])
+                cert_test.update(x, group)
             else:
-                lower_cs.update(x, active[rows])
-            fut_test.update(x, active[rows])
+                lower_cs.update(x, group)
+            fut_test.update(x, group)
         js = active[alive]
         t = tested[js]
         if radius is not None:
