@@ -16,17 +16,14 @@ selection.
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import subprocess
 import time
 
 import numpy as np
 import torch
 
 from haltfast.certify import max_certifiable_radius, p_for_radius, summarize
+from haltfast.provenance import provenance
 from haltfast.recording import load_recording
-from haltfast.sampling import RecordedStreams
 from haltfast.smooth import Smooth, run_method
 from haltfast.statistics import wald_expected_samples
 
@@ -36,13 +33,9 @@ VARIANTS = (("pilot selection, Jeffreys prior", dict(prior="jeffreys", selection
             ("clean selection, Jeffreys prior", dict(prior="jeffreys", selection="clean")))
 
 
-def fresh(rec: RecordedStreams) -> RecordedStreams:
-    return RecordedStreams(rec.streams, rec.num_classes, rec.clean_predictions)
-
-
 def run(rec, meta, method, **kw):
     n = len(meta["indices"])
-    return run_method(method, fresh(rec), list(range(n)), sigma=meta["sigma"], labels=meta["labels"],
+    return run_method(method, rec.rewound(), list(range(n)), sigma=meta["sigma"], labels=meta["labels"],
                       indices=meta["indices"], **kw)
 
 
@@ -169,10 +162,8 @@ def main() -> None:
         for name, (sec, ev) in timings.items():
             lines.append(f"| {name} | {sec / len(data):.3f} | {ev:,.0f} | {timings['cohen'][0] / sec:.1f}x |")
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     cmd = f"python benchmarks/bench_certify.py --streams {args.streams}" + (f" --max {args.max}" if args.max else "")
-    lines += ["", f"Produced by `{cmd}` at commit {commit} on {platform.machine()} "
-              f"({torch.get_num_threads()} threads) on {datetime.date.today()}; replay part {replay_seconds:.0f} s."]
+    lines += ["", f"Replay part {replay_seconds:.0f} s. " + provenance(cmd)]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -22,16 +22,13 @@ recording shorter than n0 + 100,000 caps both our methods and Cohen's n (reporte
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import subprocess
 import time
 
 import numpy as np
 
 from haltfast.certify import cohen_certify, p_for_radius
+from haltfast.provenance import provenance
 from haltfast.recording import load_recording
-from haltfast.sampling import RecordedStreams
 from haltfast.statistics import wald_expected_samples
 from haltfast.triage import PolicyClass, assign_classes, triage
 
@@ -39,10 +36,6 @@ N0 = 100
 N_COHEN = 100_000
 POLICY_NAMES = ("max-decisions", "max-weighted", "risk", "round-robin")
 BUDGETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
-
-
-def fresh(rec: RecordedStreams) -> RecordedStreams:
-    return RecordedStreams(rec.streams, rec.num_classes, rec.clean_predictions)
 
 
 def make_policies(cap: int) -> list[PolicyClass]:
@@ -55,7 +48,7 @@ def cohen_reference(rec, policies, classes, sigma, n) -> np.ndarray:
     certified = np.zeros(len(classes), dtype=bool)
     for k, pc in enumerate(policies):
         items = np.nonzero(classes == k)[0].tolist()
-        certs = cohen_certify(fresh(rec), items, N0, n, pc.alpha, sigma)
+        certs = cohen_certify(rec.rewound(), items, N0, n, pc.alpha, sigma)
         certified[items] = [c.decision == "certified" and c.radius >= pc.radius for c in certs]
     return certified
 
@@ -114,7 +107,7 @@ def main() -> None:
         for frac in budgets:
             budget = int(round(frac * cohen_total))
             start = time.perf_counter()
-            rep = triage(fresh(rec), range(n_img), policies, sigma=sigma, classes=classes, policy=name, n0=n0,
+            rep = triage(rec.rewound(), range(n_img), policies, sigma=sigma, classes=classes, policy=name, n0=n0,
                          batch=args.batch, budget_evaluations=budget, labels=meta["labels"], indices=meta["indices"])
             seconds = time.perf_counter() - start
             rows = rep.rows()
@@ -262,13 +255,8 @@ def main() -> None:
         fig.savefig(args.plot, dpi=130)
         lines += ["", f"![decided inputs against budget]({args.plot.split('/')[-1]})"]
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True,
-                           text=True).stdout.strip()  # code only: the outputs themselves are rewritten
-    commit += " (with uncommitted changes)" if dirty else ""
     cmd = f"python benchmarks/bench_triage.py --streams {args.streams}" + (f" --max {args.max}" if args.max else "")
-    lines += ["", f"Produced by `{cmd}` at commit {commit} on {platform.machine()} on "
-                  f"{datetime.date.today()}, {total_seconds:.0f} s."]
+    lines += ["", provenance(cmd, total_seconds)]
     text = "\n".join(lines)
     print(text)
     if args.out:

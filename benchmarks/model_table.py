@@ -10,16 +10,12 @@ set (skip 20), certified accuracy at r = 0, 0.25, 0.5, 1.0.
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import subprocess
 import sys
-
-import torch
 
 from haltfast.certify import summarize
 from haltfast.data import load_dataset
 from haltfast.models import SHIPPED_SIGMAS, load_model, shipped_model_path
+from haltfast.provenance import provenance
 from haltfast.smooth import Smooth
 
 
@@ -42,7 +38,6 @@ def main() -> None:
         rows.append(f"| {sigma:g} | {card['clean_test_accuracy']:.3f} | {card['noisy_test_accuracy']:.3f} | "
                     f"{card['samples_per_second']:,} | " + " | ".join(f"{acc[f'{r:g}']:.2f}" for r in radii) + " |")
         print(rows[-1], file=sys.stderr)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     text = "\n".join([
         f"Certified accuracy: Cohen's CERTIFY, n0 = 100, n = {args.n:,}, alpha = 0.001, first {len(data)} "
         "evaluation images (Fashion-MNIST test, skip 20). Accuracies under noise are the model cards' (full test "
@@ -50,9 +45,7 @@ def main() -> None:
         "",
         *rows,
         "",
-        f"Command: `python benchmarks/model_table.py --max {args.max} --n {args.n}`; commit {commit}, "
-        f"{platform.node() and 'this machine'} ({platform.machine()}, {torch.get_num_threads()} threads), "
-        f"{datetime.date.today()}.",
+        provenance(f"python benchmarks/model_table.py --max {args.max} --n {args.n}"),
     ])
     print(text)
     if args.out:

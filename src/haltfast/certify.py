@@ -202,6 +202,20 @@ def max_certifiable_radius(max_samples: int, alpha: float, sigma: float) -> floa
     return float(sigma * norm.ppf(math.exp(math.log(alpha) / max_samples)))
 
 
+def check_radius(radius: float, max_samples: int, alpha: float, sigma: float) -> None:
+    """Raise a HaltfastError unless `radius` is finite, >= 0 and certifiable with max_samples samples."""
+    if not (isinstance(radius, (int, float)) and np.isfinite(radius) and radius >= 0):
+        raise HaltfastError(f"radius must be a finite number >= 0, got {radius}")
+    r_max = max_certifiable_radius(max_samples, alpha, sigma)
+    if radius >= r_max:
+        log_p = float(norm.logcdf(radius / sigma))
+        need_n = math.log(alpha) / log_p if log_p < 0 else math.inf
+        need = f"max_samples >= {math.ceil(need_n):,}" if need_n < 1e12 else "more than 10^12 samples"
+        raise HaltfastError(f"radius {radius:g} can never be certified with max_samples={max_samples:,} at "
+                            f"alpha={alpha:g} and sigma={sigma:g}: even if every sample hits, the largest "
+                            f"certifiable radius is {r_max:.4f}; it needs {need}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Anytime certification: E-process decisions at a required radius, confidence-sequence radii
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +300,26 @@ class _Run:
                 self.fail(j, errors[self.items[j]])
         return out
 
+    def admit(self, pending: list, active: np.ndarray, max_active: int) -> np.ndarray:
+        """The active inputs topped up to max_active from the end of `pending` (which it pops)."""
+        if pending and active.size < max_active:
+            admit = [pending.pop() for _ in range(min(max_active - active.size, len(pending)))]
+            active = np.concatenate([active, np.array(admit, dtype=np.int64)])
+        return active
+
+    def draw_hits(self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray) -> tuple[np.ndarray, list]:
+        """Draw size[i] samples for input js[i] in shared batches: (open mask, [(inputs, hits (k, m) bool)]).
+
+        One group per chunk size, for the inputs whose draw did not fail.
+        """
+        out = self.draw(js, size)
+        alive = self.open(js)
+        groups = []
+        for m in np.unique(size[alive]):
+            rows = np.nonzero(alive & (size == m))[0]
+            groups.append((js[rows], np.stack([out[r] for r in rows]) == c_hat[js[rows]][:, None]))
+        return alive, groups
+
     def select(self, selection: str, n0: int, window: int,
                with_logits: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Class selection on samples that are never tested: a pilot of n0 noisy samples, or the clean prediction.
@@ -361,16 +395,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     if isinstance(prior, str):
         resolve_prior(prior, np.zeros(0) if selection == "pilot" else None, 0, 0)  # a bad name fails up front
     if radius is not None:
-        if not (isinstance(radius, (int, float)) and np.isfinite(radius) and radius >= 0):
-            raise HaltfastError(f"radius must be a finite number >= 0, got {radius}")
-        r_max = max_certifiable_radius(max_samples, alpha, sigma)
-        if radius >= r_max:
-            log_p = float(norm.logcdf(radius / sigma))
-            need_n = math.log(alpha) / log_p if log_p < 0 else math.inf
-            need = f"max_samples >= {math.ceil(need_n):,}" if need_n < 1e12 else "more than 10^12 samples"
-            raise HaltfastError(f"radius {radius:g} can never be certified with max_samples={max_samples:,} at "
-                                f"alpha={alpha:g} and sigma={sigma:g}: even if every sample hits, the largest "
-                                f"certifiable radius is {r_max:.4f}; it needs {need}")
+        check_radius(radius, max_samples, alpha, sigma)
 
     run = _Run(streams, items, labels, indices, progress, on_result)
     n = run.n
@@ -398,9 +423,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
     active = np.zeros(0, dtype=np.int64)
 
     while pending or active.size:
-        if pending and active.size < max_active:
-            admit = [pending.pop() for _ in range(min(max_active - active.size, len(pending)))]
-            active = np.concatenate([active, np.array(admit, dtype=np.int64)])
+        active = run.admit(pending, active, max_active)
         t = tested[active]
         if radius is not None:
             phat = (succ[active] + 0.5) / (t + 1.0)
@@ -416,18 +439,15 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
         take = np.cumsum(size) <= max(ROUND_SAMPLES, int(size[0]))
         batch, size = active[take], size[take]
         active = np.concatenate([active[~take], batch])
-        out = run.draw(batch, size)
-        alive = run.open(batch)
-        for m in np.unique(size[alive]):
-            rows = np.nonzero(alive & (size == m))[0]
-            x = np.stack([out[r] for r in rows]) == c_hat[batch[rows]][:, None]
-            succ[batch[rows]] += x.sum(axis=1)
-            tested[batch[rows]] += m
+        alive, groups = run.draw_hits(batch, size, c_hat)
+        for group, x in groups:
+            succ[group] += x.sum(axis=1)
+            tested[group] += x.shape[1]
             if radius is not None:
-                cert_test.update(x, batch[rows])
+                cert_test.update(x, group)
             else:
-                lower_cs.update(x, batch[rows])
-            fut_test.update(x, batch[rows])
+                lower_cs.update(x, group)
+            fut_test.update(x, group)
         js = batch[alive]
         t = tested[js]
         if radius is not None:

@@ -103,6 +103,10 @@ def _write_atomically(path: Path, write) -> None:
 def _method_options(args: argparse.Namespace) -> dict:
     if args.method == "cohen":
         return {}
+    if args.method == "horvath":
+        return {"radius": args.radius, "max_samples": args.max_samples}
+    if args.method in ("union-bound", "betting"):
+        return {"radius": args.radius, "max_samples": args.max_samples, "tolerance": args.tolerance}
     return {"radius": args.radius, "max_samples": args.max_samples, "prior": args.prior,
             "selection": args.selection, "tolerance": args.tolerance, "futility_alpha": args.futility_alpha}
 
@@ -371,6 +375,21 @@ def cmd_triage(args: argparse.Namespace) -> int:
     return 130 if report.stop_reason == "interrupted" else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench import run_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "haltfast " + " ".join(shlex.quote(a) for a in args.argv)
+    report = run_bench(args.streams, args.max, args.alpha, args.out, args.plots, args.live, command,
+                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.out is None:
+        print(report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="haltfast",
@@ -401,9 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=_positive_float, default=None, help="noise level (default: the model card's)")
     p.add_argument("--skip", type=_positive_int, default=20, help="certify every skip-th image (default 20)")
     p.add_argument("--max", type=_positive_int, default=None, help="certify at most this many images")
-    p.add_argument("--method", default="anytime", choices=["anytime", "cohen"],
+    p.add_argument("--method", default="anytime", choices=["anytime", "cohen", "horvath", "union-bound", "betting"],
                    help="anytime: early-stopping E-process / confidence sequence (default); cohen: Cohen et al.'s "
-                        "fixed-n CERTIFY")
+                        "fixed-n CERTIFY; baselines: horvath (Horvath et al. 2022 adaptive sampling, needs "
+                        "--radius), union-bound and betting (Voracek 2024 confidence sequences)")
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability of each certificate")
     p.add_argument("--n0", type=_positive_int, default=100, help="selection (pilot) samples")
     p.add_argument("--n", type=_positive_int, default=100_000, help="estimation samples (cohen)")
@@ -411,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="anytime: decide certification at this required radius (decision mode); "
                         "omit to estimate each input's radius (radius mode)")
     p.add_argument("--max-samples", type=_positive_int, default=100_000,
-                   help="anytime: most tested samples per input (selection not included)")
+                   help="anytime and baselines: most tested samples per input (selection not included)")
     p.add_argument("--prior", default=None, choices=["meta", "jeffreys", "uniform", "pilot", "oracle"],
                    help="anytime: meta (each input's prior predicted by the model's meta-learner; the default when "
                         "<model>.meta.json exists, else jeffreys), jeffreys, uniform, pilot (the Jeffreys "
@@ -421,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="anytime: choose the class by the clean prediction (1 evaluation, default) or by n0 noisy "
                         "pilot samples (Cohen's selection)")
     p.add_argument("--tolerance", type=float, default=0.01,
-                   help="anytime radius mode: stop when the rest of the budget would add less than this radius")
+                   help="anytime, union-bound, betting radius mode: stop when the rest of the budget would add less "
+                        "than this radius")
     p.add_argument("--futility-alpha", type=float, default=None,
                    help="anytime decision mode: level of the 'not certifiable' test (default: --alpha)")
     p.add_argument("--streams", type=Path, default=None,
@@ -513,6 +534,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-json", type=Path, default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_triage)
+
+    p = sub.add_parser("bench", help="reproduce the results report: every method on recorded streams, plots, live",
+                       description="Replay every method (Cohen, Horvath et al., Voracek's union-bound and betting "
+                                   "confidence sequences, haltfast, the oracle prior, Wald's limit) on recorded "
+                                   "streams (one recording per sigma, made by `haltfast record`), time them live on "
+                                   "a few images, and write the Markdown report and PNG plots (docs/results.md).")
+    p.add_argument("--streams", type=Path, nargs="+", required=True, help="recording directories, one per sigma")
+    p.add_argument("--max", type=_positive_int, default=None, help="use only the first N images of each recording")
+    p.add_argument("--alpha", type=float, default=0.001, help="failure probability of each certificate")
+    p.add_argument("--out", type=Path, default=None, help="Markdown report (default: print it)")
+    p.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
+    p.add_argument("--live", type=int, default=0, help="images per sigma for the live wall-clock run (0: none)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

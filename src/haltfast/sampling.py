@@ -267,8 +267,8 @@ class RecordedStreams:
             if self.clean_predictions is not None and np.any(self.logits.argmax(1) != self.clean_predictions):
                 raise HaltfastError("clean logits disagree with the recorded clean predictions: another model?")
 
-    def replay(self) -> "RecordedStreams":
-        """The same recording, rewound: every method replays identical draws from the start."""
+    def rewound(self) -> "RecordedStreams":
+        """The same recording with every stream back at its start (shares the label arrays and logits)."""
         return RecordedStreams(self.streams, self.num_classes, self.clean_predictions, self.logits)
 
     def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import baselines
 from . import certify as procedures
 from .certify import Certificate
 from .errors import HaltfastError
@@ -105,12 +106,21 @@ def run_method(method: str, streams, items, *, sigma: float, n0: int, n: int, al
         return procedures.cohen_certify(streams, items, n0, n, alpha, sigma, labels=labels, indices=indices,
                                         progress=progress, on_result=on_result)
     if method == "anytime":
-        try:
-            return procedures.certify_anytime(streams, items, sigma=sigma, alpha=alpha, n0=n0, labels=labels,
-                                              indices=indices, progress=progress, on_result=on_result, **options)
-        except TypeError as exc:
-            raise HaltfastError(f"method 'anytime': {exc}") from exc
-    raise HaltfastError(f"unknown method {method!r}; choose 'cohen' or 'anytime'")
+        options["n0"] = n0
+    procedure = ANYTIME_METHODS.get(method)
+    if procedure is None:
+        raise HaltfastError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    try:
+        return procedure(streams, items, sigma=sigma, alpha=alpha, labels=labels, indices=indices, progress=progress,
+                         on_result=on_result, **options)
+    except TypeError as exc:
+        raise HaltfastError(f"method {method!r}: {exc}") from exc
+
+
+# methods with certify_anytime's interface: haltfast's own, and the published baselines
+ANYTIME_METHODS = {"anytime": procedures.certify_anytime, "horvath": baselines.certify_horvath,
+                   "union-bound": baselines.certify_union_bound, "betting": baselines.certify_betting}
+METHODS = ("cohen", *ANYTIME_METHODS)
 
 
 class _progress_bar:

@@ -647,10 +647,11 @@ _LOGIT_LO = -40.0   # p0 = 4e-18: below this the lower bound is reported as 0
 _LOGIT_HI = 36.7    # 1 - p0 = 1.1e-16, the largest double below 1 (p0 -> 1 - ulp)
 
 
-def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, n_bisect=48):
+def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, n_bisect=48, truncated=True):
     """Anytime-valid lower confidence bound L_t = inf{p0 : log E_t(p0) < log(1/alpha)}.
 
-    E_t(p0) is the truncated Beta(a, b) mixture.  With probability >= 1 - alpha the true p is >= L_t
+    E_t(p0) is the truncated Beta(a, b) mixture (truncated=False: the untruncated, point-null mixture,
+    whose bound is the lower end of the two-sided confidence sequence {p : E_t(p) < 1/alpha}).  With probability >= 1 - alpha the true p is >= L_t
     at every t simultaneously (so the running max of L_t is also valid).  Computed by a coarse scan in
     logit(p0) (n_grid points on (4e-18, S/t)) followed by bisection in logit space of the first cell
     where the test stops rejecting; the returned value is the rejected end of the final bracket
@@ -673,7 +674,7 @@ def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, 
 
         def rejects(z, sel):
             p0 = sc.expit(z)
-            return log_beta_mixture_evalue(s_[sel], t_[sel], p0, a_[sel], b_[sel]) >= thr_[sel]
+            return log_beta_mixture_evalue(s_[sel], t_[sel], p0, a_[sel], b_[sel], truncated) >= thr_[sel]
 
         # coarse scan: the first grid point that is not rejected bounds the infimum from above
         grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, n_grid)[None, :]
@@ -697,7 +698,7 @@ def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, 
     return out[()] if out.ndim == 0 else out
 
 
-def beta_mixture_upper_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, n_bisect=48):
+def beta_mixture_upper_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, n_bisect=48, truncated=True):
     """Anytime-valid upper confidence bound U_t = sup{p0 : mirrored log E_t(p0) < log(1/alpha)}.
 
     The mirror image of ``beta_mixture_lower_bound`` (failures as successes, prior Beta(b, a) on 1 - p):
@@ -705,7 +706,7 @@ def beta_mixture_upper_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, 
     """
     s = np.asarray(successes, float)
     t = np.asarray(trials, float)
-    out = 1.0 - beta_mixture_lower_bound(t - s, t, alpha, b, a, n_grid=n_grid, n_bisect=n_bisect)
+    out = 1.0 - beta_mixture_lower_bound(t - s, t, alpha, b, a, n_grid=n_grid, n_bisect=n_bisect, truncated=truncated)
     return out
 
 
