@@ -267,18 +267,25 @@ def cmd_certify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_record(args: argparse.Namespace) -> int:
+def _data_and_model(args: argparse.Namespace) -> tuple:
+    """Set torch threads, load the --skip/--max slice of the split and the model for it (checked)."""
     import torch
-    from tqdm import tqdm
 
     from .data import load_dataset
-    from .recording import record_streams
-    from .smooth import Smooth
 
     if args.threads:
         torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
-    path, model, card, sigma = _load_model_for(args, dataset)
+    return (dataset, *_load_model_for(args, dataset))
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .recording import record_streams
+    from .smooth import Smooth
+
+    dataset, path, model, card, sigma = _data_and_model(args)
     smooth = Smooth(model, dataset.num_classes, sigma, seed=args.seed, batch_size=args.batch)
     streams = smooth.streams(dataset.images, dataset.indices, None)
     meta = {"model": path.name, "weights_sha256": card["weights_sha256"], "sigma": sigma, "seed": args.seed,
@@ -292,17 +299,12 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
-    from .data import load_dataset
     from .meta import CalibrationData, calibrate, fit_meta_learner, meta_learner_path
     from .smooth import Smooth
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.data, args.split, args.data_dir).subset(args.skip, args.max)
-    path, model, card, sigma = _load_model_for(args, dataset)
+    dataset, path, model, card, sigma = _data_and_model(args)
     data_path = args.data_out or Path("runs") / "calibration" / f"{path.stem}-{dataset.split}-{args.samples}.npz"
     calib = None
     if data_path.exists() and not args.resample:
