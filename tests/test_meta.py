@@ -153,3 +153,15 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
         beside.unlink()
     assert main(["certify", "--data", "digits", "--model", str(digits_model), "--skip", "4", "--radius", "0.25",
                  "--prior", "meta", "--quiet"]) == 2
+
+
+def test_beta_prior_centres_on_the_prediction_or_just_above_the_threshold():
+    from haltfast.meta import beta_prior
+
+    mean = np.array([0.9, 0.9, 0.9])
+    a, b = beta_prior(mean, np.array([10.0, 0.0, -1000.0]), p0=0.7)
+    np.testing.assert_allclose([a[0], b[0]], [9.0, 1.0])        # at the prediction
+    np.testing.assert_allclose([a[1], b[1]], [0.5, 0.5])        # Jeffreys
+    assert 0.7 < a[2] / (a[2] + b[2]) < 0.702 and a[2] + b[2] == 1000.0   # just above p0, whatever the prediction
+    a, b = beta_prior(np.array([0.5]), np.array([-10.0]), p0=1 - 1e-6)
+    assert 1 - 1e-6 < a[0] / (a[0] + b[0]) < 1                  # stays inside (p0, 1) next to 1

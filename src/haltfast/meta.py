@@ -35,7 +35,11 @@ FORMAT_VERSION = 1
 FEATURES = ("log_top_prob", "log_margin_prob", "logit_gap", "entropy", "log_second_prob", "top_logit", "logit_std")
 # Decision radii are tuned on this grid of z = Phi^-1(p0) = r / sigma; radius mode uses z = 0 (p0 = 1/2).
 Z_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
-STRENGTHS = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0)  # 0: the Jeffreys prior
+# Candidate strengths: 0 is the Jeffreys prior; a negative strength -s centres Beta(., .) of strength s
+# just above the threshold p0 instead of at the prediction. For inputs predicted near the threshold,
+# which dominate the mean cost, that is where the evidence against p <= p0 accrues fastest.
+STRENGTHS = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, -256.0, -1024.0, -4096.0)
+EDGE_OFFSET = 1e-3
 # Strengths are tuned per bin of the predicted gap Phi^-1(predicted p) - z: how sure the prediction is
 # that the input is far from the threshold.
 GAP_EDGES = (-1.0, -0.25, 0.25, 0.75, 1.5, 2.5)
@@ -162,11 +166,13 @@ def simulated_stopping_times(p: np.ndarray, a: np.ndarray, b: np.ndarray, z: flo
     return stop
 
 
-def beta_prior(mean: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Beta(mean * s, (1 - mean) * s), and Beta(1/2, 1/2) where s = 0."""
+def beta_prior(mean: np.ndarray, strength: np.ndarray, p0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(m s, (1 - m) s) with m = mean (s > 0) or m just above p0 (s < 0, strength |s|); Jeffreys where s = 0."""
     strength = np.broadcast_to(strength, mean.shape)
-    jeffreys = strength <= 0
-    return np.where(jeffreys, 0.5, mean * strength), np.where(jeffreys, 0.5, (1.0 - mean) * strength)
+    centre = np.where(strength < 0, p0 + min(EDGE_OFFSET, (1.0 - p0) / 2), mean)
+    s = np.abs(strength)
+    jeffreys = s == 0
+    return np.where(jeffreys, 0.5, centre * s), np.where(jeffreys, 0.5, (1.0 - centre) * s)
 
 
 def gap_bins(mean: np.ndarray, z: float, edges=GAP_EDGES) -> np.ndarray:
@@ -214,16 +220,18 @@ class MetaLearner:
     def prior(self, logits: np.ndarray, radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Beta(a, b) per input, centred on the predicted p, with the strength tuned for this radius and gap.
 
-        Strength 0 means calibration found nothing better than Jeffreys there: Beta(1/2, 1/2).
+        Strength 0 means calibration found nothing better than Jeffreys there: Beta(1/2, 1/2);
+        a negative strength centres the prior just above the threshold instead (see STRENGTHS).
         """
         row = self._z_row(radius)
         mean = expit(self.predict_logit(logits))
         strength = self.strengths[row][gap_bins(mean, float(self.z_grid[row]), self.gap_edges)]
-        return beta_prior(mean, strength)
+        p0 = 0.5 if radius is None else float(norm.cdf(radius / self.sigma))
+        return beta_prior(mean, strength, p0)
 
     def hedge_for(self, radius: float | None) -> float | None:
         """The learned prior's share of alpha at this radius (None: Jeffreys everywhere, nothing to hedge)."""
-        return None if not np.any(self.strengths[self._z_row(radius)] > 0) else self.hedge
+        return None if not np.any(self.strengths[self._z_row(radius)] != 0) else self.hedge
 
     def check_model(self, weights_sha256: str, what: str = "this base model") -> None:
         """Refuse a base model other than the one this meta-learner was calibrated on."""
@@ -302,7 +310,7 @@ def fit_meta_learner(calib: CalibrationData, alpha: float = 0.001, hidden: int =
         times = []
         for s in STRENGTHS:
             sim_rng.bit_generator.state = state
-            a, b = beta_prior(mean, np.float64(s))
+            a, b = beta_prior(mean, np.float64(s), float(norm.cdf(z)))
             times.append(simulated_stopping_times(p_true, a, b, z, alpha, max_samples, sim_rng))
         times = np.array(times)                                    # (strengths, images)
         per_bin = np.array([times[:, bins == k].mean(axis=1) if np.any(bins == k) else np.zeros(len(STRENGTHS))
