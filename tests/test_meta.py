@@ -99,7 +99,8 @@ def test_save_load_and_refuse_another_model(tmp_path):
     assert meta_learner_path("/x/model.pt").name == "model.meta.json"
 
 
-@pytest.mark.parametrize("center, strength", [(0.999, 1024.0), (0.5 + 1e-3, 1024.0), (0.02, 256.0), (0.7, 2.0)])
+@pytest.mark.parametrize("center, strength", [(0.999, 1024.0), (0.5 + 1e-3, 1024.0), (0.02, 256.0), (0.7, 2.0),
+                                              (0.5, -4096.0)])  # the last: centred just above the threshold
 def test_forced_bad_meta_priors_keep_false_certification_at_most_alpha(linear, center, strength):
     """p = p0 exactly (true radius d, claimed d) under optional stopping, whatever the forced prior."""
     d, alpha, n = 0.3, 0.1, 300

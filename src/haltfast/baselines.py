@@ -17,7 +17,7 @@ import numpy as np
 from scipy import special as sc
 
 from .certify import (ABSTAIN, Certificate, _chunk_grid, _Run, check_radius, p_for_radius, radius_from_p,
-                      validate_alpha, validate_count)
+                      validate_alpha, validate_count, validate_tolerance)
 from .errors import HaltfastError
 from .statistics import (HORVATH_STAGES, HorvathAdaptiveTest, UnionBoundConfidenceSequence,
                          beta_mixture_lower_bound, clopper_pearson_lower, clopper_pearson_upper,
@@ -238,8 +238,7 @@ def certify_confidence_sequence(streams, items, *, kind: str, sigma: float, alph
         raise HaltfastError(f"unknown confidence sequence {kind!r}; choose one of {', '.join(CS_KINDS)}")
     alpha = validate_alpha(alpha)
     max_samples = validate_count("max_samples", max_samples)
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise HaltfastError(f"tolerance must be a number >= 0, got {tolerance}")
+    tolerance = validate_tolerance(tolerance)
     if radius is not None:
         check_radius(radius, max_samples, alpha, sigma)
     run = _Run(streams, items, labels, indices, progress, on_result)

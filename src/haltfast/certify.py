@@ -81,6 +81,12 @@ def validate_count(name: str, value: int) -> int:
     return int(value)
 
 
+def validate_tolerance(tolerance: float) -> float:
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise HaltfastError(f"tolerance must be a number >= 0, got {tolerance}")
+    return float(tolerance)
+
+
 def radius_from_p(p_lower: np.ndarray | float, sigma: float) -> np.ndarray | float:
     """Certified L2 radius sigma * Phi^-1(p_lower) (Cohen et al. 2019), 0 where p_lower <= 1/2."""
     p = np.asarray(p_lower, dtype=float)
@@ -390,8 +396,7 @@ def certify_anytime(streams, items, *, sigma: float, alpha: float = 0.001, radiu
         raise HaltfastError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
     if selection == "pilot":
         n0 = validate_count("n0", n0)
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise HaltfastError(f"tolerance must be a number >= 0, got {tolerance}")
+    tolerance = validate_tolerance(tolerance)
     if isinstance(prior, str):
         resolve_prior(prior, np.zeros(0) if selection == "pilot" else None, 0, 0)  # a bad name fails up front
     if radius is not None:
