@@ -90,7 +90,7 @@ def test_live_run_and_replay_of_its_recording_agree(linear, tmp_path, radius, se
     record_streams(streams, tmp_path, {"num_classes": 2, "indices": [10, 11, 12, 13], "labels": [1, 1, 1, 0],
                                        "sigma": SIGMA}, length=100 + 5000)
     recorded, meta = load_recording(tmp_path)
-    from haltfast.smooth import run_method
+    from haltfast.methods import run_method
 
     replay = run_method("anytime", recorded, range(4), sigma=SIGMA, n0=100, n=0, alpha=0.001, labels=meta["labels"],
                         indices=meta["indices"], radius=radius, max_samples=5000, selection=selection)

@@ -2,13 +2,14 @@ import numpy as np
 import pytest
 from scipy.stats import binom, norm
 
-from haltfast.baselines import certify_horvath, horvath_stages
+from haltfast.methods import run_method
+from haltfast.methods.horvath import certify_horvath, horvath_adaptive_test, horvath_stages
+from haltfast.methods.voracek import union_bound_checkpoints, union_bound_lower, union_bound_upper
 from haltfast.errors import HaltfastError
 from haltfast.recording import load_recording, record_streams
-from haltfast.sampling import RecordedStreams
-from haltfast.smooth import Smooth, run_method
-from haltfast.statistics import (horvath_adaptive_test, log_beta_mixture_evalue, union_bound_checkpoints,
-                                 union_bound_lower, union_bound_upper)
+from haltfast.smooth import Smooth
+from haltfast.streams import RecordedStreams
+from haltfast.statistics import log_beta_mixture_evalue
 
 SIGMA = 0.5
 BASELINES = ("horvath", "union-bound", "betting")

@@ -83,7 +83,7 @@ def test_triage_cli_respects_the_budget_and_reports_every_input(digits_model, tm
     frame = pd.read_csv(out)
     assert len(frame) == 9 and frame["evaluations"].sum() <= 3000
     assert set(frame["class"]) == {"strict", "routine"} and (frame["class"] == "strict").sum() == 3
-    assert set(frame["state"]) <= {"certified", "refuted", "pending", "undecided"}
+    assert set(frame["state"]) <= {"certified", "not certified", "pending", "undecided"}
     assert "budget" in capsys.readouterr().out
     policies.write_text("[classes.bad]\nradius = 0.2\nalpha = 2\n")
     assert main(["triage", "--data", "digits", "--model", str(digits_model), "--policies", str(policies),

@@ -15,13 +15,15 @@ import pytest
 import torch
 from torch import nn
 
-from haltfast import certify as procedures
+from haltfast import engine
+from haltfast.methods import certify_anytime, cohen_certify
 from haltfast.cli import main
 from haltfast.data import load_dataset, read_idx
 from haltfast.errors import DataNotFoundError, HaltfastError, ModelOutputError
 from haltfast.models import load_model
 from haltfast.recording import load_recording
-from haltfast.sampling import BaseClassifier, LiveStreams, NoiseSampler, RecordedStreams, check_image
+from haltfast.sampling import BaseClassifier, LiveStreams, NoiseSampler, check_image
+from haltfast.streams import RecordedStreams
 from haltfast.smooth import Smooth
 
 SIGMA = 0.5
@@ -363,17 +365,17 @@ def test_budget_of_1e8_never_allocates_it(linear, monkeypatch):
     assert radius.decision == "certified" and 0.3 < radius.radius < 0.6
     # chunks grow with each input's evidence but never past MAX_CHUNK, and a round never asks for more than
     # ROUND_SAMPLES (or one chunk): shown here with both caps made small
-    assert procedures._chunk_grid(np.array([10.0 ** 8]), 16)[0] <= procedures.MAX_CHUNK
-    monkeypatch.setattr(procedures, "MAX_CHUNK", 64)
-    monkeypatch.setattr(procedures, "ROUND_SAMPLES", 100)
+    assert engine.chunk_grid(np.array([10.0 ** 8]), 16)[0] <= engine.MAX_CHUNK
+    monkeypatch.setattr(engine, "MAX_CHUNK", 64)
+    monkeypatch.setattr(engine, "ROUND_SAMPLES", 100)
     xs = [linear.point_at_distance(d) for d in (0.4, 0.42, 0.45, 0.5)]
     spy = _SpyStreams(smooth.streams(xs, [0, 1, 2, 3]), stop_after=10 ** 6)
-    capped = procedures.certify_anytime(spy, range(4), sigma=SIGMA, radius=0.3, max_samples=10 ** 8)
+    capped = certify_anytime(spy, range(4), sigma=SIGMA, radius=0.3, max_samples=10 ** 8)
     assert sum(c.decision == "certified" for c in capped) >= 3 and all(c.decision != "undecided" for c in capped)
     assert 60 <= max(max(d) for d in spy.draws) <= 64 and all(sum(d) <= 100 for d in spy.draws)
     spy = _SpyStreams(smooth.streams([x], [0]), stop_after=1)
     with pytest.raises(_Stop):
-        procedures.cohen_certify(spy, [0], 100, 10 ** 8, 0.001, SIGMA)
+        cohen_certify(spy, [0], 100, 10 ** 8, 0.001, SIGMA)
     assert spy.draws == [[100], [64]]
 
 
@@ -383,7 +385,7 @@ def test_round_cap_changes_no_result(linear, monkeypatch):
                         Smooth(linear, 2, SIGMA, seed=0, value_range=None).certify_many(
                             xs, method="anytime", radius=0.2, keys=range(5), progress=False, **kw)]
     whole = run()
-    monkeypatch.setattr(procedures, "ROUND_SAMPLES", 1)  # one input per round
+    monkeypatch.setattr(engine, "ROUND_SAMPLES", 1)  # one input per round
     assert run() == whole
 
 

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from haltfast.certify import Certificate
+from haltfast.certificate import Certificate
 from haltfast.cli import main
 from haltfast.errors import HaltfastError
 from haltfast.results import ResultsJournal, journal_path

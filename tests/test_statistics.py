@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 from haltfast import statistics as hs
+from haltfast import validation as hv
+from haltfast.methods import horvath, voracek
 
 P0_R2 = float(stats.norm.cdf(2.0))     # p0 = Phi(2), radius 2 sigma
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,11 +43,11 @@ def test_design_check_values(k, t, log_e_trunc, log_e_point, lower, cp):
 def test_exact_type1_errors_match_design():
     """Exact (forward recursion) error of monitoring every step up to 20,000 draws at p = p0 = 0.9."""
     t = np.arange(1, 20001)
-    mix = hs.boundary_crossing_probability(hs.beta_mixture_boundary(t, 0.9, 0.05, 1, 1), 0.9)[0]
-    cp = hs.boundary_crossing_probability(hs.clopper_pearson_boundary(t, 0.9, 0.05), 0.9)[0]
+    mix = hv.boundary_crossing_probability(hv.beta_mixture_boundary(t, 0.9, 0.05, 1, 1), 0.9)[0]
+    cp = hv.boundary_crossing_probability(hv.clopper_pearson_boundary(t, 0.9, 0.05), 0.9)[0]
     assert mix == pytest.approx(0.0457, abs=5e-5)
     assert cp == pytest.approx(0.436, abs=5e-4)     # the bug the E-process exists to avoid
-    mix3 = hs.boundary_crossing_probability(hs.beta_mixture_boundary(t, 0.9, 0.001, 1, 1), 0.9)[0]
+    mix3 = hv.boundary_crossing_probability(hv.beta_mixture_boundary(t, 0.9, 0.001, 1, 1), 0.9)[0]
     assert mix3 == pytest.approx(0.00088, abs=5e-6)
 
 
@@ -261,21 +263,6 @@ def test_beta_mixture_batches_equal_single_steps(c, a, b):
     assert np.array_equal(t_whole.successes, ones[np.arange(k), end])
 
 
-@HYP
-@given(stream_case, st.one_of(st.none(), st.floats(0.0, 1.0)), st.floats(0.05, 0.95))
-def test_betting_batches_equal_single_steps(c, predicted, hedge):
-    rng, X, cuts = _make_stream(c)
-    k, m = X.shape
-    mk = lambda: hs.BettingTest(c["p0"], c["alpha"], n_streams=k, alternative=c["alternative"],  # noqa: E731
-                                predicted_p=predicted, hedge=hedge)
-    t_batch, t_single = mk(), mk()
-    r_batch = _split_feed(t_batch, X, cuts)
-    r_single = _split_feed(t_single, X, np.arange(1, m))
-    assert np.array_equal(r_batch, r_single)
-    for u, v in zip(_state(t_batch), _state(t_single)):
-        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-10)
-
-
 def test_update_with_stream_subsets_and_freezing():
     test = hs.BetaMixtureTest([0.5, 0.6, 0.7], 0.1, n_streams=3)
     r = test.update(np.ones((2, 50), dtype=bool), streams=[2, 0])
@@ -341,27 +328,6 @@ def test_beta_mixture_validity_below_p0_and_less_side_and_power():
     assert futile.rejected.mean() > 0.9
 
 
-@pytest.mark.parametrize("predicted", [None, 1.0, 0.0, 0.9, 0.97])
-def test_betting_validity_with_adversarial_predictions(predicted):
-    rng = np.random.default_rng(11 if predicted is None else int(predicted * 1000))
-    test = _run(hs.BettingTest(0.9, 0.1, n_streams=N_STREAMS, predicted_p=predicted), 0.9, rng)
-    assert test.rejected.mean() <= _binom_margin(0.1, N_STREAMS)
-
-
-def test_betting_hedge_bounds_the_cost_of_a_wrong_prediction():
-    rng = np.random.default_rng(3)
-    X = rng.random((300, 20000)) < 0.985
-    plug = hs.BettingTest(P0_R2, 0.001, n_streams=300)
-    wrong = hs.BettingTest(P0_R2, 0.001, n_streams=300, predicted_p=0.9999)
-    right = hs.BettingTest(P0_R2, 0.001, n_streams=300, predicted_p=0.985)
-    for t in (plug, wrong, right):
-        t.update(X)
-        assert t.rejected.mean() > 0.95
-    # hedging: a wrong prediction cannot cost more than log(2) in log-wealth against the plug-in bet
-    assert wrong.stopping_time.mean() < 1.3 * plug.stopping_time.mean()
-    assert right.stopping_time.mean() < plug.stopping_time.mean()
-
-
 def test_confidence_sequence_coverage_over_time():
     rng = np.random.default_rng(5)
     n = 500
@@ -374,7 +340,7 @@ def test_confidence_sequence_coverage_over_time():
         assert miss.mean() <= _binom_margin(0.1, n)
         # the running intersection can only be empty on a miss (probability <= alpha)
         assert np.all((cs.lower <= cs.upper) | miss)
-    ub = hs.UnionBoundConfidenceSequence(0.1, n_streams=N_STREAMS)
+    ub = voracek.UnionBoundConfidenceSequence(0.1, n_streams=N_STREAMS)
     miss = np.zeros(N_STREAMS, dtype=bool)
     for _ in range(40):
         ub.update(rng.random((N_STREAMS, 50)) < 0.9)
@@ -387,7 +353,7 @@ def test_negative_control_monitoring_clopper_pearson_is_invalid():
     rng = np.random.default_rng(13)
     X = rng.random((N_STREAMS, HORIZON)) < 0.9
     S = np.cumsum(X, axis=1)
-    bnd = hs.clopper_pearson_boundary(np.arange(1, HORIZON + 1), 0.9, 0.05)
+    bnd = hv.clopper_pearson_boundary(np.arange(1, HORIZON + 1), 0.9, 0.05)
     rate = (S >= bnd).any(axis=1).mean()
     assert rate > 4 * 0.05
     # the same draws through the E-process stay below alpha
@@ -401,26 +367,26 @@ def test_negative_control_monitoring_clopper_pearson_is_invalid():
 # ----------------------------------------------------------------------------------------------
 
 def test_union_bound_checkpoints_and_bounds():
-    times, shares = hs.union_bound_checkpoints(10**6)
+    times, shares = voracek.union_bound_checkpoints(10**6)
     assert times[0] == 3 and np.all(np.diff(times) > 0) and shares.sum() < 1
     jj = np.arange(1, 10**6, dtype=float)
     assert (5.0 / ((jj + 4.0) * (jj + 5.0))).sum() == pytest.approx(1.0, abs=1e-5)
     j = 40
     t = times[j]
-    assert hs.union_bound_lower(t - 3, t, 0.001) == pytest.approx(hs.clopper_pearson_lower(t - 3, t, 0.001 * shares[j]))
+    assert voracek.union_bound_lower(t - 3, t, 0.001) == pytest.approx(hs.clopper_pearson_lower(t - 3, t, 0.001 * shares[j]))
     non_cp = next(x for x in range(3, 10**6) if x not in set(times.tolist()))
-    assert np.isnan(hs.union_bound_lower(1, non_cp, 0.001))
+    assert np.isnan(voracek.union_bound_lower(1, non_cp, 0.001))
     # the streaming class only moves at checkpoints and equals the closed form there
-    cs = hs.UnionBoundConfidenceSequence(0.002, n_streams=1, side="lower")
+    cs = voracek.UnionBoundConfidenceSequence(0.002, n_streams=1, side="lower")
     x = np.ones(times[j], dtype=bool)
     x[::7] = False
     cs.update(x[None, :])
     k = int(x.sum())
-    assert cs.lower[0] >= hs.union_bound_lower(k, times[j], 0.002) - 1e-15
+    assert cs.lower[0] >= voracek.union_bound_lower(k, times[j], 0.002) - 1e-15
 
 
 def test_horvath_schedule_and_streaming_agree():
-    sched = hs.horvath_schedule(P0_R2, 0.001, 1e-4, (1000, 10000, 125000))
+    sched = horvath.horvath_schedule(P0_R2, 0.001, 1e-4, (1000, 10000, 125000))
     cm, fm = sched["certify_min"], sched["futile_max"]
     for i, n in enumerate(sched["n"]):
         assert hs.clopper_pearson_lower(cm[i], n, 0.001 / 3) >= P0_R2 > hs.clopper_pearson_lower(cm[i] - 1, n, 0.001 / 3)
@@ -429,16 +395,16 @@ def test_horvath_schedule_and_streaming_agree():
     assert fm[-1] == -1
     rng = np.random.default_rng(2)
     X = rng.random((6, 140000)) < np.array([0.999, 0.99, 0.985, 0.975, 0.9, 0.5])[:, None]
-    dec, used = hs.horvath_adaptive_test(X, P0_R2, 0.001)
+    dec, used = horvath.horvath_adaptive_test(X, P0_R2, 0.001)
     assert list(dec[:2]) == [1, 1] and dec[-1] == 0 and used[0] == 1000 and used[-1] == 1000
-    test = hs.HorvathAdaptiveTest(P0_R2, 0.001, n_streams=6)
+    test = horvath.HorvathAdaptiveTest(P0_R2, 0.001, n_streams=6)
     for i in range(0, 140000, 3333):
         test.update(X[:, i:i + 3333])
     assert np.array_equal(test.decision, dec) and np.array_equal(test.samples_used, used)
     # validity at p = p0 (small stages so that it is cheap)
     rng = np.random.default_rng(4)
     Y = rng.random((4000, 1100)) < 0.9
-    d, _ = hs.horvath_adaptive_test(Y, 0.9, 0.1, 0.05, stages=(100, 1000))
+    d, _ = horvath.horvath_adaptive_test(Y, 0.9, 0.1, 0.05, stages=(100, 1000))
     assert (d == 1).mean() <= _binom_margin(0.1, 4000)
 
 
@@ -446,12 +412,12 @@ def test_sprt_matches_wald():
     rng = np.random.default_rng(9)
     p = 0.99
     X = rng.random((2000, 12000)) < p
-    dec, used = hs.sprt_stopping_time(X, p, P0_R2, 0.001)
+    dec, used = hv.sprt_stopping_time(X, p, P0_R2, 0.001)
     assert (dec == 1).mean() > 0.995
     wald = hs.wald_expected_samples(p, P0_R2, 0.001)
     assert wald <= used.mean() < 1.1 * wald
     with pytest.raises(ValueError):
-        hs.sprt_stopping_time(X[:2], 0.5, 0.9, 0.01)
+        hv.sprt_stopping_time(X[:2], 0.5, 0.9, 0.01)
 
 
 @pytest.mark.parametrize("alternative", ["greater", "less"])

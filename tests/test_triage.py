@@ -6,11 +6,11 @@ import pytest
 from scipy.stats import binom, norm
 
 from haltfast.errors import HaltfastError
-from haltfast.sampling import RecordedStreams
+from haltfast.streams import RecordedStreams
 from haltfast.smooth import Smooth
 from haltfast.statistics import log_beta_mixture_evalue
-from haltfast.triage import (POLICIES, PolicyClass, Triage, assign_classes, format_summary, load_policies,
-                             parse_policies, triage)
+from haltfast.policies import PolicyClass, assign_classes, load_policies, parse_policies
+from haltfast.triage import POLICIES, Triage, format_triage_summary, triage
 
 SIGMA = 0.5
 N0 = 20
@@ -69,7 +69,7 @@ def test_false_certification_rate_per_class_at_most_alpha_whatever_the_schedule(
     rows = rep.rows()
     if budget is None:
         assert rep.stop_reason == "every input final"
-        assert all(r["state"] in ("certified", "refuted", "undecided") for r in rows)
+        assert all(r["state"] in ("certified", "not certified", "undecided") for r in rows)
     else:
         assert rep.evaluations == budget
     for k, pc in enumerate(policies):
@@ -97,7 +97,7 @@ def test_power_every_policy_certifies_clear_inputs_and_refutes_hopeless_ones():
     for policy in POLICIES:
         rows = triage(_fresh(streams), range(20), policies, sigma=SIGMA, policy=policy, n0=N0).rows()
         states = [r["state"] for r in rows]
-        assert states[:10] == ["certified"] * 10 and states[10:] == ["refuted"] * 10, policy
+        assert states[:10] == ["certified"] * 10 and states[10:] == ["not certified"] * 10, policy
         assert all(r["certified_radius"] == 0.25 for r in rows[:10])
         assert all(r["certified_radius"] < 0.25 for r in rows[10:])
 
@@ -303,7 +303,7 @@ def test_report_rows_summary_and_csv(tmp_path):
     assert sum(summary["states"].values()) == 4
     assert sum(c["inputs"] for c in summary["classes"].values()) == 4
     assert summary["classes"]["hi"]["radius"] == 0.5
-    text = format_summary(summary)
+    text = format_triage_summary(summary)
     assert "hi" in text and "lo" in text and "decided" in text
     rep.write_csv(tmp_path / "t.csv")
     import pandas as pd

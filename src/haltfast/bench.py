@@ -19,11 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from .certify import Certificate, max_certifiable_radius, p_for_radius
+from .certificate import Certificate, max_certifiable_radius, p_for_radius
 from .errors import HaltfastError
 from .recording import load_recording
-from .sampling import RecordedStreams
-from .smooth import run_method
+from .methods import run_method
+from .streams import RecordedStreams
 from .statistics import log_beta_mixture_evalue, wald_expected_samples
 
 N0, N = 100, 100_000                      # Cohen's selection and estimation samples

@@ -152,9 +152,12 @@ def cmd_certify(args: argparse.Namespace) -> int:
     import pandas as pd
     import torch
 
-    from .certify import Certificate, format_summary, summarize, validate_alpha
+    from .certificate import Certificate, validate_alpha
+    from .progress import progress_bar
+    from .summary import format_summary, summarize
     from .results import ResultsJournal, journal_path
-    from .smooth import Smooth, _progress_bar, run_method
+    from .methods import run_method
+    from .smooth import Smooth
 
     validate_alpha(args.alpha)
     if args.threads:
@@ -172,7 +175,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
         source = f"replaying {len(indices)} recorded streams from {args.streams}"
         if args.method == "anytime":
             from .recording import recording_logits, recording_model_path
-            from .sampling import RecordedStreams
+            from .streams import RecordedStreams
 
             weights = Path(meta["model"])
             if args.prior in (None, "meta"):
@@ -224,7 +227,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
         if not len(todo):
             fresh = []
         elif args.streams:
-            with _progress_bar(not args.quiet, len(todo)) as tick:
+            with progress_bar(not args.quiet, len(todo)) as tick:
                 fresh = run_method(args.method, streams, todo.tolist(), sigma=sigma, n0=args.n0, n=args.n,
                                    alpha=args.alpha, labels=labels[todo], indices=indices[todo], progress=tick,
                                    on_result=on_result, **options)
@@ -234,7 +237,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
             spec = WorkerSpec(model, dataset.num_classes, sigma, args.seed, args.batch, args.method, args.n0, args.n,
                               args.alpha, options)
             with RayPool(spec, args.workers, args.ray_address) as pool, \
-                    _progress_bar(not args.quiet, len(todo)) as tick:
+                    progress_bar(not args.quiet, len(todo)) as tick:
                 print(f"{pool.workers} Ray workers", file=sys.stderr)
                 fresh = pool.certify(dataset.images[todo], labels[todo], indices[todo], on_result=on_result,
                                      progress=tick)
@@ -343,7 +346,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .triage import format_summary, load_policies, triage
+    from .policies import load_policies
+    from .triage import format_triage_summary, triage
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -373,7 +377,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     summary = report.summary()
     if args.summary_json:
         _write_atomically(args.summary_json, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
-    print(format_summary(summary))
+    print(format_triage_summary(summary))
     return 130 if report.stop_reason == "interrupted" else 0
 
 

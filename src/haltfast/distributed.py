@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .certify import Certificate
+from .certificate import Certificate
 from .errors import HaltfastError
 
 IN_FLIGHT_PER_WORKER = 2  # chunks queued on each actor, so it never waits for the driver

@@ -30,6 +30,7 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 
 from .errors import HaltfastError
+from .priors import Parts, jeffreys
 
 FORMAT_VERSION = 1
 FEATURES = ("log_top_prob", "log_margin_prob", "logit_gap", "entropy", "log_second_prob", "top_logit", "logit_std")
@@ -213,8 +214,7 @@ class MetaLearner:
                 h = np.maximum(h, 0.0)
         return np.clip(h[:, 0], -LOGIT_CLIP, LOGIT_CLIP)
 
-    def _z_row(self, radius: float | None) -> int:
-        z = 0.0 if radius is None else radius / self.sigma
+    def _z_row(self, z: float) -> int:
         return int(np.argmin(np.abs(self.z_grid - z)))
 
     def prior(self, logits: np.ndarray, radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -223,15 +223,33 @@ class MetaLearner:
         Strength 0 means calibration found nothing better than Jeffreys there: Beta(1/2, 1/2);
         a negative strength centres the prior just above the threshold instead (see STRENGTHS).
         """
-        row = self._z_row(radius)
+        return self._prior_at(logits, 0.0 if radius is None else radius / self.sigma)
+
+    def _prior_at(self, logits: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+        row = self._z_row(z)
         mean = expit(self.predict_logit(logits))
         strength = self.strengths[row][gap_bins(mean, float(self.z_grid[row]), self.gap_edges)]
-        p0 = 0.5 if radius is None else float(norm.cdf(radius / self.sigma))
-        return beta_prior(mean, strength, p0)
+        return beta_prior(mean, strength, float(norm.cdf(z)))
 
     def hedge_for(self, radius: float | None) -> float | None:
         """The learned prior's share of alpha at this radius (None: Jeffreys everywhere, nothing to hedge)."""
-        return None if not np.any(self.strengths[self._z_row(radius)] != 0) else self.hedge
+        return self._hedge_at(0.0 if radius is None else radius / self.sigma)
+
+    def _hedge_at(self, z: float) -> float | None:
+        return None if not np.any(self.strengths[self._z_row(z)] != 0) else self.hedge
+
+    needs_logits = True
+
+    def parts(self, z, logits: np.ndarray | None, n: int) -> Parts:
+        """The Predictor interface: the learned prior at `hedge` of alpha beside Jeffreys at the rest (one
+        Jeffreys component where calibration found nothing better); z = r / sigma, 0 in radius mode."""
+        if logits is None:
+            raise HaltfastError("the meta-learner predicts priors from the clean logits; none were computed")
+        a, b = self._prior_at(logits, float(z))
+        hedge = self._hedge_at(float(z))
+        if hedge is None:
+            return [(1.0, a, b)]
+        return [(hedge, a, b), (1.0 - hedge, *jeffreys(n))]
 
     def check_model(self, weights_sha256: str, what: str = "this base model") -> None:
         """Refuse a base model other than the one this meta-learner was calibrated on."""

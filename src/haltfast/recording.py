@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .errors import HaltfastError
-from .sampling import LiveStreams, RecordedStreams
+from .streams import RecordedStreams
+
+if TYPE_CHECKING:
+    from .sampling import LiveStreams
 
 SHARD = 10
 

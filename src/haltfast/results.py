@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from .certify import Certificate
+from .certificate import Certificate
 from .errors import HaltfastError
 
 JOURNAL_FORMAT = 1

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import baselines
-from . import certify as procedures
-from .certify import Certificate
+from .certificate import ABSTAIN, Certificate
 from .errors import HaltfastError
+from .methods import cohen_predict, run_method
+from .progress import Progress, progress_bar
 from .sampling import BaseClassifier, LiveStreams, NoiseSampler, check_image
 
 
@@ -26,7 +26,7 @@ class Smooth:
     noise stream (the CLI uses the data set index).
     """
 
-    ABSTAIN = procedures.ABSTAIN
+    ABSTAIN = ABSTAIN
 
     def __init__(self, base_classifier: nn.Module | Callable, num_classes: int, sigma: float,
                  seed: int | None = None, batch_size: int = 1000, device: str = "cpu",
@@ -47,10 +47,7 @@ class Smooth:
         Each image's stream is its canonical noise stream for (seed, key); keys default to fresh ones.
         """
         if batch_size is not None:
-            if int(batch_size) < 1:
-                raise HaltfastError(f"batch_size must be at least 1, got {batch_size}")
-            self.sampler.batch_size = int(batch_size)
-            self.sampler._buffer = None
+            self.sampler.set_batch_size(batch_size)
         tensors = []
         for i, x in enumerate(images):
             try:
@@ -67,7 +64,7 @@ class Smooth:
     def predict(self, x, n: int, alpha: float, batch_size: int | None = None, key: int | None = None) -> int:
         """Cohen's PREDICT: the top class, or ABSTAIN; returns a wrong class with probability at most alpha."""
         streams = self.streams([x], None if key is None else [key], batch_size)
-        return procedures.cohen_predict(streams, 0, n, alpha)
+        return cohen_predict(streams, 0, n, alpha)
 
     def certify(self, x, n0: int = 100, n: int = 100_000, alpha: float = 0.001, batch_size: int | None = None,
                 method: str = "cohen", key: int | None = None, **options) -> Certificate:
@@ -82,71 +79,17 @@ class Smooth:
     def certify_many(self, images, labels: Sequence[int] | None = None, *, n0: int = 100, n: int = 100_000,
                      alpha: float = 0.001, batch_size: int | None = None, method: str = "cohen",
                      keys: Sequence[int] | None = None, indices: Sequence[int] | None = None,
-                     progress: bool | Callable[[int, int], None] = True,
+                     progress: bool | Progress = False,
                      on_result: Callable[[Certificate], None] | None = None, **options) -> list[Certificate]:
         """Certify many inputs; each certificate holds with probability >= 1 - alpha on its own.
 
-        `on_result(cert)` is called as each input finishes, in completion order.
+        `progress`: True for a progress bar, or a callback (inputs, evaluations); `on_result(cert)` is
+        called as each input finishes, in completion order.
         """
         streams = self.streams(images, keys, batch_size)
         items = list(range(len(streams.keys)))
         if indices is None and keys is not None:
             indices = list(keys)
-        with _progress_bar(progress, len(items)) as tick:
+        with progress_bar(progress, len(items)) as tick:
             return run_method(method, streams, items, sigma=self.sigma, n0=n0, n=n, alpha=alpha, labels=labels,
                               indices=indices, progress=tick, on_result=on_result, **options)
-
-
-def run_method(method: str, streams, items, *, sigma: float, n0: int, n: int, alpha: float, labels=None,
-               indices=None, progress=None, on_result=None, **options) -> list[Certificate]:
-    """Dispatch to a certification procedure; live and recorded streams take the same path."""
-    if method == "cohen":
-        if options:
-            raise HaltfastError(f"method 'cohen' takes no options {sorted(options)}")
-        return procedures.cohen_certify(streams, items, n0, n, alpha, sigma, labels=labels, indices=indices,
-                                        progress=progress, on_result=on_result)
-    if method == "anytime":
-        options["n0"] = n0
-    procedure = ANYTIME_METHODS.get(method)
-    if procedure is None:
-        raise HaltfastError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    try:
-        return procedure(streams, items, sigma=sigma, alpha=alpha, labels=labels, indices=indices, progress=progress,
-                         on_result=on_result, **options)
-    except TypeError as exc:
-        raise HaltfastError(f"method {method!r}: {exc}") from exc
-
-
-# methods with certify_anytime's interface: haltfast's own, and the published baselines
-ANYTIME_METHODS = {"anytime": procedures.certify_anytime, "horvath": baselines.certify_horvath,
-                   "union-bound": baselines.certify_union_bound, "betting": baselines.certify_betting}
-METHODS = ("cohen", *ANYTIME_METHODS)
-
-
-class _progress_bar:
-    """A tqdm bar over inputs (with evaluations as a postfix), or the caller's callback, or nothing."""
-
-    def __init__(self, progress, total: int):
-        self.progress, self.total, self.bar = progress, total, None
-
-    def __enter__(self):
-        if callable(self.progress):
-            return self.progress
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, unit="input", dynamic_ncols=True)
-        self.evals = 0
-
-        def tick(inputs: int, evaluations: int) -> None:
-            self.evals += evaluations
-            self.bar.update(inputs)
-            self.bar.set_postfix(evals=f"{self.evals:,}", refresh=False)
-
-        return tick
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-        return False

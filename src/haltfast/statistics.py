@@ -1,58 +1,50 @@
-"""Statistics core of haltfast: anytime-valid tests and confidence sequences for a Bernoulli rate.
+"""The statistics core: anytime-valid tests and confidence sequences for a Bernoulli rate.
 
-Pure numpy/scipy (no torch).  Everything is vectorised over numpy arrays with broadcasting and
-computed in log space, so it stays finite for streams of up to 1e7 draws, for p0 up to 1 - 1e-6 and
-for all-successes streams.
+Pure numpy/scipy (no torch). Everything is vectorised over many streams and computed in log space,
+so it stays finite for streams of up to 1e7 draws, for p0 up to 1 - 1e-6 and for all-successes streams.
 
-The stream is X_t = 1[f(x + e_t) = c_hat], i.i.d. Bernoulli(p).  A certificate at radius r is the
-claim p > p0 = Phi(r / sigma).  The tools:
+The stream is X_t = 1[f(x + e_t) = c_hat], i.i.d. Bernoulli(p). A certificate at radius r is the
+claim p > p0 = Phi(r / sigma). The tools:
 
 * ``log_beta_mixture_evalue``: the E-process of a Beta(a, b) prior restricted to [p0, 1] (valid for
   the composite null p <= p0), and the point-null (untruncated) variant.
-* ``BetaMixtureTest`` / ``BettingTest``: stateful sequential tests over many streams, fed in batches;
-  they report the exact sample at which the E-process first reached 1/alpha.
-* ``ConfidenceSequence`` and ``beta_mixture_lower_bound`` / ``beta_mixture_upper_bound``: anytime-valid
+* ``BetaMixtureTest``: a stateful sequential test over many streams, fed in batches; it reports the
+  exact sample at which the E-process first reached 1/alpha.
+* ``ConfidenceSequence``, ``beta_mixture_lower_bound`` / ``beta_mixture_upper_bound``: anytime-valid
   bounds on p obtained by inverting the beta-mixture test.
-* Baselines: one-sided Clopper-Pearson, the union-bound confidence sequence of Voracek (2024), the
-  adaptive sampling scheme of Horvath et al. (2022), Wald's SPRT and Wald's lower bound on E[tau].
+* ``UnionTest`` / ``hedged_mixture_test`` / ``UnionConfidenceSequence``: Bonferroni unions that hedge
+  an informative prior with Jeffreys'.
+* One-sided Clopper-Pearson bounds (the fixed-n baseline) and Wald's lower bound on E[tau].
 
-See docs/statistics.md for the mathematics, the numerical choices and the validation results.
+The mathematics, the numerical choices and their validation are in docs/statistics.md; the published
+baselines' statistics live with their methods (haltfast.methods), the exact validation tools in
+haltfast.validation.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from scipy import special as sc
 
 __all__ = [
-    "bernoulli_kl",
-    "clopper_pearson_lower",
-    "clopper_pearson_upper",
-    "log_betaincc",
-    "log_betainc",
-    "log_beta_mixture_evalue",
-    "wald_expected_samples",
     "BetaMixtureTest",
-    "BettingTest",
     "ConfidenceSequence",
-    "UnionTest",
     "UnionConfidenceSequence",
-    "hedged_mixture_test",
+    "UnionTest",
+    "bernoulli_kl",
     "beta_mixture_lower_bound",
     "beta_mixture_upper_bound",
-    "union_bound_checkpoints",
-    "union_bound_lower",
-    "union_bound_upper",
-    "UnionBoundConfidenceSequence",
-    "horvath_schedule",
-    "horvath_adaptive_test",
-    "HorvathAdaptiveTest",
-    "sprt_stopping_time",
-    "beta_mixture_boundary",
-    "clopper_pearson_boundary",
-    "boundary_crossing_probability",
+    "broadcast_params",
+    "check_open_unit",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "hedged_mixture_test",
+    "least_integer",
+    "log_beta_mixture_evalue",
+    "log_betaincc",
+    "outcome_batch",
+    "ragged_positions",
+    "wald_expected_samples",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -136,10 +128,6 @@ def log_betaincc(a, b, x):
     return out[()] if out.ndim == 0 else out
 
 
-def log_betainc(a, b, x):
-    """log I_x(a, b), the log lower regularized incomplete beta function (finite for 0 < x <= 1)."""
-    x = np.asarray(x, float)
-    return log_betaincc(b, a, 1.0 - x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,7 +172,7 @@ def clopper_pearson_upper(k, n, alpha):
 
 
 def log_beta_mixture_evalue(successes, trials, p0, a, b, truncated=True):
-    """log E_t(p0) of the Beta(a, b) mixture (DESIGN sec. 2), vectorised with broadcasting.
+    """log E_t(p0) of the Beta(a, b) mixture (docs/statistics.md), vectorised with broadcasting.
 
     truncated=True: prior restricted to [p0, 1]; E_t is a nonnegative supermartingale with E_0 = 1
     under every p <= p0, so P(sup_t E_t >= 1/alpha) <= alpha (Ville) for the composite null p <= p0.
@@ -244,7 +232,7 @@ def wald_expected_samples(p, p0, alpha, beta=0.0):
 _ALTERNATIVES = ("greater", "less")
 
 
-def _broadcast_params(n_streams, **params):
+def broadcast_params(n_streams, **params):
     """Broadcast scalar/array parameters to 1-D arrays of a common length n_streams."""
     arrs = {k: np.asarray(v, dtype=float) for k, v in params.items() if v is not None}
     for k, v in arrs.items():
@@ -263,7 +251,7 @@ def _broadcast_params(n_streams, **params):
     return n_streams, out
 
 
-def _check_open_unit(name, v):
+def check_open_unit(name, v):
     if not np.all((v > 0.0) & (v < 1.0)):
         raise ValueError(f"{name} must lie strictly between 0 and 1")
 
@@ -273,7 +261,7 @@ def _check_positive(name, v):
         raise ValueError(f"{name} must be positive and finite")
 
 
-def _prepare_batch(outcomes, streams, n_streams):
+def outcome_batch(outcomes, streams, n_streams):
     """Normalise (outcomes, streams) to a (k, m) uint8 array of 0/1 and int64 stream indices.
 
     Returns (X, rows, scalar_output) where scalar_output is True for a 1-D outcomes input.
@@ -305,13 +293,34 @@ def _prepare_batch(outcomes, streams, n_streams):
     return X, rows, scalar
 
 
-def _ragged_positions(start, length):
+def ragged_positions(start, length):
     """Flat (row, position) pairs for row i covering start[i] .. start[i] + length[i] - 1."""
     tot = int(length.sum())
     rowrep = np.repeat(np.arange(start.size), length)
     ends = np.cumsum(length)
     pos = np.arange(tot) - np.repeat(ends - length, length) + np.repeat(start, length)
     return rowrep, pos, ends - 1
+
+
+def least_integer(predicate, high):
+    """Per entry i, the least integer k in [0, high[i]] with predicate(k, where) true, high[i] + 1 if none.
+
+    `predicate` must be monotone in k (false, then true); it is called with the candidate counts of the
+    entries still searched and the boolean mask `where` of those entries, so that per-entry parameters
+    can be indexed. Bisection: about log2(max(high)) vectorised calls.
+    """
+    high = np.asarray(high, dtype=np.int64)
+    lo = np.full(high.shape, -1, dtype=np.int64)  # predicate false (virtually)
+    hi = high + 1  # predicate true (virtually)
+    while True:
+        gap = hi - lo > 1
+        if not gap.any():
+            return hi
+        mid = (lo + hi) // 2
+        holds = np.zeros(high.shape, dtype=bool)
+        holds[gap] = predicate(mid[gap], gap)
+        lo = np.where(gap & ~holds, mid, lo)
+        hi = np.where(gap & holds, mid, hi)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,9 +346,9 @@ class BetaMixtureTest:
     def __init__(self, p0, alpha, a=0.5, b=0.5, n_streams=None, alternative="greater"):
         if alternative not in _ALTERNATIVES:
             raise ValueError(f"alternative must be one of {_ALTERNATIVES}")
-        n, prm = _broadcast_params(n_streams, p0=p0, alpha=alpha, a=a, b=b)
-        _check_open_unit("p0", prm["p0"])
-        _check_open_unit("alpha", prm["alpha"])
+        n, prm = broadcast_params(n_streams, p0=p0, alpha=alpha, a=a, b=b)
+        check_open_unit("p0", prm["p0"])
+        check_open_unit("alpha", prm["alpha"])
         _check_positive("a", prm["a"])
         _check_positive("b", prm["b"])
         self.n_streams = n
@@ -397,7 +406,7 @@ class BetaMixtureTest:
         batch, or the stream had already crossed).  For 1-D outcomes a scalar is returned.
         The result and the final state do not depend on how a stream is split into batches.
         """
-        X, rows, scalar = _prepare_batch(outcomes, streams, self.n_streams)
+        X, rows, scalar = outcome_batch(outcomes, streams, self.n_streams)
         k, m = X.shape
         res = np.full(k, -1, dtype=np.int64)
         live = np.nonzero(~self.rejected[rows])[0]
@@ -494,7 +503,7 @@ class BetaMixtureTest:
                 ri = np.zeros(pos.size, dtype=np.int64)
                 last = np.array([pos.size - 1])
             else:
-                ri, pos, last = _ragged_positions(ra + 1, w)
+                ri, pos, last = ragged_positions(ra + 1, w)
             rows_ = act[ri]
             ds = effpad[rows_, pos + 1] - effpad[rows_, ra[ri] + 1]
             bound = lref[rows_] + ds * lm_hi[ri] + ((pos - ra[ri]) - ds) * lf[ri]
@@ -519,127 +528,6 @@ class BetaMixtureTest:
         return out
 
 # ----------------------------------------------------------------------------------------------
-# Betting (wealth) sequential test
-# ----------------------------------------------------------------------------------------------
-
-
-class BettingTest:
-    """Betting E-process for H0: p <= p0 ('greater') or H0: p >= p0 ('less', the mirrored stream).
-
-    K_t = prod_i (1 + lam_i (X_i - p0)) with lam_i in [0, lam_max / p0] (lam_max = 0.999) chosen
-    from the past only, so K_t is a nonnegative supermartingale with K_0 = 1 under H0 and
-    P(sup_t K_t >= 1/alpha) <= alpha.  The plug-in bet is Kelly's lam for phat = (S + 1/2)/(t + 1).
-    With ``predicted_p`` the test is hedged: K = hedge * K_seed + (1 - hedge) * K_plugin, where the
-    seeded bet uses phat = (S + seed_strength * predicted_p)/(t + seed_strength); a wrong prediction
-    costs at most a factor 1/(1 - hedge) in wealth against the plug-in bet alone.
-    Same attributes and ``update`` contract as ``BetaMixtureTest``.
-    """
-
-    def __init__(self, p0, alpha, n_streams=None, alternative="greater", predicted_p=None,
-                 hedge=0.5, seed_strength=100.0, lam_max=0.999):
-        if alternative not in _ALTERNATIVES:
-            raise ValueError(f"alternative must be one of {_ALTERNATIVES}")
-        n, prm = _broadcast_params(n_streams, p0=p0, alpha=alpha, predicted_p=predicted_p,
-                                   hedge=hedge, seed_strength=seed_strength)
-        _check_open_unit("p0", prm["p0"])
-        _check_open_unit("alpha", prm["alpha"])
-        if not 0.0 < lam_max < 1.0:
-            raise ValueError("lam_max must be in (0, 1)")
-        self.n_streams = n
-        self.alternative = alternative
-        self.p0, self.alpha = prm["p0"], prm["alpha"]
-        self._mirrored = alternative == "less"
-        self._p0e = 1.0 - self.p0 if self._mirrored else self.p0.copy()
-        self._lam_cap = lam_max / self._p0e
-        self._kelly_scale = 1.0 / (self._p0e * (1.0 - self._p0e))
-        self._thr = -np.log(self.alpha)
-        self.hedged = predicted_p is not None
-        if self.hedged:
-            pp = prm["predicted_p"]
-            if not np.all((pp >= 0.0) & (pp <= 1.0)):
-                raise ValueError("predicted_p must lie in [0, 1]")
-            w = prm["hedge"]
-            if not np.all((w > 0.0) & (w < 1.0)):
-                raise ValueError("hedge must lie strictly between 0 and 1")
-            _check_positive("seed_strength", prm["seed_strength"])
-            self.predicted_p = pp
-            self.hedge = w
-            self.seed_strength = prm["seed_strength"]
-            self._ppe = 1.0 - pp if self._mirrored else pp.copy()
-            self._lw = np.log(w)
-            self._l1w = np.log1p(-w)
-        self._seff = np.zeros(n, dtype=np.int64)
-        self.successes = np.zeros(n, dtype=np.int64)
-        self.trials = np.zeros(n, dtype=np.int64)
-        self.log_evalue = np.zeros(n, dtype=float)
-        self.log_wealth_plugin = np.zeros(n, dtype=float)
-        self.log_wealth_seed = np.zeros(n, dtype=float)
-        self.rejected = np.zeros(n, dtype=bool)
-        self.stopping_time = np.full(n, -1, dtype=np.int64)
-
-    @property
-    def threshold(self):
-        """log(1/alpha) per stream."""
-        return self._thr
-
-    def _log_growth(self, x, s_before, t_before, st, center, strength):
-        """log(1 + lam (x - p0)) with lam = clipped Kelly bet for the estimate (S + c*n)/(t + n)."""
-        p0 = self._p0e[st][:, None]
-        phat = (s_before + (strength * center)[:, None]) / (t_before + strength[:, None])
-        lam = np.clip((phat - p0) * self._kelly_scale[st][:, None], 0.0, self._lam_cap[st][:, None])
-        return np.where(x, np.log1p(lam * (1.0 - p0)), np.log1p(-lam * p0))
-
-    def update(self, outcomes, streams=None):
-        """Feed outcomes (k, m) or (m,); returns per row the 0-based batch index of the first sample at
-        which K reached 1/alpha, or -1 (see ``BetaMixtureTest.update``)."""
-        X, rows, scalar = _prepare_batch(outcomes, streams, self.n_streams)
-        k, m = X.shape
-        res = np.full(k, -1, dtype=np.int64)
-        live = np.nonzero(~self.rejected[rows])[0]
-        if m == 0 or live.size == 0:
-            return res[0] if scalar else res
-        st = rows[live]
-        x = X[live].astype(bool)
-        if self._mirrored:
-            x = ~x
-        eff = np.cumsum(x, axis=1, dtype=np.int64)
-        s_before = (self._seff[st][:, None] + eff - x).astype(float)
-        t_before = (self.trials[st][:, None] + np.arange(m)).astype(float)
-        half = np.full(st.size, 0.5)
-        one = np.ones(st.size)
-        inc = self._log_growth(x, s_before, t_before, st, half, one)
-        # sequential accumulation (same rounding as one-at-a-time updates)
-        lp = np.cumsum(np.concatenate([self.log_wealth_plugin[st][:, None], inc], axis=1), axis=1)[:, 1:]
-        if self.hedged:
-            inc_s = self._log_growth(x, s_before, t_before, st, self._ppe[st], self.seed_strength[st])
-            ls = np.cumsum(np.concatenate([self.log_wealth_seed[st][:, None], inc_s], axis=1), axis=1)[:, 1:]
-            lmix = np.logaddexp(self._lw[st][:, None] + ls, self._l1w[st][:, None] + lp)
-        else:
-            ls = None
-            lmix = lp
-        hit = lmix >= self._thr[st][:, None]
-        anyhit = hit.any(axis=1)
-        cross = np.where(anyhit, hit.argmax(axis=1), -1)
-        end = np.where(anyhit, cross, m - 1)
-        ar = np.arange(st.size)
-        s_end = self._seff[st] + eff[ar, end]
-        t_end = self.trials[st] + end + 1
-        self._seff[st] = s_end
-        self.trials[st] = t_end
-        self.successes[st] = (t_end - s_end) if self._mirrored else s_end
-        self.log_wealth_plugin[st] = lp[ar, end]
-        if ls is not None:
-            self.log_wealth_seed[st] = ls[ar, end]
-        self.log_evalue[st] = lmix[ar, end]
-        if anyhit.any():
-            cst = st[anyhit]
-            self.rejected[cst] = True
-            self.stopping_time[cst] = t_end[anyhit]
-            res[live[anyhit]] = cross[anyhit]
-        return res[0] if scalar else res
-
-
-# ----------------------------------------------------------------------------------------------
 # Confidence sequences from the beta mixture
 # ----------------------------------------------------------------------------------------------
 
@@ -660,7 +548,7 @@ def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, 
     s, t, alpha, a, b = np.broadcast_arrays(*(np.asarray(v, float) for v in (successes, trials, alpha, a, b)))
     shape = s.shape
     s, t, alpha, a, b = (v.ravel() for v in (s, t, alpha, a, b))
-    _check_open_unit("alpha", alpha)
+    check_open_unit("alpha", alpha)
     thr = -np.log(alpha)
     out = np.zeros(s.size)
     ok = (s > 0) & (t > 0)
@@ -723,8 +611,8 @@ class ConfidenceSequence:
     def __init__(self, alpha, a=0.5, b=0.5, n_streams=None, side="two-sided"):
         if side not in ("two-sided", "lower", "upper"):
             raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
-        n, prm = _broadcast_params(n_streams, alpha=alpha, a=a, b=b)
-        _check_open_unit("alpha", prm["alpha"])
+        n, prm = broadcast_params(n_streams, alpha=alpha, a=a, b=b)
+        check_open_unit("alpha", prm["alpha"])
         _check_positive("a", prm["a"])
         _check_positive("b", prm["b"])
         self.n_streams = n
@@ -738,7 +626,7 @@ class ConfidenceSequence:
 
     def update(self, outcomes, streams=None):
         """Add outcomes (k, m) or (m,) to streams (k,) and refresh their bounds; returns None."""
-        X, rows, _ = _prepare_batch(outcomes, streams, self.n_streams)
+        X, rows, _ = outcome_batch(outcomes, streams, self.n_streams)
         if X.shape[1] == 0:
             return None
         self.successes[rows] += X.sum(axis=1, dtype=np.int64)
@@ -831,361 +719,3 @@ class UnionConfidenceSequence:
         for c in self.sequences:
             c.update(outcomes, streams)
 
-
-# ----------------------------------------------------------------------------------------------
-# Baseline: union-bound confidence sequence (Voracek 2024, Alg. 1)
-# ----------------------------------------------------------------------------------------------
-
-_UB_CACHE: dict = {}
-
-
-def union_bound_checkpoints(max_trials, gamma=1.1, k_init=11):
-    """Checkpoint times and alpha shares of the union-bound confidence sequence.
-
-    Checkpoint j = 1, 2, ... is the first integer t > gamma**(k_init + j - 1) after checkpoint j - 1
-    (as in Voracek's public code: every integer while gamma**k < t, geometric afterwards) and gets
-    alpha_j / alpha = 5 / ((j + 4)(j + 5)), which sums to 1 over j >= 1.
-    Returns (times, shares) for all checkpoints <= max_trials (int64 and float arrays).
-    """
-    key = (float(gamma), int(k_init))
-    times, shares = _UB_CACHE.get(key, (np.zeros(0, np.int64), np.zeros(0)))
-    if times.size == 0 or times[-1] < max_trials:
-        tl, k, last = [], k_init, 0
-        while True:
-            t = max(last + 1, math.floor(gamma ** k) + 1)
-            if t > max(2 * int(max_trials), 1024):
-                break
-            tl.append(t)
-            last = t
-            k += 1
-        times = np.asarray(tl, dtype=np.int64)
-        j = np.arange(1, times.size + 1, dtype=float)
-        shares = 5.0 / ((j + 4.0) * (j + 5.0))
-        _UB_CACHE[key] = (times, shares)
-    n = int(np.searchsorted(times, max_trials, side="right"))
-    return times[:n], shares[:n]
-
-
-def _ub_alpha(trials, alpha, gamma, k_init):
-    """alpha_j for trials that are checkpoints, NaN elsewhere."""
-    t = np.asarray(trials, dtype=np.int64)
-    times, shares = union_bound_checkpoints(max(int(t.max()) if t.size else 0, 3), gamma, k_init)
-    jc = np.minimum(np.searchsorted(times, t), times.size - 1)
-    return np.where(times[jc] == t, np.asarray(alpha, float) * shares[jc], np.nan)
-
-
-def union_bound_lower(successes, trials, alpha, gamma=1.1, k_init=11):
-    """Lower end of the union-bound CS at a checkpoint: Clopper-Pearson lower at level alpha_j.
-
-    Valid simultaneously over all checkpoints with probability >= 1 - alpha (union bound).  NaN when
-    ``trials`` is not a checkpoint (see ``union_bound_checkpoints``); between checkpoints use the value
-    at the last passed checkpoint (``UnionBoundConfidenceSequence`` does this).
-    """
-    a = _ub_alpha(trials, alpha, gamma, k_init)
-    with np.errstate(invalid="ignore"):
-        out = np.where(np.isnan(a), np.nan, clopper_pearson_lower(successes, trials, np.where(np.isnan(a), 0.5, a)))
-    return out[()] if np.ndim(out) == 0 else out
-
-
-def union_bound_upper(successes, trials, alpha, gamma=1.1, k_init=11):
-    """Upper end of the union-bound CS at a checkpoint (Clopper-Pearson upper at alpha_j); NaN elsewhere."""
-    a = _ub_alpha(trials, alpha, gamma, k_init)
-    with np.errstate(invalid="ignore"):
-        out = np.where(np.isnan(a), np.nan, clopper_pearson_upper(successes, trials, np.where(np.isnan(a), 0.5, a)))
-    return out[()] if np.ndim(out) == 0 else out
-
-
-class UnionBoundConfidenceSequence:
-    """Voracek's (2024) union-bound confidence sequence for many streams.
-
-    Clopper-Pearson bounds at the checkpoints of ``union_bound_checkpoints`` with alpha_j summing to
-    alpha (two-sided: alpha/2 per side).  ``lower``/``upper`` are the running max/min over the
-    checkpoints passed so far (they change only when a checkpoint is passed); with probability
-    >= 1 - alpha they contain p at all times.
-    """
-
-    def __init__(self, alpha, n_streams=None, side="two-sided", gamma=1.1, k_init=11):
-        if side not in ("two-sided", "lower", "upper"):
-            raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
-        n, prm = _broadcast_params(n_streams, alpha=alpha)
-        _check_open_unit("alpha", prm["alpha"])
-        self.n_streams = n
-        self.side = side
-        self.alpha = prm["alpha"]
-        self.gamma, self.k_init = float(gamma), int(k_init)
-        self._alpha_side = self.alpha / 2.0 if side == "two-sided" else self.alpha
-        self.successes = np.zeros(n, dtype=np.int64)
-        self.trials = np.zeros(n, dtype=np.int64)
-        self.lower = np.zeros(n, dtype=float)
-        self.upper = np.ones(n, dtype=float)
-
-    def update(self, outcomes, streams=None):
-        """Add outcomes (k, m) or (m,) to streams (k,); bounds move at each checkpoint passed; returns None."""
-        X, rows, _ = _prepare_batch(outcomes, streams, self.n_streams)
-        k, m = X.shape
-        if m == 0:
-            return None
-        t0 = self.trials[rows]
-        s0 = self.successes[rows]
-        times, shares = union_bound_checkpoints(int(t0.max()) + m, self.gamma, self.k_init)
-        lo_i = np.searchsorted(times, t0, side="right")
-        hi_i = np.searchsorted(times, t0 + m, side="right")
-        cnt = hi_i - lo_i
-        if cnt.sum():
-            has = np.nonzero(cnt)[0]
-            ri, jj, _ = _ragged_positions(lo_i[has], cnt[has])
-            r = has[ri]
-            tcp = times[jj]
-            ones = np.cumsum(X[has], axis=1, dtype=np.int64)   # only rows that pass a checkpoint
-            s_cp = s0[r] + ones[ri, tcp - t0[r] - 1]
-            al = self._alpha_side[rows[r]] * shares[jj]
-            if self.side in ("two-sided", "lower"):
-                lb = clopper_pearson_lower(s_cp, tcp, al)
-                np.maximum.at(self.lower, rows[r], lb)
-            if self.side in ("two-sided", "upper"):
-                ub = clopper_pearson_upper(s_cp, tcp, al)
-                np.minimum.at(self.upper, rows[r], ub)
-        self.successes[rows] += X.sum(axis=1, dtype=np.int64)
-        self.trials[rows] += m
-        return None
-
-
-# ----------------------------------------------------------------------------------------------
-# Baseline: adaptive sampling for a predetermined radius (Horvath et al., ICLR 2022)
-# ----------------------------------------------------------------------------------------------
-
-HORVATH_STAGES = (1000, 10000, 125000)
-
-
-def horvath_schedule(p0, alpha, beta=1e-4, stages=HORVATH_STAGES):
-    """Decision thresholds of Horvath et al.'s adaptive sampling at one p0.
-
-    Stage i draws n_i FRESH samples (never pooled with earlier stages).  It certifies when the
-    one-sided Clopper-Pearson lower bound at alpha/s (s stages) is >= p0, i.e. when its successes are
-    >= certify_min[i]; before the last stage it stops as futile when the Clopper-Pearson upper bound at
-    beta/(s-1) is < p0, i.e. successes <= futile_max[i] (-1: never).  Bonferroni over stages gives
-    P(false certificate) <= alpha.  Returns a dict of int64 arrays: n, cumulative, certify_min, futile_max.
-    """
-    p0 = float(p0)
-    n = np.asarray(stages, dtype=np.int64)
-    s = n.size
-    if s < 1 or np.any(n < 1):
-        raise ValueError("stages must be a non-empty sequence of positive sizes")
-    cert = np.empty(s, dtype=np.int64)
-    fut = np.full(s, -1, dtype=np.int64)
-    for i, ni in enumerate(n):
-        kk = np.arange(ni + 1)
-        lo = clopper_pearson_lower(kk, ni, alpha / s)
-        cert[i] = np.searchsorted(lo, p0, side="left")          # first k with lower >= p0
-        if i < s - 1:
-            up = clopper_pearson_upper(kk, ni, beta / (s - 1))
-            fut[i] = np.searchsorted(up, p0, side="left") - 1   # last k with upper < p0
-    return {"n": n, "cumulative": np.cumsum(n), "certify_min": cert, "futile_max": fut}
-
-
-class HorvathAdaptiveTest:
-    """Streaming form of Horvath et al.'s adaptive sampling (see ``horvath_schedule``).
-
-    ``decision`` per stream: 1 certified, 0 stopped as futile, -1 abstained after the last stage or
-    still running (``done`` tells which); ``samples_used`` counts outcomes consumed.  ``update``
-    returns per row the 0-based batch index at which the stream was decided (any decision), or -1.
-    One p0/alpha/beta/stages for all streams (it is a fixed-radius baseline).
-    """
-
-    def __init__(self, p0, alpha, beta=1e-4, stages=HORVATH_STAGES, n_streams=1):
-        sched = horvath_schedule(p0, alpha, beta, stages)
-        self.p0, self.alpha, self.beta = float(p0), float(alpha), float(beta)
-        self.schedule = sched
-        self.n_streams = int(n_streams)
-        n = self.n_streams
-        self.stage = np.zeros(n, dtype=np.int64)
-        self.stage_trials = np.zeros(n, dtype=np.int64)
-        self.stage_successes = np.zeros(n, dtype=np.int64)
-        self.samples_used = np.zeros(n, dtype=np.int64)
-        self.decision = np.full(n, -1, dtype=np.int64)
-        self.done = np.zeros(n, dtype=bool)
-
-    def update(self, outcomes, streams=None):
-        """Feed outcomes (k, m) or (m,) to streams (k,); see the class docstring for the return value."""
-        X, rows, scalar = _prepare_batch(outcomes, streams, self.n_streams)
-        k, m = X.shape
-        res = np.full(k, -1, dtype=np.int64)
-        live = np.nonzero(~self.done[rows])[0]
-        if m == 0 or live.size == 0:
-            return res[0] if scalar else res
-        cs = np.zeros((live.size, m + 1), dtype=np.int64)
-        np.cumsum(X[live], axis=1, out=cs[:, 1:])
-        n_st = self.schedule["n"]
-        nstages = n_st.size
-        pos = np.zeros(live.size, dtype=np.int64)
-        act = np.arange(live.size)
-        while act.size:
-            st = rows[live[act]]
-            take = np.minimum(n_st[self.stage[st]] - self.stage_trials[st], m - pos[act])
-            self.stage_successes[st] += cs[act, pos[act] + take] - cs[act, pos[act]]
-            self.stage_trials[st] += take
-            self.samples_used[st] += take
-            pos[act] += take
-            full = self.stage_trials[st] == n_st[self.stage[st]]
-            if full.any():
-                f_st = st[full]
-                stg = self.stage[f_st]
-                succ = self.stage_successes[f_st]
-                cert = succ >= self.schedule["certify_min"][stg]
-                fut = ~cert & (succ <= self.schedule["futile_max"][stg])
-                last = ~cert & ~fut & (stg == nstages - 1)
-                fin = cert | fut | last
-                self.decision[f_st[cert]] = 1
-                self.decision[f_st[fut]] = 0
-                self.done[f_st[fin]] = True
-                res[live[act[full][fin]]] = pos[act[full][fin]] - 1
-                nxt = f_st[~fin]
-                self.stage[nxt] += 1
-                self.stage_trials[nxt] = 0
-                self.stage_successes[nxt] = 0
-            act = act[(~self.done[st]) & (pos[act] < m)]
-        return res[0] if scalar else res
-
-
-def horvath_adaptive_test(outcomes, p0, alpha, beta=1e-4, stages=HORVATH_STAGES):
-    """Run Horvath et al.'s adaptive sampling on recorded outcome streams (1-D, or 2-D rows).
-
-    Stage i consumes the next n_i outcomes of the recording (fresh samples).  Returns
-    (decision, samples_used): decision 1 certified, 0 futile stop, -1 abstain (all stages used, or
-    the recording ended inside a stage, in which case samples_used is the recording length).
-    """
-    X = np.asarray(outcomes)
-    scalar = X.ndim == 1
-    X2 = X[None, :] if scalar else X
-    test = HorvathAdaptiveTest(p0, alpha, beta, stages, n_streams=X2.shape[0])
-    test.update(X2)
-    dec, used = test.decision.copy(), test.samples_used.copy()
-    return (dec[0], used[0]) if scalar else (dec, used)
-
-
-# ----------------------------------------------------------------------------------------------
-# Wald's SPRT (known p) for comparison
-# ----------------------------------------------------------------------------------------------
-
-
-def sprt_stopping_time(outcomes, p1, p0, alpha, beta=0.0):
-    """Wald's SPRT of p = p0 against p = p1 (> p0) on recorded outcome streams (1-D, or 2-D rows).
-
-    Stops at the first t with log LR >= log((1-beta)/alpha) (decision 1) or <= log(beta/(1-alpha))
-    (decision 0; never when beta = 0).  Returns (decision, samples_used); decision -1 and
-    samples_used = stream length if neither boundary is reached.  The optimal test when p is known:
-    the benchmark's reference for Wald's bound.
-    """
-    if np.any(np.asarray(p1) <= np.asarray(p0)):
-        raise ValueError("sprt_stopping_time needs p1 > p0 (mirror the stream for the futility side)")
-    X = np.asarray(outcomes).astype(bool)
-    scalar = X.ndim == 1
-    X2 = X[None, :] if scalar else X
-    k, m = X2.shape
-    p1 = np.broadcast_to(np.asarray(p1, float), (k,))[:, None]
-    p0 = np.broadcast_to(np.asarray(p0, float), (k,))[:, None]
-    alpha = np.broadcast_to(np.asarray(alpha, float), (k,))[:, None]
-    beta = np.broadcast_to(np.asarray(beta, float), (k,))[:, None]
-    with np.errstate(divide="ignore"):
-        up = np.log1p(-beta) - np.log(alpha)
-        down = np.log(beta) - np.log1p(-alpha)
-        inc = np.where(X2, np.log(p1) - np.log(p0), np.log1p(-p1) - np.log1p(-p0))
-    llr = np.cumsum(inc, axis=1)
-    hit_up = llr >= up
-    hit_dn = llr <= down
-    any_up, any_dn = hit_up.any(axis=1), hit_dn.any(axis=1)
-    i_up = np.where(any_up, hit_up.argmax(axis=1), m)
-    i_dn = np.where(any_dn, hit_dn.argmax(axis=1), m)
-    dec = np.where(i_up < i_dn, 1, np.where(i_dn < i_up, 0, -1))
-    used = np.where(dec == -1, m, np.minimum(i_up, i_dn) + 1).astype(np.int64)
-    return (dec[0], used[0]) if scalar else (dec, used)
-
-
-# ----------------------------------------------------------------------------------------------
-# Rejection boundaries and exact crossing probabilities (validation tools)
-# ----------------------------------------------------------------------------------------------
-
-
-def _min_integer_where(pred, t):
-    """Smallest integer s in [0, t] with pred(s, t) True (pred monotone in s), t + 1 if none."""
-    t = np.asarray(t, dtype=np.int64)
-    lo = np.full(t.shape, -1, dtype=np.int64)      # pred False (virtually)
-    hi = t + 1                                     # pred True (virtually)
-    while True:
-        gap = hi - lo > 1
-        if not gap.any():
-            return hi
-        mid = (lo + hi) // 2
-        r = np.zeros(t.shape, dtype=bool)
-        r[gap] = pred(mid[gap], t[gap], gap)
-        lo = np.where(gap & ~r, mid, lo)
-        hi = np.where(gap & r, mid, hi)
-
-
-def beta_mixture_boundary(trials, p0, alpha, a=0.5, b=0.5):
-    """Smallest number of successes c_t at which the truncated beta mixture rejects p <= p0 after t
-    trials (log E >= log 1/alpha), for each t in ``trials``; t + 1 if no count rejects.
-
-    log E is increasing in the number of successes at fixed t, so the rule "reject iff S_t >= c_t" is
-    exactly the E-process test; with ``boundary_crossing_probability`` it gives exact error rates.
-    """
-    t = np.asarray(trials, dtype=np.int64)
-    p0, alpha, a, b = (np.broadcast_to(np.asarray(v, float), t.shape) for v in (p0, alpha, a, b))
-    thr = -np.log(alpha)
-
-    def pred(s, tt, sel):
-        return log_beta_mixture_evalue(s, tt, p0[sel], a[sel], b[sel]) >= thr[sel]
-
-    return _min_integer_where(pred, t)
-
-
-def clopper_pearson_boundary(trials, p0, alpha):
-    """Smallest number of successes at which the one-sided Clopper-Pearson lower bound at level alpha
-    exceeds p0 after t trials, for each t; t + 1 if none (a fixed-n test, NOT anytime-valid)."""
-    t = np.asarray(trials, dtype=np.int64)
-    p0, alpha = (np.broadcast_to(np.asarray(v, float), t.shape) for v in (p0, alpha))
-
-    def pred(s, tt, sel):
-        return clopper_pearson_lower(s, tt, alpha[sel]) > p0[sel]
-
-    return _min_integer_where(pred, t)
-
-
-def boundary_crossing_probability(boundary, p, prune=1e-17):
-    """Exact P(S_t >= boundary[t-1] for some t <= len(boundary)) for i.i.d. Bernoulli(p) draws.
-
-    Forward recursion over the distribution of S_t on the paths that have not crossed yet.  Mass in
-    the far lower tail (cumulative < ``prune`` per step) is dropped to bound the work; the dropped
-    mass is returned so that the exact probability lies in [prob, prob + dropped].
-    Returns (prob, dropped).
-    """
-    c = np.asarray(boundary, dtype=np.int64)
-    p = float(p)
-    q = 1.0 - p
-    dist = np.array([1.0])      # masses of S = s_lo .. s_lo + len - 1
-    s_lo = 0
-    crossed = 0.0
-    dropped = 0.0
-    for t in range(1, c.size + 1):
-        new = np.empty(dist.size + 1)
-        new[:-1] = dist * q
-        new[-1] = 0.0
-        new[1:] += dist * p
-        dist = new
-        # kill the paths at or above the boundary
-        k = int(c[t - 1]) - s_lo
-        if k < dist.size:
-            if k <= 0:
-                crossed += float(dist.sum())
-                return crossed, dropped
-            crossed += float(dist[k:].sum())
-            dist = dist[:k]
-        # prune the far lower tail
-        if prune > 0 and dist.size > 64 and dist[0] < prune:
-            cm = np.cumsum(dist)
-            j = int(np.searchsorted(cm, prune, side="right"))
-            if j > 0:
-                dropped += float(cm[j - 1])
-                dist = dist[j:]
-                s_lo += j
-    return crossed, dropped

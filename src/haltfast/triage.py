@@ -13,240 +13,44 @@ See docs/triage.md for the configuration format, the scheduling policies and the
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy import special as sc
 
-from .certify import (ABSTAIN, _chunk_grid, max_certifiable_radius, p_for_radius, radius_from_p,
-                      resolve_prior, validate_alpha, validate_count)
+from .certificate import (
+    ABSTAIN,
+    CERTIFIED,
+    FAILED,
+    NOT_CERTIFIED,
+    PENDING,
+    UNDECIDED,
+    StopReason,
+    is_number,
+    p_for_radius,
+    radius_from_p,
+    validate_count,
+)
+from .engine import decide, decision_chunks
 from .errors import HaltfastError
-from .sampling import RecordedStreams
+from .policies import PolicyClass, assign_classes, load_policies, validate_policies
+from .priors import check_prior, resolve_prior
 from .statistics import BetaMixtureTest, bernoulli_kl, beta_mixture_lower_bound
+from .streams import RecordedStreams
 
-__all__ = ["PolicyClass", "POLICIES", "STATES", "load_policies", "parse_policies", "validate_policies",
-           "assign_classes", "Triage", "TriageReport", "triage", "format_summary"]
+__all__ = ["POLICIES", "STATES", "Triage", "TriageReport", "format_triage_summary", "triage"]
 
 POLICIES = ("max-decisions", "max-weighted", "risk", "round-robin")
-STATES = ("certified", "refuted", "pending", "undecided", "error")
-_PENDING, _CERTIFIED, _REFUTED, _UNDECIDED, _ERROR = range(5)
-_STATE_NAMES = np.array(["pending", "certified", "refuted", "undecided", "error"])
-
-_CLASS_KEYS = ("radius", "alpha", "priority", "max_samples", "futility_alpha", "fraction", "every", "offset",
-               "indices", "description")
-_RULE_KEYS = ("indices", "every", "fraction")
-_QUADRATURE = 12          # posterior quantiles used to estimate an input's remaining cost
-
-
-# ---------------------------------------------------------------------------------------------
-# Policies: classes of inputs with a required radius, a risk level, a priority and a cap
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PolicyClass:
-    """A risk class: certify at `radius` with false-certification probability <= `alpha` per input.
-
-    `max_samples` caps the tested samples per input (the n0 pilot not included); `futility_alpha`
-    is the level of the "refuted" test (default `alpha`). At most one selection rule: `indices`
-    (data set indices), `every`/`offset` (input positions j with j % every == offset) or
-    `fraction`; a class with none takes the inputs no rule claimed.
-    """
-
-    name: str
-    radius: float
-    alpha: float
-    priority: float = 1.0
-    max_samples: int = 100_000
-    futility_alpha: float | None = None
-    fraction: float | None = None
-    every: int | None = None
-    offset: int = 0
-    indices: tuple[int, ...] | None = None
-    description: str = ""
-
-    @property
-    def rule(self) -> str:
-        """'indices', 'every', 'fraction' or 'default' (takes what no rule claimed)."""
-        for key in _RULE_KEYS:
-            if getattr(self, key) is not None:
-                return key
-        return "default"
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def parse_policies(config: dict, sigma: float | None = None, source: str = "policy config") -> list[PolicyClass]:
-    """Policy classes from a parsed config mapping ({'classes': {name: {...}}}); every mistake raises HaltfastError.
-
-    With `sigma`, also refuses a radius that a class's cap can never certify (see validate_policies).
-    """
-    if not isinstance(config, dict):
-        raise HaltfastError(f"{source}: expected a table with [classes.NAME] sections")
-    extra = sorted(set(config) - {"classes"})
-    if extra:
-        raise HaltfastError(f"{source}: unknown top-level key(s) {', '.join(map(repr, extra))}; only [classes.NAME] "
-                            f"tables are allowed")
-    classes = config.get("classes")
-    if not isinstance(classes, dict) or not classes:
-        raise HaltfastError(f"{source}: no classes; add at least one [classes.NAME] table with radius and alpha")
-    out: list[PolicyClass] = []
-    for name, spec in classes.items():
-        where = f"{source}: class {name!r}"
-        if not isinstance(spec, dict):
-            raise HaltfastError(f"{where}: expected a table of settings, got {type(spec).__name__}")
-        unknown = sorted(set(spec) - set(_CLASS_KEYS))
-        if unknown:
-            raise HaltfastError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
-                                f"{', '.join(_CLASS_KEYS)}")
-        for key in ("radius", "alpha"):
-            if key not in spec:
-                raise HaltfastError(f"{where}: '{key}' is required")
-        radius, alpha = spec["radius"], spec["alpha"]
-        if not _is_number(radius) or radius < 0:
-            raise HaltfastError(f"{where}: radius must be a finite number >= 0, got {radius!r}")
-        if not _is_number(alpha) or not 0 < alpha < 1:
-            raise HaltfastError(f"{where}: alpha must lie strictly between 0 and 1, got {alpha!r}")
-        priority = spec.get("priority", 1.0)
-        if not _is_number(priority) or priority <= 0:
-            raise HaltfastError(f"{where}: priority must be a number > 0, got {priority!r}")
-        max_samples = spec.get("max_samples", 100_000)
-        if not _is_int(max_samples) or max_samples < 1:
-            raise HaltfastError(f"{where}: max_samples must be an integer >= 1, got {max_samples!r}")
-        fut = spec.get("futility_alpha")
-        if fut is not None and (not _is_number(fut) or not 0 < fut < 1):
-            raise HaltfastError(f"{where}: futility_alpha must lie strictly between 0 and 1, got {fut!r}")
-        rules = [k for k in _RULE_KEYS if k in spec]
-        if len(rules) > 1:
-            raise HaltfastError(f"{where}: give at most one of {', '.join(_RULE_KEYS)} (got {', '.join(rules)})")
-        fraction = spec.get("fraction")
-        if fraction is not None and (not _is_number(fraction) or not 0 < fraction <= 1):
-            raise HaltfastError(f"{where}: fraction must lie in (0, 1], got {fraction!r}")
-        every = spec.get("every")
-        if every is not None and (not _is_int(every) or every < 1):
-            raise HaltfastError(f"{where}: every must be an integer >= 1, got {every!r}")
-        offset = spec.get("offset", 0)
-        if "offset" in spec and every is None:
-            raise HaltfastError(f"{where}: offset is only meaningful with every")
-        if not _is_int(offset) or (every is not None and not 0 <= offset < every):
-            raise HaltfastError(f"{where}: offset must be an integer in [0, every), got {offset!r}")
-        indices = spec.get("indices")
-        if indices is not None:
-            if not isinstance(indices, list) or not all(_is_int(i) and i >= 0 for i in indices):
-                raise HaltfastError(f"{where}: indices must be a list of integers >= 0")
-            if len(set(indices)) != len(indices):
-                raise HaltfastError(f"{where}: indices lists an index twice")
-            indices = tuple(indices)
-        description = spec.get("description", "")
-        if not isinstance(description, str):
-            raise HaltfastError(f"{where}: description must be a string")
-        out.append(PolicyClass(str(name), float(radius), float(alpha), float(priority), int(max_samples),
-                               None if fut is None else float(fut), None if fraction is None else float(fraction),
-                               every, int(offset), indices, description))
-    defaults = [p.name for p in out if p.rule == "default"]
-    if len(defaults) > 1:
-        raise HaltfastError(f"{source}: classes {', '.join(defaults)} have no selection rule; at most one class may "
-                            f"take the remaining inputs (give the others indices, every or fraction)")
-    total = sum(p.fraction for p in out if p.fraction is not None)
-    if total > 1 + 1e-9:
-        raise HaltfastError(f"{source}: the fractions add up to {total:g} > 1")
-    seen: dict[int, str] = {}
-    for p in out:
-        for i in p.indices or ():
-            if i in seen:
-                raise HaltfastError(f"{source}: index {i} is listed by both class {seen[i]!r} and class {p.name!r}")
-            seen[i] = p.name
-    if sigma is not None:
-        validate_policies(out, sigma)
-    return out
-
-
-def load_policies(path: str | Path, sigma: float | None = None) -> list[PolicyClass]:
-    """Policy classes from a TOML file (see docs/triage.md); a bad file raises HaltfastError naming the mistake."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise HaltfastError(f"cannot read policy config {path}: {exc.strerror or exc}") from exc
-    try:
-        config = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise HaltfastError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_policies(config, sigma, source=str(path))
-
-
-def validate_policies(policies: Sequence[PolicyClass], sigma: float) -> None:
-    """Raise HaltfastError if a class's radius can never be certified within its cap, even if every sample hits."""
-    if not (_is_number(sigma) and sigma > 0):
-        raise HaltfastError(f"sigma must be a positive number, got {sigma}")
-    if not policies:
-        raise HaltfastError("no policy classes given")
-    for p in policies:
-        r_max = max_certifiable_radius(p.max_samples, p.alpha, sigma)
-        if p.radius >= r_max:
-            log_p = float(np.log(p_for_radius(p.radius, sigma)))
-            need = math.log(p.alpha) / log_p if log_p < 0 else math.inf
-            need_s = f"max_samples >= {math.ceil(need):,}" if need < 1e12 else "more than 10^12 samples"
-            raise HaltfastError(f"class {p.name!r}: radius {p.radius:g} can never be certified with max_samples="
-                                f"{p.max_samples:,} at alpha={p.alpha:g} and sigma={sigma:g}: even if every "
-                                f"sample hits, the largest certifiable radius is {r_max:.4f}; it needs {need_s}")
-
-
-def assign_classes(policies: Sequence[PolicyClass], n_inputs: int, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Class number (position in `policies`) of each input; deterministic, every input gets exactly one class.
-
-    Order of precedence: `indices` rules (data set indices; `indices` defaults to 0..n-1), then `every`
-    rules in file order (first match wins), then the remaining inputs are dealt in order among the
-    `fraction` classes and the default class (whose share is 1 - sum of fractions): each input goes to
-    the class furthest below its share so far, so every prefix is split as evenly as possible.
-    """
-    n = int(n_inputs)
-    ids = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
-    if ids.shape != (n,):
-        raise HaltfastError(f"indices has {ids.size} entries for {n} inputs")
-    cls = np.full(n, -1, dtype=np.int64)
-    for k, p in enumerate(policies):
-        if p.indices is not None:
-            cls[np.isin(ids, np.asarray(p.indices, dtype=np.int64)) & (cls < 0)] = k
-    pos = np.arange(n)
-    for k, p in enumerate(policies):
-        if p.every is not None:
-            cls[(pos % p.every == p.offset) & (cls < 0)] = k
-    share = [(k, p.fraction) for k, p in enumerate(policies) if p.fraction is not None]
-    default = [k for k, p in enumerate(policies) if p.rule == "default"]
-    rest = np.nonzero(cls < 0)[0]
-    if rest.size:
-        total = sum(f for _, f in share)
-        if default:
-            share.append((default[0], max(0.0, 1.0 - total)))
-        elif total < 1 - 1e-9:
-            j = int(rest[0])
-            raise HaltfastError(f"{rest.size} input(s) match no class (the first: position {j}, index {int(ids[j])}); "
-                                f"the fractions add up to {total:g} < 1 and no class without a selection rule "
-                                f"takes the rest")
-        if not share:
-            raise HaltfastError(f"{rest.size} input(s) match no class; add a class without a selection rule")
-        ks = np.array([k for k, _ in share])
-        fr = np.array([f for _, f in share])
-        count = np.zeros(len(share))
-        for m, j in enumerate(rest):
-            c = int(np.argmax(fr * (m + 1) - count))
-            cls[j] = ks[c]
-            count[c] += 1
-    return cls
+STATES = (CERTIFIED, NOT_CERTIFIED, PENDING, UNDECIDED, FAILED)
+_PENDING, _CERTIFIED, _NOT_CERTIFIED, _UNDECIDED, _ERROR = range(5)
+_STATE_NAMES = np.array([PENDING, CERTIFIED, NOT_CERTIFIED, UNDECIDED, FAILED])
+_STATE_CODES = {CERTIFIED: _CERTIFIED, NOT_CERTIFIED: _NOT_CERTIFIED, UNDECIDED: _UNDECIDED}
+_QUADRATURE = 12  # posterior quantiles used to estimate an input's remaining cost
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,10 +124,7 @@ class Triage:
         if callable(prior):
             self._prior = prior
         else:
-            if isinstance(prior, str):
-                resolve_prior(prior, np.zeros(0), 0, 0)  # a bad name fails up front
-            else:
-                resolve_prior(prior, None, self.n0, n)   # a bad shape fails up front
+            check_prior(prior, with_pilot=True, n_items=None if isinstance(prior, str) else n)
             self._prior = prior
         self.progress, self.on_round = progress, on_round
 
@@ -387,18 +188,16 @@ class Triage:
         return None if self.budget_evaluations is None else self.budget_evaluations - self.used
 
     def default_chunks(self, js: np.ndarray) -> np.ndarray:
-        """certify_anytime's chunk rule: the fewest samples that could still decide, else t * growth, on a 2^(1/4) grid.
+        """certify_anytime's chunk rule (engine.decision_chunks); inputs not yet piloted get n0.
 
-        Inputs not yet piloted get n0. The estimate of p uses the pilot too (scheduling may use any past data).
+        The estimate of p uses the pilot too (scheduling may use any past data).
         """
         js = np.asarray(js, dtype=np.int64)
         t = self.tested[js]
         phat = (self.hits[js] + self.successes[js] + 0.5) / (self.n0 + t + 1.0)
         p0 = self.p0[js]
-        need_cert = (self.thr[js] - self.log_evalue[js]) / -np.log(p0)
-        need_fut = (self.thr_fut[js] - self.log_evalue_fut[js]) / -np.log1p(-p0)
-        base = np.ceil(np.where(phat > p0, need_cert, need_fut))
-        size = _chunk_grid(np.maximum(base, np.ceil(self.growth * t)), self.min_chunk)
+        gap_cert, gap_fut = self.thr[js] - self.log_evalue[js], self.thr_fut[js] - self.log_evalue_fut[js]
+        size = decision_chunks(gap_cert, gap_fut, phat > p0, p0, t, self.min_chunk, self.growth)
         size = np.minimum(size, self.cap[js] - t)
         return np.where(self.piloted[js], size, self.n0).astype(np.int64)
 
@@ -447,7 +246,7 @@ class Triage:
             self.budget_evaluations = int(budget_evaluations)
         else:
             self.budget_evaluations = None
-        if budget_seconds is not None and not (_is_number(budget_seconds) and budget_seconds > 0):
+        if budget_seconds is not None and not (is_number(budget_seconds) and budget_seconds > 0):
             raise HaltfastError(f"budget_seconds must be a number > 0, got {budget_seconds}")
         self.budget_seconds = budget_seconds
         start = time.perf_counter()
@@ -603,22 +402,19 @@ class Triage:
             self._fut.update(x, g)
         self.log_evalue[js] = self._cert.log_evalue[js]
         self.log_evalue_fut[js] = self._fut.log_evalue[js]
-        test_rej, test_stop = self._cert.rejected[js], self._cert.stopping_time[js]
-        fut_rej, fut_stop = self._fut.rejected[js], self._fut.stopping_time[js]
-        certified = test_rej & (~fut_rej | (test_stop <= fut_stop))
-        refuted = fut_rej & ~certified
-        capped = ~certified & ~refuted & (self.tested[js] >= self.cap[js])
-        self.state[js[certified]] = _CERTIFIED
-        self.stopped_at[js[certified]] = test_stop[certified]
-        self.state[js[refuted]] = _REFUTED
-        self.stopped_at[js[refuted]] = fut_stop[refuted]
-        self.state[js[capped]] = _UNDECIDED
-        self.stopped_at[js[capped]] = self.tested[js[capped]]
+        outcome = decide(self._cert.rejected[js], self._cert.stopping_time[js], self._fut.rejected[js],
+                         self._fut.stopping_time[js], self.tested[js], self.cap[js])
+        for name, code in _STATE_CODES.items():
+            hit = js[outcome == name]
+            self.state[hit] = code
+        self.stopped_at[js[outcome == CERTIFIED]] = self._cert.stopping_time[js[outcome == CERTIFIED]]
+        self.stopped_at[js[outcome == NOT_CERTIFIED]] = self._fut.stopping_time[js[outcome == NOT_CERTIFIED]]
+        self.stopped_at[js[outcome == UNDECIDED]] = self.tested[js[outcome == UNDECIDED]]
 
     # -- reporting ----------------------------------------------------------------------------
 
     def report(self) -> "TriageReport":
-        """The state of every input now: certified / refuted at its radius, pending or undecided with its
+        """The state of every input now: certified / not certified at its radius, pending or undecided with its
         anytime certified radius and E-value, or error. Valid at any moment, mid-run included."""
         live = self.piloted & (self.tested > 0) & (self.state != _CERTIFIED) & (self.state != _ERROR)
         js = np.nonzero(live)[0]
@@ -634,13 +430,13 @@ class Triage:
         for j in range(self.n):
             s = int(self.state[j])
             if s == _CERTIFIED:
-                why = "e-value reached 1/alpha"
-            elif s == _REFUTED:
-                why = "upper confidence bound below Phi(r/sigma)"
+                why = StopReason.EVALUE
+            elif s == _NOT_CERTIFIED:
+                why = StopReason.UPPER_BELOW
             elif s == _UNDECIDED:
-                why = "max_samples reached"
+                why = StopReason.MAX_SAMPLES
             elif s == _ERROR:
-                why = "model error"
+                why = StopReason.MODEL_ERROR
             elif self.stop_reason == "running":          # a report taken mid-run (from on_round)
                 why = "running" if self.piloted[j] else "not started"
             elif not self.piloted[j]:
@@ -723,7 +519,7 @@ def _decision_rates(tri: Triage, weighted: bool) -> tuple[np.ndarray, np.ndarray
         count += np.bincount(tri.cls[pil], minlength=k)
     done = np.nonzero(tri.piloted & ~tri.pending)[0]
     if done.size:   # finished inputs tell what a whole input of their class cost
-        decided = (tri.state[done] == _CERTIFIED) | (tri.state[done] == _REFUTED)
+        decided = (tri.state[done] == _CERTIFIED) | (tri.state[done] == _NOT_CERTIFIED)
         value = np.where(decided, 1.0 / np.maximum(tri.evaluations[done], 1), 0.0)
         total += np.bincount(tri.cls[done], value, minlength=k)
         count += np.bincount(tri.cls[done], minlength=k)
@@ -811,7 +607,7 @@ class TriageReport:
             mine = [r for r in self._rows if r["class"] == c["name"]]
             entry = {**c, "inputs": len(mine)}
             entry.update({s: sum(r["state"] == s for r in mine) for s in STATES})
-            entry["decided"] = entry["certified"] + entry["refuted"]
+            entry["decided"] = entry[CERTIFIED] + entry[NOT_CERTIFIED]
             entry["evaluations"] = int(sum(r["evaluations"] for r in mine))
             if mine and mine[0]["label"] is not None:
                 entry["certified_correct"] = sum(r["state"] == "certified" and bool(r["correct"]) for r in mine)
@@ -819,7 +615,7 @@ class TriageReport:
         keys = ("policy", "sigma", "n0", "evaluations", "budget_evaluations", "budget_seconds", "seconds", "rounds",
                 "stop_reason")
         out = {"inputs": len(self._rows), **{k: self.meta.get(k) for k in keys}}
-        out["decided"] = states["certified"] + states["refuted"]
+        out["decided"] = states[CERTIFIED] + states[NOT_CERTIFIED]
         out["states"] = states
         out["classes"] = per_class
         return out
@@ -838,7 +634,7 @@ class TriageReport:
             tmp.unlink(missing_ok=True)
 
 
-def format_summary(summary: dict) -> str:
+def format_triage_summary(summary: dict) -> str:
     """A human-readable summary: run line, then one line per class with counts per state."""
     if not summary.get("inputs"):
         return "no inputs"
@@ -848,15 +644,15 @@ def format_summary(summary: dict) -> str:
              f"{used:,} evaluations" + (f" of a budget of {budget:,}" if budget is not None else "")
              + f" in {summary.get('seconds') or 0:.1f} s, {summary.get('rounds')} rounds; stopped: "
              f"{summary.get('stop_reason')}"]
-    head = f"{'class':<14}{'radius':>7}{'alpha':>9}{'prio':>6}{'inputs':>8}{'certified':>11}{'refuted':>9}" \
+    head = f"{'class':<14}{'radius':>7}{'alpha':>9}{'prio':>6}{'inputs':>8}{'certified':>11}{'not cert.':>11}" \
            f"{'pending':>9}{'undecided':>11}{'error':>7}{'evaluations':>14}"
     lines.append(head)
     for name, c in summary["classes"].items():
         lines.append(f"{name[:13]:<14}{c['radius']:>7g}{c['alpha']:>9.0e}{c['priority']:>6g}{c['inputs']:>8}"
-                     f"{c['certified']:>11}{c['refuted']:>9}{c['pending']:>9}{c['undecided']:>11}{c['error']:>7}"
+                     f"{c[CERTIFIED]:>11}{c[NOT_CERTIFIED]:>11}{c['pending']:>9}{c['undecided']:>11}{c['error']:>7}"
                      f"{c['evaluations']:>14,}")
     s = summary["states"]
-    lines.append(f"{'all':<14}{'':>7}{'':>9}{'':>6}{summary['inputs']:>8}{s['certified']:>11}{s['refuted']:>9}"
+    lines.append(f"{'all':<14}{'':>7}{'':>9}{'':>6}{summary['inputs']:>8}{s[CERTIFIED]:>11}{s[NOT_CERTIFIED]:>11}"
                  f"{s['pending']:>9}{s['undecided']:>11}{s['error']:>7}{used:>14,}")
     return "\n".join(lines)
 

@@ -1,0 +1,232 @@
+"""The certification engine: many inputs' streams sampled in shared model batches, and the rules every method shares.
+
+A method (haltfast.methods) owns its statistic; the engine owns what they have in common:
+`Run` (class selection, drawing for many inputs at once, charging every evaluation and second to its
+input, finishing certificates), the chunk rules, the stop rules (`decide`, `radius_mode_stop`) and the
+tests built from a prior's components. Each input's certificate depends only on its own stream, never
+on which inputs share a batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .certificate import (
+    ABSTAIN,
+    ABSTAINED,
+    CERTIFIED,
+    NOT_CERTIFIED,
+    UNDECIDED,
+    Certificate,
+    StopReason,
+    failed_certificate,
+    radius_from_p,
+)
+from .errors import HaltfastError
+from .priors import Parts
+from .statistics import BetaMixtureTest, ConfidenceSequence, UnionConfidenceSequence, UnionTest
+
+MAX_CHUNK = 2**20  # most samples one input draws at once, so budgets of 10^8 and more fit in memory
+ROUND_SAMPLES = 2**21  # most samples one round draws; the other inputs wait for the next round
+CHUNK_STEP = 2**0.25  # chunk sizes come from a geometric grid so each round has few distinct sizes
+SELECTIONS = ("pilot", "clean")
+OPEN = ""  # decide(): the input goes on
+
+
+def chunk_grid(size: np.ndarray, min_chunk: int) -> np.ndarray:
+    """Round sizes down onto min_chunk * 2^(k/4), and to at most MAX_CHUNK (one input's chunk stays in memory)."""
+    size = np.minimum(np.maximum(size, min_chunk), max(MAX_CHUNK, min_chunk))
+    k = np.floor(np.log(size / min_chunk) / np.log(CHUNK_STEP) + 1e-9)
+    return np.floor(min_chunk * CHUNK_STEP**k).astype(np.int64)
+
+
+def decision_chunks(gap_certify, gap_futility, above, p0, tested, min_chunk: int, growth: float) -> np.ndarray:
+    """The decision-mode chunk rule: the fewest samples that could still decide, at least growth * t, on the grid.
+
+    A success multiplies the certification E-value by at most 1/p0 and a failure the futility E-value
+    by at most 1/(1 - p0), so on the side the estimate lies (`above`: it exceeds p0) at least
+    gap / log(1/p0) (or gap / log(1/(1 - p0))) more samples are needed; fewer would be waste.
+    """
+    base = np.ceil(np.where(above, gap_certify / -np.log(p0), gap_futility / -np.log1p(-p0)))
+    return chunk_grid(np.maximum(base, np.ceil(growth * tested)), min_chunk)
+
+
+def decide(cert_rejected, cert_time, fut_rejected, fut_time, tested, cap) -> np.ndarray:
+    """Decision mode's outcome per input: certified unless futility stopped first, else not certified, else
+    undecided once the cap is reached, else OPEN."""
+    certified = cert_rejected & (~fut_rejected | (cert_time <= fut_time))
+    futile = fut_rejected & ~certified
+    spent = ~certified & ~futile & (tested >= cap)
+    out = np.full(np.shape(tested), OPEN, dtype=object)
+    out[certified], out[futile], out[spent] = CERTIFIED, NOT_CERTIFIED, UNDECIDED
+    return out
+
+
+def radius_mode_stop(tested, max_samples: int, half_established, gain, tolerance: float) -> np.ndarray:
+    """Radius mode's stop reason per input, OPEN to go on: budget spent, p <= 1/2 shown, or the rest of the
+    budget at the current estimate would add less than `tolerance` to the radius."""
+    return np.where(
+        tested >= max_samples,
+        StopReason.MAX_SAMPLES,
+        np.where(half_established, StopReason.HALF, np.where(gain < tolerance, StopReason.CONVERGED, OPEN)),
+    )
+
+
+def mixture_test(p0, alpha: float, parts: Parts, n: int, alternative: str = "greater"):
+    """The beta-mixture test of a prior's components: one BetaMixtureTest, or their Bonferroni union."""
+    tests = [BetaMixtureTest(p0, alpha * w, a, b, n_streams=n, alternative=alternative) for w, a, b in parts]
+    return tests[0] if len(tests) == 1 else UnionTest(tests)
+
+
+def lower_confidence_sequence(alpha: float, parts: Parts, n: int) -> UnionConfidenceSequence:
+    """The anytime lower confidence bound of a prior's components (their intersection, level alpha)."""
+    return UnionConfidenceSequence(
+        [ConfidenceSequence(alpha * w, a, b, n_streams=n, side="lower") for w, a, b in parts]
+    )
+
+
+class Run:
+    """Per-input bookkeeping of one certification run: certificates, time and every evaluation charged to each input.
+
+    `streams` is a stream source (haltfast.streams); items are its inputs. `progress(inputs, evaluations)`
+    and `on_result(cert)` are called as each input finishes.
+    """
+
+    def __init__(self, streams, items: Sequence[int], labels=None, indices=None, progress=None,
+                 on_result: Callable[[Certificate], None] | None = None):
+        self.streams, self.items = streams, list(items)
+        self.n = len(self.items)
+        self.labels, self.indices, self.progress, self.on_result = labels, indices, progress, on_result
+        self.certs: list[Certificate | None] = [None] * self.n
+        self.spent = np.zeros(self.n)
+        self.extra_evals = np.zeros(self.n, dtype=np.int64)
+
+    def results(self) -> list[Certificate]:
+        """Every input's certificate (call when none is open)."""
+        assert all(c is not None for c in self.certs)
+        return list(self.certs)  # type: ignore[arg-type]
+
+    def open(self, js: np.ndarray) -> np.ndarray:
+        return np.array([self.certs[j] is None for j in js], dtype=bool)
+
+    def finish(self, j: int, cert: Certificate) -> None:
+        """Record input j's certificate with its evaluations, time, index and label."""
+        cert.evaluations = int(self.streams.positions[self.items[j]] + self.extra_evals[j])
+        cert.seconds = float(self.spent[j])
+        cert.index = int(self.indices[j]) if self.indices is not None else int(self.items[j])
+        cert.label = None if self.labels is None else int(self.labels[j])
+        self.certs[j] = cert
+        if hasattr(self.streams, "forget"):  # live streams hold a finished input's noise until told
+            self.streams.forget([self.items[j]])
+        if self.on_result is not None:
+            self.on_result(cert)
+        if self.progress is not None:
+            self.progress(1, cert.evaluations)
+
+    def fail(self, j: int, message: str) -> None:
+        self.finish(j, failed_certificate(message))
+
+    def draw(self, js: np.ndarray, counts) -> list:
+        """Draw for inputs js in shared model batches, charging each its share of the time by samples drawn."""
+        start = time.perf_counter()
+        out, errors = self.streams.draw([self.items[j] for j in js], counts)
+        self.spent[js] += (time.perf_counter() - start) * np.asarray(counts) / max(int(np.sum(counts)), 1)
+        for j in js:
+            if self.items[j] in errors:
+                self.fail(j, errors[self.items[j]])
+        return out
+
+    def admit(self, pending: list, active: np.ndarray, max_active: int) -> np.ndarray:
+        """The active inputs topped up to max_active from the end of `pending` (which it pops)."""
+        if pending and active.size < max_active:
+            admit = [pending.pop() for _ in range(min(max_active - active.size, len(pending)))]
+            active = np.concatenate([active, np.array(admit, dtype=np.int64)])
+        return active
+
+    def pending(self) -> list:
+        """The open inputs in the order `admit` takes them."""
+        return [j for j in range(self.n) if self.certs[j] is None][::-1]
+
+    def draw_hits(self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray) -> tuple[np.ndarray, list]:
+        """Draw size[i] samples for input js[i] in shared batches: (open mask, [(inputs, hits (k, m) bool)]).
+
+        One group per chunk size, for the inputs whose draw did not fail.
+        """
+        out = self.draw(js, size)
+        alive = self.open(js)
+        groups = []
+        for m in np.unique(size[alive]):
+            rows = np.nonzero(alive & (size == m))[0]
+            groups.append((js[rows], np.stack([out[r] for r in rows]) == c_hat[js[rows]][:, None]))
+        return alive, groups
+
+    def select(self, selection: str, n0: int, window: int,
+               with_logits: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Class selection on samples that are never tested: a pilot of n0 noisy samples, or the clean prediction.
+
+        Returns (class, pilot hits, clean logits or None). with_logits: also the clean logits (a
+        predictor's features), one evaluation that the clean selection shares.
+        """
+        if selection not in SELECTIONS:
+            raise HaltfastError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+        c_hat = np.full(self.n, ABSTAIN, dtype=np.int64)
+        hits = np.zeros(self.n, dtype=np.int64)
+        logits = np.zeros((self.n, self.streams.num_classes)) if with_logits else None
+        for lo in range(0, self.n, window):
+            js = np.arange(lo, min(lo + window, self.n))
+            if selection == "pilot":
+                for j, labels in zip(js, self.draw(js, np.full(len(js), n0))):
+                    if labels is not None:
+                        counts = np.bincount(labels, minlength=self.streams.num_classes)
+                        c_hat[j], hits[j] = counts.argmax(), counts.max()
+            if selection == "clean" or with_logits:
+                self._clean(js, selection == "clean", c_hat, logits)
+        return c_hat, hits, logits
+
+    def _clean(self, js: np.ndarray, choose: bool, c_hat: np.ndarray, logits: np.ndarray | None) -> None:
+        """One clean evaluation per input (charged to it): its prediction chooses the class, its logits are kept."""
+        start = time.perf_counter()
+        items = [self.items[j] for j in js]
+        out, errors = self.streams.clean_logits(items) if logits is not None else self.streams.clean(items)
+        self.spent[js] += (time.perf_counter() - start) / len(js)
+        self.extra_evals[js] += 1
+        for k, j in enumerate(js):
+            if self.items[j] in errors:
+                if self.certs[j] is None:
+                    self.fail(j, errors[self.items[j]])
+                continue
+            if logits is not None:
+                logits[j] = out[k]
+            if choose:
+                c_hat[j] = out[k].argmax() if logits is not None else out[k]
+
+
+def run_open_inputs(run: Run, max_active: int, step: Callable[[np.ndarray], None]) -> list[Certificate]:
+    """The loop of the streaming methods: admit open inputs up to max_active, let `step` sample and finish
+    some of them, repeat until every input is finished."""
+    pending, active = run.pending(), np.zeros(0, dtype=np.int64)
+    while pending or active.size:
+        active = run.admit(pending, active, max_active)
+        step(active)
+        active = active[run.open(active)]
+    return run.results()
+
+
+def round_cut(size: np.ndarray) -> np.ndarray:
+    """Which of a round's chunks are drawn now: at most ROUND_SAMPLES in all (always the first chunk)."""
+    return np.cumsum(size) <= max(ROUND_SAMPLES, int(size[0]))
+
+
+def growth_chunks(tested: np.ndarray, min_chunk: int, growth: float) -> np.ndarray:
+    """Radius mode's chunk rule: growth * t samples (a geometric schedule), on the grid."""
+    return chunk_grid(np.maximum(np.zeros(tested.size), np.ceil(growth * tested)), min_chunk)
+
+
+def radius_certificate(lower: float, c_hat: int, sigma: float, why: str, tested: int) -> Certificate:
+    """Radius mode's certificate from the running lower bound on p: certified above 1/2, else abstain."""
+    r = float(radius_from_p(lower, sigma)) if lower > 0.5 else 0.0
+    return Certificate(c_hat if r > 0 else ABSTAIN, r, CERTIFIED if r > 0 else ABSTAINED, 0, p_lower=lower,
+                       stop_reason=why, extra={"tested": tested, "selected": c_hat})

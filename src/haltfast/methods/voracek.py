@@ -1,0 +1,402 @@
+"""Voracek (NeurIPS 2024): the union-bound and betting confidence sequences, their statistics and procedures.
+
+Both certify in decision mode (a required radius: certified when the anytime lower bound on p exceeds
+Phi(r / sigma), not certified when the upper bound falls below it) and in radius mode (sigma * Phi^-1 of
+the running max of the lower bound). The class is selected by the clean prediction (one evaluation,
+counted), as haltfast's default does; the paper uses noisy pilot samples instead. Every drawn sample is
+counted, also the samples of a chunk drawn past the point where a decision was reached.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+from scipy import special as sc
+
+from ..certificate import (
+    CERTIFIED,
+    NOT_CERTIFIED,
+    UNDECIDED,
+    Certificate,
+    StopReason,
+    check_radius,
+    p_for_radius,
+    radius_from_p,
+    validate_alpha,
+    validate_count,
+    validate_tolerance,
+)
+from ..engine import (
+    OPEN,
+    Run,
+    decide,
+    decision_chunks,
+    growth_chunks,
+    radius_certificate,
+    radius_mode_stop,
+    run_open_inputs,
+)
+from ..errors import HaltfastError
+from ..statistics import (
+    beta_mixture_lower_bound,
+    broadcast_params,
+    check_open_unit,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    least_integer,
+    log_beta_mixture_evalue,
+    outcome_batch,
+    ragged_positions,
+)
+
+CS_KINDS = ("union-bound", "betting")
+
+# ---------------------------------------------------------------------------------------------
+# The union-bound confidence sequence (Voracek 2024, Alg. 1)
+# ---------------------------------------------------------------------------------------------
+
+_UB_CACHE: dict = {}
+
+
+def union_bound_checkpoints(max_trials, gamma=1.1, k_init=11):
+    """Checkpoint times and alpha shares of the union-bound confidence sequence.
+
+    Checkpoint j = 1, 2, ... is the first integer t > gamma**(k_init + j - 1) after checkpoint j - 1
+    (as in Voracek's public code: every integer while gamma**k < t, geometric afterwards) and gets
+    alpha_j / alpha = 5 / ((j + 4)(j + 5)), which sums to 1 over j >= 1.
+    Returns (times, shares) for all checkpoints <= max_trials (int64 and float arrays).
+    """
+    key = (float(gamma), int(k_init))
+    times, shares = _UB_CACHE.get(key, (np.zeros(0, np.int64), np.zeros(0)))
+    if times.size == 0 or times[-1] < max_trials:
+        tl, k, last = [], k_init, 0
+        while True:
+            t = max(last + 1, math.floor(gamma ** k) + 1)
+            if t > max(2 * int(max_trials), 1024):
+                break
+            tl.append(t)
+            last = t
+            k += 1
+        times = np.asarray(tl, dtype=np.int64)
+        j = np.arange(1, times.size + 1, dtype=float)
+        shares = 5.0 / ((j + 4.0) * (j + 5.0))
+        _UB_CACHE[key] = (times, shares)
+    n = int(np.searchsorted(times, max_trials, side="right"))
+    return times[:n], shares[:n]
+
+
+def _ub_alpha(trials, alpha, gamma, k_init):
+    """alpha_j for trials that are checkpoints, NaN elsewhere."""
+    t = np.asarray(trials, dtype=np.int64)
+    times, shares = union_bound_checkpoints(max(int(t.max()) if t.size else 0, 3), gamma, k_init)
+    jc = np.minimum(np.searchsorted(times, t), times.size - 1)
+    return np.where(times[jc] == t, np.asarray(alpha, float) * shares[jc], np.nan)
+
+
+def union_bound_lower(successes, trials, alpha, gamma=1.1, k_init=11):
+    """Lower end of the union-bound CS at a checkpoint: Clopper-Pearson lower at level alpha_j.
+
+    Valid simultaneously over all checkpoints with probability >= 1 - alpha (union bound).  NaN when
+    ``trials`` is not a checkpoint (see ``union_bound_checkpoints``); between checkpoints use the value
+    at the last passed checkpoint (``UnionBoundConfidenceSequence`` does this).
+    """
+    a = _ub_alpha(trials, alpha, gamma, k_init)
+    with np.errstate(invalid="ignore"):
+        out = np.where(np.isnan(a), np.nan, clopper_pearson_lower(successes, trials, np.where(np.isnan(a), 0.5, a)))
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def union_bound_upper(successes, trials, alpha, gamma=1.1, k_init=11):
+    """Upper end of the union-bound CS at a checkpoint (Clopper-Pearson upper at alpha_j); NaN elsewhere."""
+    a = _ub_alpha(trials, alpha, gamma, k_init)
+    with np.errstate(invalid="ignore"):
+        out = np.where(np.isnan(a), np.nan, clopper_pearson_upper(successes, trials, np.where(np.isnan(a), 0.5, a)))
+    return out[()] if np.ndim(out) == 0 else out
+
+
+class UnionBoundConfidenceSequence:
+    """Voracek's (2024) union-bound confidence sequence for many streams.
+
+    Clopper-Pearson bounds at the checkpoints of ``union_bound_checkpoints`` with alpha_j summing to
+    alpha (two-sided: alpha/2 per side).  ``lower``/``upper`` are the running max/min over the
+    checkpoints passed so far (they change only when a checkpoint is passed); with probability
+    >= 1 - alpha they contain p at all times.
+    """
+
+    def __init__(self, alpha, n_streams=None, side="two-sided", gamma=1.1, k_init=11):
+        if side not in ("two-sided", "lower", "upper"):
+            raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
+        n, prm = broadcast_params(n_streams, alpha=alpha)
+        check_open_unit("alpha", prm["alpha"])
+        self.n_streams = n
+        self.side = side
+        self.alpha = prm["alpha"]
+        self.gamma, self.k_init = float(gamma), int(k_init)
+        self._alpha_side = self.alpha / 2.0 if side == "two-sided" else self.alpha
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.lower = np.zeros(n, dtype=float)
+        self.upper = np.ones(n, dtype=float)
+
+    def update(self, outcomes, streams=None):
+        """Add outcomes (k, m) or (m,) to streams (k,); bounds move at each checkpoint passed; returns None."""
+        X, rows, _ = outcome_batch(outcomes, streams, self.n_streams)
+        k, m = X.shape
+        if m == 0:
+            return None
+        t0 = self.trials[rows]
+        s0 = self.successes[rows]
+        times, shares = union_bound_checkpoints(int(t0.max()) + m, self.gamma, self.k_init)
+        lo_i = np.searchsorted(times, t0, side="right")
+        hi_i = np.searchsorted(times, t0 + m, side="right")
+        cnt = hi_i - lo_i
+        if cnt.sum():
+            has = np.nonzero(cnt)[0]
+            ri, jj, _ = ragged_positions(lo_i[has], cnt[has])
+            r = has[ri]
+            tcp = times[jj]
+            ones = np.cumsum(X[has], axis=1, dtype=np.int64)   # only rows that pass a checkpoint
+            s_cp = s0[r] + ones[ri, tcp - t0[r] - 1]
+            al = self._alpha_side[rows[r]] * shares[jj]
+            if self.side in ("two-sided", "lower"):
+                lb = clopper_pearson_lower(s_cp, tcp, al)
+                np.maximum.at(self.lower, rows[r], lb)
+            if self.side in ("two-sided", "upper"):
+                ub = clopper_pearson_upper(s_cp, tcp, al)
+                np.minimum.at(self.upper, rows[r], ub)
+        self.successes[rows] += X.sum(axis=1, dtype=np.int64)
+        self.trials[rows] += m
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The two confidence sequences as certifiers
+# ---------------------------------------------------------------------------------------------
+
+class _UnionBound:
+    """Voracek's union-bound CS: Clopper-Pearson bounds at geometric checkpoints, level alpha on each side."""
+
+    LOOKAHEAD = 64   # checkpoints searched ahead for the first one that could decide (a factor 1.1^64 in t)
+
+    def __init__(self, alpha: float, n: int, max_samples: int, p0: float | None):
+        self.lower_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="lower")
+        self.upper_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="upper")
+        self.times, self.shares = union_bound_checkpoints(max_samples)
+        self.alpha, self.p0 = alpha, p0
+        if p0 is not None:
+            # per checkpoint: fewest successes whose lower bound exceeds p0, and the successes at and below
+            # which the upper bound falls below it (found by bisection on the monotone Clopper-Pearson bounds)
+            t, a = self.times, alpha * self.shares
+            self.certify_min = least_integer(lambda k, w: clopper_pearson_lower(k, t[w], a[w]) > p0, t)
+            self.futile_max = least_integer(lambda k, w: clopper_pearson_upper(k, t[w], a[w]) >= p0, t) - 1
+
+    def chunk(self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float) -> np.ndarray:
+        """Samples up to a checkpoint (the bounds move only there, so nothing is overdrawn).
+
+        Decision mode: the first checkpoint at which a decision is possible at all (every sample a hit
+        lifting the lower bound above p0, or every one a miss pushing the upper bound below it), so
+        skipping the others changes no decision. Radius mode: the first checkpoint at least
+        max(min_chunk, growth * t) samples ahead, the spacing of haltfast's radius mode.
+        """
+        k = np.searchsorted(self.times, tested, side="right")
+        if self.p0 is None:
+            want = tested + np.maximum(min_chunk, np.ceil(growth * tested)).astype(np.int64)
+            k = np.searchsorted(self.times, want, side="left")
+        else:
+            j = np.minimum(k[:, None] + np.arange(self.LOOKAHEAD)[None, :], self.times.size - 1)
+            s = self.lower_cs.successes[rows][:, None]
+            possible = (s + self.times[j] - tested[:, None] >= self.certify_min[j]) | (s <= self.futile_max[j])
+            k = np.where(possible.any(axis=1), j[np.arange(rows.size), possible.argmax(axis=1)], j[:, -1])
+        nxt = np.where(k < self.times.size, self.times[np.minimum(k, self.times.size - 1)], max_samples)
+        return np.maximum(nxt - tested, 1)
+
+    def update(self, x: np.ndarray, rows: np.ndarray) -> None:
+        self.lower_cs.update(x, rows)
+        self.upper_cs.update(x, rows)
+
+    def verdict(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decision mode: (1 certified, -1 not certified, 0 open; the sample at which it was decided)."""
+        decided = np.where(self.lower[js] > self.p0, 1, np.where(self.upper[js] < self.p0, -1, 0))
+        return decided, self.lower_cs.trials[js]
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.lower_cs.lower
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.upper_cs.upper
+
+    def projected_lower(self, phat: np.ndarray, n: int) -> np.ndarray:
+        """The lower bound at the last checkpoint <= n if the stream went on at rate phat."""
+        j = max(int(np.searchsorted(self.times, n, side="right")) - 1, 0)
+        t = int(self.times[j])
+        return clopper_pearson_lower(np.round(phat * t), t, self.alpha * self.shares[j])
+
+
+class _Betting:
+    """Voracek's betting CS: the Krichevsky-Trofimov bet q_t = (S + 1/2) / (t + 1) against each p.
+
+    Its wealth is the untruncated (point-null) Beta(1/2, 1/2) mixture E_t(p); p is excluded when
+    E_t(p) >= 1/(2 alpha) (the public code's threshold) on the side of the empirical rate. That is valid
+    at level alpha for a lower bound: when S >= p t the mixture's part below p is at most 1, so
+    E_t(p) >= c forces the truncated mixture (haltfast's E-process, a supermartingale for every p' <= p)
+    to >= (c - 1 + w(p)) / w(p) with w(p) = P(Beta(1/2,1/2) > p), which is >= 1/alpha whenever
+    w(p) <= (c - 1) / (1/alpha - 1), i.e. p >= p_min ~ 0.5008 at alpha = 0.001. Below p_min the
+    threshold is raised (decision mode) or the bound is not used (radius mode).
+    """
+
+    def __init__(self, alpha: float, n: int, max_samples: int, p0: float | None):
+        self.alpha, self.p0 = alpha, p0
+        c = 1.0 / (2.0 * alpha)
+        self.log_c = math.log(c)
+        self.p_min = float(sc.betainccinv(0.5, 0.5, (c - 1.0) / (1.0 / alpha - 1.0)))
+        if p0 is not None:
+            self.log_c_cert = math.log(max(c, 1.0 + float(sc.betaincc(0.5, 0.5, p0)) * (1.0 / alpha - 1.0)))
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.log_evalue = np.zeros(n)
+        self.decision = np.zeros(n, dtype=np.int64)          # decision mode: 1 certified, -1 futile, 0 open
+        self.stopping_time = np.full(n, -1, dtype=np.int64)
+        self._lower = np.zeros(n)
+        self._upper = np.ones(n)
+
+    def chunk(self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float) -> np.ndarray:
+        """haltfast's chunk rules: a success raises log E_t(p0) by log(q_t / p0) <= -log p0 (a failure by at most
+        -log(1 - p0)), so decision mode draws at least the samples that could reach a threshold."""
+        if self.p0 is None:
+            return growth_chunks(tested, min_chunk, growth)
+        above = (self.successes[rows] + 0.5) / (tested + 1.0) > self.p0
+        gap_cert, gap_fut = self.log_c_cert - self.log_evalue[rows], self.log_c - self.log_evalue[rows]
+        return decision_chunks(gap_cert, gap_fut, above, self.p0, tested, min_chunk, growth)
+
+    def verdict(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decision mode: (1 certified, -1 not certified, 0 open; the sample at which it was decided)."""
+        return self.decision[js], self.stopping_time[js]
+
+    def update(self, x: np.ndarray, rows: np.ndarray) -> None:
+        s0, t0 = self.successes[rows], self.trials[rows]
+        m = x.shape[1]
+        if self.p0 is not None:
+            s = s0[:, None] + np.cumsum(x, axis=1)
+            t = t0[:, None] + np.arange(1, m + 1)[None, :]
+            log_e = log_beta_mixture_evalue(s, t, self.p0, 0.5, 0.5, truncated=False)
+            up = (log_e >= self.log_c_cert) & (s >= self.p0 * t)
+            down = (log_e >= self.log_c) & (s <= self.p0 * t)
+            hit = up | down
+            first = np.where(hit.any(axis=1), hit.argmax(axis=1), m - 1)
+            r = np.arange(rows.size)
+            decided = hit[r, first]
+            self.decision[rows[decided]] = np.where(up[r, first], 1, -1)[decided]
+            self.stopping_time[rows[decided]] = t[r, first][decided]
+            self.log_evalue[rows] = log_e[r, first]
+        self.successes[rows] = s0 + x.sum(axis=1)
+        self.trials[rows] = t0 + m
+        if self.p0 is None:
+            s, t = self.successes[rows], self.trials[rows]
+            self._lower[rows] = np.maximum(self._lower[rows], beta_mixture_lower_bound(
+                s, t, 2 * self.alpha, truncated=False))
+            self._upper[rows] = np.minimum(self._upper[rows], 1.0 - beta_mixture_lower_bound(
+                t - s, t, 2 * self.alpha, truncated=False))
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.where(self._lower >= self.p_min, self._lower, 0.0)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self._upper
+
+    def projected_lower(self, phat: np.ndarray, n: int) -> np.ndarray:
+        return beta_mixture_lower_bound(np.round(phat * n), np.full(phat.size, n), 2 * self.alpha, truncated=False)
+
+
+def certify_confidence_sequence(streams, items, *, kind: str, sigma: float, alpha: float = 0.001,
+                                radius: float | None = None, max_samples: int = 100_000, tolerance: float = 0.01,
+                                min_chunk: int = 16, growth: float = 1 / 16, max_active: int = 1024, labels=None,
+                                indices=None, progress=None, on_result=None) -> list[Certificate]:
+    """Voracek's confidence-sequence certification (kind 'union-bound' or 'betting'); certificates wrong w.p. <= alpha.
+
+    Decision mode (radius given): "certified" as soon as the anytime lower bound on p exceeds
+    Phi(radius / sigma), "not certified" as soon as the upper bound falls below it, "undecided" after
+    max_samples. Radius mode: the radius is sigma * Phi^-1 of the running max of the lower bound;
+    sampling stops on the rule haltfast's radius mode uses (the rest of the budget at the current
+    rate would add less than `tolerance`), or at max_samples, or when p <= 1/2 is established.
+    """
+    if kind not in CS_KINDS:
+        raise HaltfastError(f"unknown confidence sequence {kind!r}; choose one of {', '.join(CS_KINDS)}")
+    alpha = validate_alpha(alpha)
+    max_samples = validate_count("max_samples", max_samples)
+    tolerance = validate_tolerance(tolerance)
+    if radius is not None:
+        check_radius(radius, max_samples, alpha, sigma)
+    run = Run(streams, items, labels, indices, progress, on_result)
+    if run.n == 0:
+        return []
+    c_hat, _, _ = run.select("clean", 0, max_active)
+    p0 = p_for_radius(radius, sigma) if radius is not None else None
+    cs = (_UnionBound if kind == "union-bound" else _Betting)(alpha, run.n, max_samples, p0)
+    sampler = _Sampling(run, cs, c_hat, sigma, radius, max_samples, tolerance, min_chunk, growth)
+    return run_open_inputs(run, max_active, sampler.step)
+
+
+class _Sampling:
+    """One confidence sequence per input, fed in chunks; inputs finish on decision mode's or radius mode's rule."""
+
+    def __init__(self, run: Run, cs, c_hat, sigma, radius, max_samples, tolerance, min_chunk, growth):
+        self.run, self.cs, self.c_hat, self.sigma, self.radius = run, cs, c_hat, sigma, radius
+        self.max_samples, self.tolerance, self.min_chunk, self.growth = max_samples, tolerance, min_chunk, growth
+        self.succ = np.zeros(run.n, dtype=np.int64)
+        self.tested = np.zeros(run.n, dtype=np.int64)
+
+    def step(self, active: np.ndarray) -> np.ndarray:
+        t = self.tested[active]
+        size = self.cs.chunk(active, t, self.max_samples, self.min_chunk, self.growth)
+        size = np.minimum(size, self.max_samples - t).astype(np.int64)
+        alive, groups = self.run.draw_hits(active, size, self.c_hat)
+        for group, x in groups:
+            self.succ[group] += x.sum(axis=1)
+            self.tested[group] += x.shape[1]
+            self.cs.update(x, group)
+        js = active[alive]
+        if self.radius is None:
+            self._finish_radius_mode(js)
+        else:
+            self._finish_decisions(js)
+        return active
+
+    def _finish_decisions(self, js: np.ndarray) -> None:
+        decided, at = self.cs.verdict(js)
+        tested = self.tested[js]
+        outcome = decide(decided == 1, at, decided == -1, at, tested, self.max_samples)
+        for k in np.nonzero(outcome != OPEN)[0]:
+            j = js[k]
+            extra = {"tested": int(tested[k]), "stopped_at": int(at[k] if decided[k] else tested[k])}
+            c = int(self.c_hat[j])
+            if outcome[k] == CERTIFIED:
+                cert = Certificate(c, float(self.radius), CERTIFIED, 0, p_lower=self.cs.p0,
+                                   stop_reason=StopReason.LOWER_ABOVE, extra=extra)
+            elif outcome[k] == NOT_CERTIFIED:
+                cert = Certificate(c, 0.0, NOT_CERTIFIED, 0, stop_reason=StopReason.UPPER_BELOW, extra=extra)
+            else:
+                cert = Certificate(c, 0.0, UNDECIDED, 0, stop_reason=StopReason.MAX_SAMPLES, extra=extra)
+            self.run.finish(j, cert)
+
+    def _finish_radius_mode(self, js: np.ndarray) -> None:
+        t = self.tested[js]
+        lower = self.cs.lower[js]
+        phat = (self.succ[js] + 0.5) / (t + 1.0)
+        projected = self.cs.projected_lower(phat, self.max_samples)
+        gain = radius_from_p(np.maximum(projected, lower), self.sigma) - radius_from_p(lower, self.sigma)
+        reason = radius_mode_stop(t, self.max_samples, self.cs.upper[js] < 0.5, gain, self.tolerance)
+        for k in np.nonzero(reason != OPEN)[0]:
+            j = js[k]
+            self.run.finish(j, radius_certificate(float(lower[k]), int(self.c_hat[j]), self.sigma, str(reason[k]),
+                                                  int(self.tested[j])))
+
+
+# Voracek's two confidence sequences as methods (see `certify_confidence_sequence`)
+certify_union_bound = partial(certify_confidence_sequence, kind="union-bound")
+certify_betting = partial(certify_confidence_sequence, kind="betting")

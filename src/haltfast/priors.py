@@ -1,0 +1,90 @@
+"""Priors of the beta-mixture E-process: one interface shared by certify, triage and the baselines.
+
+A prior is fixed before an input's tested stream starts. It may depend on the clean input (its logits),
+on selection pilot samples that are never tested again, or on other inputs' streams; then every
+certificate stays valid whatever the prior says, and a bad prior only costs samples.
+
+The engine asks a prior for the components of each input's test: a list of (share of alpha, a, b).
+One component with share 1 is a plain Beta(a, b) mixture; several are a Bonferroni union, which is how
+a learned prior is hedged with Jeffreys'.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import HaltfastError
+
+Parts = list[tuple[float, np.ndarray, np.ndarray]]
+NAMED_PRIORS = {"jeffreys": (0.5, 0.5), "uniform": (1.0, 1.0)}
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Anything that predicts each input's prior before its tested stream starts (a meta-learner)."""
+
+    needs_logits: bool
+
+    def parts(self, z, logits: np.ndarray | None, n: int) -> Parts:
+        """Components (share of alpha, a, b) per input for threshold z = r / sigma (0 in radius mode)."""
+        ...
+
+
+def jeffreys(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full(n, 0.5), np.full(n, 0.5)
+
+
+def resolve_prior(prior, pilot_hits: np.ndarray | None, pilot_size: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(a, b) parameters per input of a prior given by name or numbers, fixed before the tested stream starts.
+
+    'jeffreys' = Beta(1/2, 1/2), 'uniform' = Beta(1, 1), 'pilot' = the Jeffreys posterior
+    after the selection pilot (its samples are never tested again, so this stays valid),
+    or explicit (a, b) / an (n, 2) array. Any such prior keeps every certificate valid.
+    """
+    if isinstance(prior, str):
+        if prior in NAMED_PRIORS:
+            a, b = NAMED_PRIORS[prior]
+            return np.full(n_items, a), np.full(n_items, b)
+        if prior == "pilot":
+            if pilot_hits is None:
+                raise HaltfastError("prior 'pilot' needs pilot samples: use selection='pilot' with n0 >= 1")
+            return 0.5 + pilot_hits.astype(float), 0.5 + (pilot_size - pilot_hits).astype(float)
+        if prior == "meta":
+            raise HaltfastError(
+                "prior 'meta' needs the model's meta-learner: pass prior=MetaLearner.load(path, "
+                "weights_sha256) (the CLI finds <model>.meta.json beside the weights)"
+            )
+        raise HaltfastError(
+            f"unknown prior {prior!r}; choose one of {', '.join([*NAMED_PRIORS, 'pilot'])}, a MetaLearner, or give (a, b)"
+        )
+    arr = np.asarray(prior, dtype=float)
+    if arr.shape == (2,):
+        arr = np.broadcast_to(arr, (n_items, 2))
+    if arr.shape != (n_items, 2) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise HaltfastError(f"prior must be a name, (a, b) with a, b > 0, or an array of shape ({n_items}, 2)")
+    return arr[:, 0].copy(), arr[:, 1].copy()
+
+
+def check_prior(prior, with_pilot: bool, n_items: int | None = None) -> None:
+    """Fail up front, before any model evaluation, on a prior that cannot be resolved."""
+    if isinstance(prior, Predictor):
+        return
+    if isinstance(prior, str):
+        resolve_prior(prior, np.zeros(0) if with_pilot else None, 0, 0)
+    elif n_items is not None:
+        resolve_prior(prior, None, 1, n_items)
+
+
+def prior_parts(prior, z, logits: np.ndarray | None, pilot_hits: np.ndarray | None, pilot_size: int, n: int) -> Parts:
+    """The test components of each of n inputs: a Predictor's, or one Beta(a, b) with the whole alpha."""
+    if isinstance(prior, Predictor):
+        return prior.parts(z, logits, n)
+    a, b = resolve_prior(prior, pilot_hits, pilot_size, n)
+    return [(1.0, a, b)]
+
+
+def parts_rows(parts: Parts, rows: np.ndarray) -> Parts:
+    """The components of a subset of the inputs."""
+    return [(share, a[rows], b[rows]) for share, a, b in parts]

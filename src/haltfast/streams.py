@@ -1,0 +1,60 @@
+"""Label streams replayed from a recording: the interface of live streams, numpy only (no torch).
+
+A stream source has `num_classes`, `positions` (evaluations drawn so far per item), `draw(items, counts)`
+(the next labels of each item, consumed in order), `clean(items)` and `clean_logits(items)`. Live
+streams (haltfast.sampling.LiveStreams) run the model; RecordedStreams replay what `haltfast record` stored,
+so every method sees identical noise draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import HaltfastError
+
+
+class RecordedStreams:
+    """Replays recorded label streams: the same interface as LiveStreams, identical noise draws for every method."""
+
+    def __init__(self, streams: Sequence[np.ndarray], num_classes: int, clean: Sequence[int] | None = None,
+                 logits: np.ndarray | None = None):
+        self.streams = [np.asarray(s) for s in streams]
+        self.positions = np.zeros(len(self.streams), dtype=np.int64)
+        self.num_classes = int(num_classes)
+        self.clean_predictions = None if clean is None else np.asarray(clean, dtype=np.int64)
+        self.logits = None if logits is None else np.asarray(logits, dtype=np.float64)
+        if self.logits is not None:
+            if self.logits.shape != (len(self.streams), self.num_classes):
+                raise HaltfastError(f"clean logits have shape {self.logits.shape}, expected "
+                                    f"({len(self.streams)}, {self.num_classes})")
+            if self.clean_predictions is not None and np.any(self.logits.argmax(1) != self.clean_predictions):
+                raise HaltfastError("clean logits disagree with the recorded clean predictions: another model?")
+
+    def rewound(self) -> RecordedStreams:
+        """The same recording with every stream back at its start (shares the label arrays and logits)."""
+        return RecordedStreams(self.streams, self.num_classes, self.clean_predictions, self.logits)
+
+    def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+        if self.clean_predictions is None:
+            raise HaltfastError("this recording holds no clean predictions")
+        return self.clean_predictions[np.asarray(items, dtype=np.int64)], {}
+
+    def clean_logits(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+        if self.logits is None:
+            raise HaltfastError("this replay holds no clean logits: load the recording with its model "
+                                "(load_recording(..., with_logits=True)) to use features of the clean input")
+        return self.logits[np.asarray(items, dtype=np.int64)], {}
+
+    def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+        out: list[np.ndarray | None] = []
+        for item, count in zip(items, counts):
+            start = int(self.positions[item])
+            stream = self.streams[item]
+            if start + int(count) > len(stream):
+                raise HaltfastError(f"recorded stream of input {item} holds {len(stream)} labels; this method needs "
+                                    f"more than {start + int(count)}: record longer streams (haltfast record --n)")
+            out.append(stream[start:start + int(count)].astype(np.int64))
+            self.positions[item] = start + int(count)
+        return out, {}

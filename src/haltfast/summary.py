@@ -1,0 +1,57 @@
+"""What a certify run reports: certified accuracy on a radius grid, ACR, abstain rate, evaluations per input."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .certificate import ABSTAINED, CERTIFIED, DECISIONS, FAILED, Certificate
+
+
+def summarize(certs: list[Certificate], radii=(0.0, 0.25, 0.5, 0.75, 1.0), seconds: float | None = None) -> dict:
+    """Certified accuracy on a radius grid, average certified radius, abstain rate, evaluations per input."""
+    if not certs:
+        return {"inputs": 0}
+    radius = np.array([c.radius if c.decision == CERTIFIED else 0.0 for c in certs])
+    certified = np.array([c.decision == CERTIFIED for c in certs])
+    correct = np.array([bool(c.correct) for c in certs])
+    evals = np.array([c.evaluations for c in certs], dtype=float)
+    out = {
+        "inputs": len(certs),
+        "certified_accuracy": {f"{r:g}": float(np.mean(certified & correct & (radius >= r))) for r in radii},
+        "average_certified_radius": float(np.mean(np.where(certified & correct, radius, 0.0))),
+        "abstain_rate": float(np.mean([c.decision == ABSTAINED for c in certs])),
+        "errors": int(sum(c.decision == FAILED for c in certs)),
+        "mean_evaluations": float(evals.mean()),
+        "median_evaluations": float(np.median(evals)),
+        "total_evaluations": int(evals.sum()),
+    }
+    decisions = {d: int(sum(c.decision == d for c in certs)) for d in DECISIONS}
+    out["decisions"] = {d: k for d, k in decisions.items() if k}
+    if seconds:
+        out["seconds"] = seconds
+        out["evaluations_per_second"] = float(evals.sum() / seconds)
+    return out
+
+
+def format_summary(summary: dict) -> str:
+    """The summary of a certify run as the lines `haltfast certify` prints."""
+    if not summary.get("inputs"):
+        return "no inputs"
+    acc = summary["certified_accuracy"]
+    decision_mode = summary.get("options", {}).get("radius") is not None
+    # in decision mode a certificate's radius is the required one, so an average radius would say nothing
+    radius_line = ("decision mode: each certificate is at the required radius" if decision_mode else
+                   f"average certified radius: {summary['average_certified_radius']:.4f}")
+    lines = [
+        f"inputs: {summary['inputs']}   decisions: " + ", ".join(f"{k} {v}" for k, v in summary["decisions"].items()),
+        "certified accuracy at radius " + "  ".join(f"r={r}: {v:.3f}" for r, v in acc.items()),
+        f"{radius_line}   abstain rate: {summary['abstain_rate']:.3f}",
+        f"model evaluations per input: mean {summary['mean_evaluations']:,.0f}, median "
+        f"{summary['median_evaluations']:,.0f}  (total {summary['total_evaluations']:,})",
+    ]
+    if "seconds" in summary:
+        lines.append(f"time: {summary['seconds']:.1f} s, {summary['evaluations_per_second']:,.0f} evaluations/s"
+                     + (" (this run)" if summary.get("resumed") else ""))
+    if summary.get("resumed"):
+        lines.append(f"resumed: {summary['resumed']} inputs were finished by an earlier run (read from the journal)")
+    return "\n".join(lines)
