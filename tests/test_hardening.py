@@ -349,11 +349,18 @@ class _SpyStreams:
     def __getattr__(self, name):
         return getattr(self.streams, name)
 
-    def draw(self, items, counts):
+    def _spy(self, counts):
         self.draws.append([int(c) for c in counts])
         if len(self.draws) > self.stop_after:
             raise _Stop
+
+    def draw(self, items, counts):
+        self._spy(counts)
         return self.streams.draw(items, counts)
+
+    def draw_flat(self, items, counts):
+        self._spy(counts)
+        return self.streams.draw_flat(items, counts)
 
 
 def test_budget_of_1e8_never_allocates_it(linear, monkeypatch):

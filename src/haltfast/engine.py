@@ -150,6 +150,20 @@ class Run:
         """The open inputs in the order `admit` takes them."""
         return [j for j in range(self.n) if self.certs[j] is None][::-1]
 
+    def draw_flat(self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Draw size[i] samples for input js[i] in shared batches: (inputs drawn, their counts, hits back to back).
+
+        Inputs whose draw failed are finished as errors and left out.
+        """
+        start = time.perf_counter()
+        labels, drawn, errors = self.streams.draw_flat([self.items[j] for j in js], size)
+        self.spent[js] += (time.perf_counter() - start) * drawn / max(int(drawn.sum()), 1)
+        for k in np.nonzero(drawn < size)[0]:
+            self.fail(int(js[k]), errors.get(self.items[js[k]], "no samples returned"))
+        ok = drawn == size
+        hits = labels == np.repeat(c_hat[js], drawn)
+        return js[ok], size[ok], hits
+
     def draw_hits(self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray) -> tuple[np.ndarray, list]:
         """Draw size[i] samples for input js[i] in shared batches: (open mask, [(inputs, hits (k, m) bool)]).
 
@@ -213,6 +227,11 @@ def run_open_inputs(run: Run, max_active: int, step: Callable[[np.ndarray], None
         step(active)
         active = active[run.open(active)]
     return run.results()
+
+
+def segment_sums(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sum of each segment of a flat array (segments back to back, each at least one long)."""
+    return np.add.reduceat(flat.astype(np.int64), np.cumsum(lengths) - lengths)
 
 
 def round_cut(size: np.ndarray) -> np.ndarray:

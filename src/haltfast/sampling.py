@@ -157,7 +157,14 @@ class NoiseSampler:
 
     def sample(self, images: torch.Tensor | Sequence[torch.Tensor], keys: Sequence[int], starts: Sequence[int],
                counts: Sequence[int]) -> list[np.ndarray]:
-        """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream.
+        """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream, one array each."""
+        labels = self.sample_flat(images, keys, starts, counts)
+        bounds = np.cumsum([0, *counts])
+        return [labels[bounds[i]:bounds[i + 1]] for i in range(len(counts))]
+
+    def sample_flat(self, images: torch.Tensor | Sequence[torch.Tensor], keys: Sequence[int], starts: Sequence[int],
+                    counts: Sequence[int]) -> np.ndarray:
+        """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream, back to back.
 
         Model batches hold samples of many inputs; a failure of the model raises
         ModelOutputError naming nothing else, so the caller decides which inputs it hits.
@@ -166,7 +173,7 @@ class NoiseSampler:
         total = sum(counts)
         labels = np.empty(total, dtype=np.int64)
         if total == 0:
-            return [labels[:0] for _ in counts]
+            return labels
         shape = tuple(images[0].shape)
         if self._buffer is None or tuple(self._buffer.shape[1:]) != shape:
             self._buffer = torch.empty((self.batch_size, *shape), device=self.device)
@@ -187,8 +194,7 @@ class NoiseSampler:
                         filled = 0
             if filled:
                 labels[done:done + filled] = self.classifier(buf[:filled])
-        bounds = np.cumsum([0, *counts])
-        return [labels[bounds[i]:bounds[i + 1]] for i in range(len(counts))]
+        return labels
 
 
 class LiveStreams:
@@ -201,23 +207,35 @@ class LiveStreams:
         self.positions = np.zeros(len(self.keys), dtype=np.int64)
         self.num_classes = sampler.classifier.num_classes
 
-    def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
-        """The next counts[i] labels of each item; items whose model call fails come back None with a message."""
+    def draw_flat(self, items: Sequence[int], counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """The next counts[i] labels of each item, back to back: (labels, counts drawn, errors).
+
+        An item whose model call fails draws nothing (count 0) and gets a message; the others go on.
+        """
         items = [int(i) for i in items]
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1)
         try:
-            out = self.sampler.sample([self.images[i] for i in items], self.keys[items], self.positions[items], counts)
-            errors: dict[int, str] = {}
+            labels = self.sampler.sample_flat([self.images[i] for i in items], self.keys[items], self.positions[items],
+                                              counts)
+            drawn, errors = counts, {}
         except Exception as exc:  # isolate the input(s) the model fails on; the rest of the run goes on
             if len(items) == 1:
-                return [None], {items[0]: f"{type(exc).__name__}: {exc}"}
-            out, errors = [], {}
-            for item, count in zip(items, counts):
-                labels, err = self.draw([item], [count])
-                out.append(labels[0])
-                errors.update(err)
-            return out, errors
-        for item, labels in zip(items, out):
-            self.positions[item] += len(labels)
+                return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64), {items[0]: f"{type(exc).__name__}: {exc}"}
+            parts = [self.draw_flat([item], [count]) for item, count in zip(items, counts)]
+            labels = np.concatenate([p[0] for p in parts])
+            drawn = np.concatenate([p[1] for p in parts])
+            errors = {k: v for p in parts for k, v in p[2].items()}
+            return labels, drawn, errors
+        self.positions[items] += drawn
+        return labels, drawn, errors
+
+    def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+        """The next counts[i] labels of each item; items whose model call fails come back None with a message."""
+        labels, drawn, errors = self.draw_flat(items, counts)
+        out: list[np.ndarray | None] = list(np.split(labels, np.cumsum(drawn)[:-1]))
+        for k, item in enumerate(items):
+            if int(item) in errors:
+                out[k] = None
         return out, errors
 
     def forget(self, items: Sequence[int]) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "ConfidenceSequence",
     "UnionConfidenceSequence",
     "UnionTest",
+    "Segments",
     "bernoulli_kl",
     "beta_mixture_lower_bound",
     "beta_mixture_upper_bound",
@@ -38,6 +39,7 @@ __all__ = [
     "check_open_unit",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
+    "flat_batch",
     "hedged_mixture_test",
     "least_integer",
     "log_beta_mixture_evalue",
@@ -196,12 +198,16 @@ def _log_mixture_core(s, t, p0, a, b, lp0, l1p0, lnorm, truncated=True):
     """log E from precomputed log p0, log(1 - p0) and prior normaliser (shared by all callers, so that
     the function and the stateful test agree bit for bit)."""
     f = t - s
-    aa = a + s
-    bb = b + f
-    out = sc.betaln(aa, bb) - lnorm - s * lp0 - f * l1p0
+    out = _log_mixture_untruncated(s, f, a, b, lp0, l1p0, lnorm)
     if truncated:
-        out = out + log_betaincc(aa, bb, p0)
+        out = out + log_betaincc(a + s, b + f, p0)
     return out
+
+
+def _log_mixture_untruncated(s, f, a, b, lp0, l1p0, lnorm):
+    """log E without the posterior's truncation term log Q(a+S, b+F; p0) <= 0: an upper bound on the truncated
+    log E, computed with the same operations so that the bound holds bit for bit."""
+    return sc.betaln(a + s, b + f) - lnorm - s * lp0 - f * l1p0
 
 
 def wald_expected_samples(p, p0, alpha, beta=0.0):
@@ -291,6 +297,30 @@ def outcome_batch(outcomes, streams, n_streams):
         if k > 1 and np.unique(rows).size != k:
             raise ValueError("a stream may appear only once per update call")
     return X, rows, scalar
+
+
+def flat_batch(outcomes, streams, lengths, n_streams):
+    """Check a flat batch: 0/1 outcomes back to back, one segment per stream (each stream at most once).
+
+    Returns (outcomes as bool, streams as int64, lengths as int64).
+    """
+    x = np.asarray(outcomes)
+    rows = np.asarray(streams, dtype=np.int64).reshape(-1)
+    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if x.ndim != 1:
+        raise ValueError(f"flat outcomes must be 1-D, got shape {x.shape}")
+    if lengths.shape != rows.shape or np.any(lengths < 0) or int(lengths.sum()) != x.size:
+        raise ValueError("lengths must give one non-negative segment length per stream, summing to len(outcomes)")
+    if rows.size and (rows.min() < 0 or rows.max() >= n_streams):
+        raise ValueError("stream index out of range")
+    if rows.size > 1 and np.unique(rows).size != rows.size:
+        raise ValueError("a stream may appear only once per update call")
+    if x.dtype != np.bool_:
+        if x.size and (not np.issubdtype(x.dtype, np.number) or x.min() < 0 or x.max() > 1
+                       or (np.issubdtype(x.dtype, np.floating) and np.any((x != 0) & (x != 1)))):
+            raise ValueError("outcomes must be 0/1 (or bool)")
+        x = x != 0
+    return x, rows, lengths
 
 
 def ragged_positions(start, length):
@@ -407,125 +437,115 @@ class BetaMixtureTest:
         The result and the final state do not depend on how a stream is split into batches.
         """
         X, rows, scalar = outcome_batch(outcomes, streams, self.n_streams)
-        k, m = X.shape
-        res = np.full(k, -1, dtype=np.int64)
-        live = np.nonzero(~self.rejected[rows])[0]
-        if m == 0 or live.size == 0:
-            return res[0] if scalar else res
-        st = rows[live]
-        ones = np.cumsum(X[live], axis=1, dtype=np.int64)           # running count of 1s
-        eff = (np.arange(1, m + 1, dtype=np.int64) - ones) if self._mirrored else ones
-        s0 = self._seff[st]
-        t0 = self.trials[st]
-        l0 = self.log_evalue[st]
-        lq = -self._lp0[st]                                         # log(1/p0) > 0
-        need = self._thr[st] - (1e-6 + 1e-12 * (t0 + m).astype(float))
-        # a success multiplies E by at most 1/p0, a failure by at most 1 (prior on [p0, 1])
-        possible = np.nonzero(l0 + eff[:, -1] * lq >= need)[0]
-        cross = np.full(live.size, -1, dtype=np.int64)
-        if possible.size:
-            cross[possible] = self._first_crossing(st[possible], eff[possible], s0[possible],
-                                                   t0[possible], l0[possible], lq[possible],
-                                                   need[possible])
-        crossed = cross >= 0
-        end = np.where(crossed, cross, m - 1)
-        s_end = s0 + eff[np.arange(live.size), end]
-        t_end = t0 + end + 1
-        l_end = self._log_e(st, s_end, t_end)
-        self._seff[st] = s_end
-        self.trials[st] = t_end
-        self.successes[st] = (t_end - s_end) if self._mirrored else s_end
-        self.log_evalue[st] = l_end
-        if crossed.any():
-            cst = st[crossed]
-            self.rejected[cst] = True
-            self.stopping_time[cst] = t_end[crossed]
-            res[live[crossed]] = cross[crossed]
+        res = self.update_flat(X.reshape(-1), rows, np.full(rows.size, X.shape[1], dtype=np.int64))
         return res[0] if scalar else res
 
-    def _first_crossing(self, st, eff, s0, t0, l0, lq, need):
-        """First position with log E >= threshold, evaluating log E only where a bound allows it.
+    def update_flat(self, outcomes, streams, lengths):
+        """Feed stream streams[i] its next lengths[i] outcomes, given back to back in the 1-D 0/1 array `outcomes`.
 
-        E_{t+1} / E_t is m_t / p0 after a success and (1 - m_t) / (1 - p0) after a failure, with m_t
-        the mean of the truncated posterior, increasing in S and decreasing in F.  Over a window of W
-        samples after a reference point, m_t <= M = m(S_ref + W, F_ref) and m_t >= m(S_ref, F_ref + W),
-        which bounds log E at every position of the window from above; log E is evaluated only at
-        positions where that bound reaches the threshold (and at the window end, the next reference).
+        Returns per i the 0-based index within its segment of the sample at which the E-process first
+        reached 1/alpha, or -1. One call serves any mix of segment lengths; the state after it does not
+        depend on how a stream's outcomes are split into calls.
         """
-        r, m = eff.shape
-        out = np.full(r, -1, dtype=np.int64)
-        effpad = np.zeros((r, m + 1), dtype=np.int64)
-        effpad[:, 1:] = eff
-        # per-row constants, gathered once
-        ae0, be0, p0r = self._ae[st], self._be[st], self._p0e[st]
-        lp0r, l1p0r, lnormr, thrr = self._lp0[st], self._l1p0[st], self._lnorm[st], self._thr[st]
-        scale_r = 1.0 + 1.5 * p0r                   # empirical: wider windows pay off for p0 near 1
-        ref = np.full(r, -1, dtype=np.int64)          # reference position (-1: batch start)
-        lref = l0.copy()
-        act = np.arange(r)
-        while act.size:
-            na = act.size
-            ra = ref[act]
-            t_ref = t0[act] + ra + 1
-            s_ref = s0[act] + effpad[act, ra + 1]
-            f_ref = t_ref - s_ref
-            # window length: the bound loosens roughly like W^2 / t, so keep W ~ sqrt(t * gap);
-            # with few rows the Python overhead per window dominates, so windows are longer
-            gap = np.maximum(need[act] - lref[act], 1.0)
-            min_w = min(128, max(32, 1024 // na))
-            w = np.maximum(min_w, (scale_r[act] * np.sqrt(t_ref * gap)).astype(np.int64))
-            wend = np.minimum(ra + w, m - 1)
-            w = wend - ra
-            # truncated-posterior means at the two extreme states of the window, one betaincc call
-            ae, be, p0 = ae0[act], be0[act], p0r[act]
-            a_hi = ae + (s_ref + w)
-            b_hi = be + f_ref
-            a_lo = ae + s_ref
-            b_lo = be + (f_ref + w)
-            q = sc.betaincc(np.concatenate([a_hi + 1.0, a_hi, a_lo + 1.0, a_lo]),
-                            np.concatenate([b_hi, b_hi, b_lo, b_lo]), np.concatenate([p0, p0, p0, p0]))
-            q1h, q0h, q1l, q0l = q[:na], q[na:2 * na], q[2 * na:3 * na], q[3 * na:]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lm_hi = np.log(a_hi / (a_hi + b_hi) * q1h / q0h) - lp0r[act]
-                m_lo = a_lo / (a_lo + b_lo) * q1l / q0l - 1e-9
-            under = ~((q1h > _Q_UNDERFLOW) & (q0h > _Q_UNDERFLOW))
-            if under.any():    # posterior far below p0: the log-space tail for the upper bound
-                u = np.nonzero(under)[0]
-                lqq = log_betaincc(np.concatenate([a_hi[u] + 1.0, a_hi[u]]), np.concatenate([b_hi[u], b_hi[u]]),
-                                   np.concatenate([p0[u], p0[u]]))
-                lm_hi[u] = np.log(a_hi[u] / (a_hi[u] + b_hi[u])) + lqq[:u.size] - lqq[u.size:] - lp0r[act][u]
-            # where the lower tail underflows, m_lo = p0 (failures then bounded by a factor 1)
-            m_lo = np.where((q1l > _Q_UNDERFLOW) & (q0l > _Q_UNDERFLOW), m_lo, p0)
-            lm_hi = np.minimum(lm_hi + 1e-9, lq[act])      # slack covers rounding
-            lf = np.minimum(np.log1p(-np.clip((m_lo - p0) / (1.0 - p0), 0.0, 1.0 - 1e-12)), 0.0)
-            if na == 1:
-                pos = np.arange(ra[0] + 1, wend[0] + 1)
-                ri = np.zeros(pos.size, dtype=np.int64)
-                last = np.array([pos.size - 1])
-            else:
-                ri, pos, last = ragged_positions(ra + 1, w)
-            rows_ = act[ri]
-            ds = effpad[rows_, pos + 1] - effpad[rows_, ra[ri] + 1]
-            bound = lref[rows_] + ds * lm_hi[ri] + ((pos - ra[ri]) - ds) * lf[ri]
-            ev = bound >= need[rows_]
-            ev[last] = True
-            ei = np.nonzero(ev)[0]
-            e_rows = rows_[ei]
-            e_pos = pos[ei]
-            vals = _log_mixture_core(s0[e_rows] + effpad[e_rows, e_pos + 1], t0[e_rows] + e_pos + 1,
-                                     p0r[e_rows], ae0[e_rows], be0[e_rows], lp0r[e_rows], l1p0r[e_rows],
-                                     lnormr[e_rows])
-            hit = vals >= thrr[e_rows]
-            done = wend >= m - 1
-            if hit.any():
-                hr, first = np.unique(ri[ei][hit], return_index=True)
-                out[act[hr]] = e_pos[hit][first]
-                done[hr] = True
-            # window ends: the last evaluated entry of each row is its window end
-            ref[act] = wend
-            lref[act] = vals[np.searchsorted(ei, last)]
-            act = act[~done]
+        x, rows, lengths = flat_batch(outcomes, streams, lengths, self.n_streams)
+        res = np.full(rows.size, -1, dtype=np.int64)
+        live = ~self.rejected[rows] & (lengths > 0)
+        if not live.any():
+            return res
+        sel = np.nonzero(live)[0]
+        if sel.size < rows.size:
+            x, rows, lengths = x[np.repeat(live, lengths)], rows[sel], lengths[sel]
+        ones = np.cumsum(x != self._mirrored, dtype=np.int64)  # running count of effective successes
+        ends = np.cumsum(lengths) - 1
+        starts = ends - lengths + 1
+        before = np.where(starts > 0, ones[starts - 1], 0)
+        segment = Segments(rows, starts, ends, before, ones)
+        cross = self._first_crossings(segment)
+        crossed = cross >= 0
+        end = np.where(crossed, cross, ends)
+        s_end = self._seff[rows] + ones[end] - before
+        t_end = self.trials[rows] + (end - starts) + 1
+        self._seff[rows] = s_end
+        self.trials[rows] = t_end
+        self.successes[rows] = (t_end - s_end) if self._mirrored else s_end
+        self.log_evalue[rows] = self._log_e(rows, s_end, t_end)
+        if crossed.any():
+            cst = rows[crossed]
+            self.rejected[cst] = True
+            self.stopping_time[cst] = t_end[crossed]
+            res[sel[crossed]] = (cross - starts)[crossed]
+        return res
+
+    def _log_e(self, st, s_eff, t):
+        """log E for streams st at effective successes s_eff after t trials (all arrays)."""
+        return _log_mixture_core(s_eff, t, self._p0e[st], self._ae[st], self._be[st],
+                                 self._lp0[st], self._l1p0[st], self._lnorm[st])
+
+    def _first_crossings(self, seg: Segments) -> np.ndarray:
+        """Global position of each segment's first sample with log E >= log(1/alpha), or -1.
+
+        Exact filters spare most evaluations of the incomplete beta function: a success multiplies E by
+        at most 1/p0 and a failure by at most 1, so no crossing comes before the successes that could
+        close the gap at that rate; log E is its untruncated part plus log Q(a+S, b+F; p0) <= 0, and
+        E <= 1 while S <= p0 t (the likelihood ratio of every p >= p0 is then at most 1), so only
+        positions where the cheap untruncated part reaches the threshold on the right side are evaluated.
+        """
+        rows = seg.rows
+        s0, t0, l0 = self._seff[rows], self.trials[rows], self.log_evalue[rows]
+        thr = self._thr[rows]
+        slack = 1e-6 + 1e-12 * (t0 + seg.ends - seg.starts + 1).astype(float)  # rounding in the linear bound
+        want = np.maximum(np.ceil((thr - slack - l0) / -self._lp0[rows]), 0).astype(np.int64)
+        first = np.maximum(np.searchsorted(seg.ones, seg.before + want, side="left"), seg.starts)
+        out = np.full(rows.size, -1, dtype=np.int64)
+        todo = np.nonzero(first <= seg.ends)[0]
+        ptr = first[todo]
+        while todo.size:
+            hi = seg.ends[todo] + 1
+            rep, pos, _ = ragged_positions(ptr, hi - ptr)
+            k = todo[rep]
+            st = rows[k]
+            s = s0[k] + seg.ones[pos] - seg.before[k]
+            t = t0[k] + (pos - seg.starts[k]) + 1
+            f = t - s
+            untruncated = _log_mixture_untruncated(s, f, self._ae[st], self._be[st], self._lp0[st], self._l1p0[st],
+                                                   self._lnorm[st])
+            # log Q <= 0 (up to rounding), and E <= 1 unless the empirical rate exceeds p0 (the prior lies above it)
+            cand = np.nonzero((untruncated >= thr[k] - 1e-9) & (s >= self._p0e[st] * t))[0]
+            # the first few candidates of each segment get the exact value; rarely a segment needs another pass
+            rank = _rank_within(rep[cand])
+            cand = cand[rank < 8]
+            exact = untruncated[cand] + log_betaincc(self._ae[st[cand]] + s[cand], self._be[st[cand]] + f[cand],
+                                                     self._p0e[st[cand]])
+            hit = cand[exact >= thr[k[cand]]]
+            hit_rows, first_hit = np.unique(rep[hit], return_index=True)
+            out[todo[hit_rows]] = pos[hit[first_hit]]
+            # rows without a crossing go on after the last position examined
+            more = np.bincount(rep[cand], minlength=todo.size) == 8
+            resume = hi.copy()
+            if more.any():
+                last_cand = np.full(todo.size, -1, dtype=np.int64)
+                np.maximum.at(last_cand, rep[cand], pos[cand])
+                resume = np.where(more, last_cand + 1, hi)
+            go_on = (out[todo] < 0) & (resume <= seg.ends[todo])
+            todo, ptr = todo[go_on], resume[go_on]
         return out
+
+
+class Segments:
+    """Streams fed back to back in one flat batch: row, first and last global position, and running successes."""
+
+    def __init__(self, rows, starts, ends, before, ones):
+        self.rows, self.starts, self.ends, self.before, self.ones = rows, starts, ends, before, ones
+
+
+def _rank_within(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values of a sorted array."""
+    if groups.size == 0:
+        return groups
+    new = np.r_[True, groups[1:] != groups[:-1]]
+    run_start = np.maximum.accumulate(np.where(new, np.arange(groups.size), 0))
+    return np.arange(groups.size) - run_start
+
 
 # ----------------------------------------------------------------------------------------------
 # Confidence sequences from the beta mixture
@@ -627,10 +647,18 @@ class ConfidenceSequence:
     def update(self, outcomes, streams=None):
         """Add outcomes (k, m) or (m,) to streams (k,) and refresh their bounds; returns None."""
         X, rows, _ = outcome_batch(outcomes, streams, self.n_streams)
-        if X.shape[1] == 0:
+        self.update_flat(X.reshape(-1), rows, np.full(rows.size, X.shape[1], dtype=np.int64))
+
+    def update_flat(self, outcomes, streams, lengths):
+        """Add each stream's segment of the flat outcomes (see BetaMixtureTest.update_flat) and refresh its bounds."""
+        x, rows, lengths = flat_batch(outcomes, streams, lengths, self.n_streams)
+        fed = lengths > 0
+        if not fed.any():
             return None
-        self.successes[rows] += X.sum(axis=1, dtype=np.int64)
-        self.trials[rows] += X.shape[1]
+        rows, lengths = rows[fed], lengths[fed]
+        ends = np.cumsum(lengths)
+        self.successes[rows] += np.add.reduceat(x[: ends[-1]].astype(np.int64), ends - lengths) if x.size else 0
+        self.trials[rows] += lengths
         s, t = self.successes[rows], self.trials[rows]
         al, a, b = self._alpha_side[rows], self.a[rows], self.b[rows]
         if self.side in ("two-sided", "lower"):
@@ -686,10 +714,18 @@ class UnionTest:
 
     def update(self, outcomes, streams=None):
         """Feed every component; returns per row the earliest crossing index in this batch, or -1."""
-        res = [np.atleast_1d(t.update(outcomes, streams)) for t in self.tests]
-        res = np.array([np.where(r >= 0, r, np.iinfo(np.int64).max) for r in res]).min(axis=0)
-        res = np.where(res == np.iinfo(np.int64).max, -1, res)
-        return res[0] if np.ndim(outcomes) == 1 else res
+        return self._earliest([np.atleast_1d(t.update(outcomes, streams)) for t in self.tests], np.ndim(outcomes) == 1)
+
+    def update_flat(self, outcomes, streams, lengths):
+        """Feed every component a flat batch (see BetaMixtureTest.update_flat); the earliest crossing per segment."""
+        return self._earliest([t.update_flat(outcomes, streams, lengths) for t in self.tests], False)
+
+    @staticmethod
+    def _earliest(results, scalar: bool):
+        never = np.iinfo(np.int64).max
+        res = np.array([np.where(r >= 0, r, never) for r in results]).min(axis=0)
+        res = np.where(res == never, -1, res)
+        return res[0] if scalar else res
 
 
 def hedged_mixture_test(p0, alpha, a, b, n_streams, alternative="greater", hedge=None):
@@ -718,4 +754,8 @@ class UnionConfidenceSequence:
     def update(self, outcomes, streams=None):
         for c in self.sequences:
             c.update(outcomes, streams)
+
+    def update_flat(self, outcomes, streams, lengths):
+        for c in self.sequences:
+            c.update_flat(outcomes, streams, lengths)
 

@@ -20,7 +20,14 @@ class RecordedStreams:
 
     def __init__(self, streams: Sequence[np.ndarray], num_classes: int, clean: Sequence[int] | None = None,
                  logits: np.ndarray | None = None):
-        self.streams = [np.asarray(s) for s in streams]
+        lengths = np.array([len(x) for x in streams], dtype=np.int64)
+        if isinstance(streams, np.ndarray) and streams.ndim == 2:
+            self._flat = streams.reshape(-1)
+        else:
+            self._flat = np.concatenate([np.asarray(x).reshape(-1) for x in streams]) if len(streams) else np.zeros(0)
+        self._offset = np.cumsum(lengths) - lengths
+        self._length = lengths
+        self.streams = [self._flat[o:o + n] for o, n in zip(self._offset, lengths)]
         self.positions = np.zeros(len(self.streams), dtype=np.int64)
         self.num_classes = int(num_classes)
         self.clean_predictions = None if clean is None else np.asarray(clean, dtype=np.int64)
@@ -47,14 +54,24 @@ class RecordedStreams:
                                 "(load_recording(..., with_logits=True)) to use features of the clean input")
         return self.logits[np.asarray(items, dtype=np.int64)], {}
 
+    def draw_flat(self, items: Sequence[int], counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """The next counts[i] labels of each item, back to back; (labels, counts drawn, errors): nothing fails here."""
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+        start = self.positions[items]
+        over = start + counts > self._length[items]
+        if over.any():
+            k = int(np.argmax(over))
+            raise HaltfastError(f"recorded stream of input {int(items[k])} holds {int(self._length[items[k]])} labels; "
+                                f"this method needs more than {int(start[k] + counts[k])}: record longer streams "
+                                f"(haltfast record --n)")
+        total = int(counts.sum())
+        first = np.repeat(self._offset[items] + start - (np.cumsum(counts) - counts), counts)
+        labels = self._flat[first + np.arange(total)]
+        self.positions[items] = start + counts
+        return labels, counts, {}
+
     def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
-        out: list[np.ndarray | None] = []
-        for item, count in zip(items, counts):
-            start = int(self.positions[item])
-            stream = self.streams[item]
-            if start + int(count) > len(stream):
-                raise HaltfastError(f"recorded stream of input {item} holds {len(stream)} labels; this method needs "
-                                    f"more than {start + int(count)}: record longer streams (haltfast record --n)")
-            out.append(stream[start:start + int(count)].astype(np.int64))
-            self.positions[item] = start + int(count)
-        return out, {}
+        """The next counts[i] labels of each item, one array per item."""
+        labels, drawn, _ = self.draw_flat(items, counts)
+        return list(np.split(labels.astype(np.int64), np.cumsum(drawn)[:-1])), {}

@@ -29,6 +29,7 @@ from ..engine import (
     radius_mode_stop,
     round_cut,
     run_open_inputs,
+    segment_sums,
 )
 from ..priors import Parts, Predictor, check_prior, prior_parts
 from ..statistics import beta_mixture_lower_bound
@@ -106,14 +107,13 @@ class _DecisionMode:
         size = decision_chunks(gap_cert, gap_fut, phat > self.p0, self.p0, t, self.min_chunk, self.growth)
         size = np.minimum(size, self.max_samples - t).astype(np.int64)
         take = round_cut(size)
-        batch, size = active[take], size[take]
-        alive, groups = self.run.draw_hits(batch, size, self.c_hat)
-        for group, x in groups:
-            self.succ[group] += x.sum(axis=1)
-            self.tested[group] += x.shape[1]
-            self.cert.update(x, group)
-            self.fut.update(x, group)
-        js = batch[alive]
+        batch = active[take]
+        js, counts, hits = self.run.draw_flat(batch, size[take], self.c_hat)
+        if js.size:
+            self.succ[js] += segment_sums(hits, counts)
+            self.tested[js] += counts
+            self.cert.update_flat(hits, js, counts)
+            self.fut.update_flat(hits, js, counts)
         cert, fut = self.cert, self.fut
         verdict = decide(cert.rejected[js], cert.stopping_time[js], fut.rejected[js], fut.stopping_time[js],
                          self.tested[js], self.max_samples)
@@ -154,14 +154,13 @@ class _RadiusMode:
         t = self.tested[active]
         size = np.minimum(growth_chunks(t, self.min_chunk, self.growth), self.max_samples - t).astype(np.int64)
         take = round_cut(size)
-        batch, size = active[take], size[take]
-        alive, groups = self.run.draw_hits(batch, size, self.c_hat)
-        for group, x in groups:
-            self.succ[group] += x.sum(axis=1)
-            self.tested[group] += x.shape[1]
-            self.lower_cs.update(x, group)
-            self.half.update(x, group)
-        js = batch[alive]
+        batch = active[take]
+        js, counts, hits = self.run.draw_flat(batch, size[take], self.c_hat)
+        if js.size:
+            self.succ[js] += segment_sums(hits, counts)
+            self.tested[js] += counts
+            self.lower_cs.update_flat(hits, js, counts)
+            self.half.update_flat(hits, js, counts)
         t = self.tested[js]
         lower = self.lower_cs.lower
         phat = (self.succ[js] + 0.5) / (t + 1.0)
