@@ -8,9 +8,9 @@ import os
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 from .errors import HaltfastError  # noqa: E402
-from .models import load_model, shipped_model_path
+from .models import load_base_model, load_model, shipped_model_path
 from .smooth import Smooth
 
 __version__ = "0.1.0"
 
-__all__ = ["HaltfastError", "Smooth", "load_model", "shipped_model_path", "__version__"]
+__all__ = ["HaltfastError", "Smooth", "load_base_model", "load_model", "shipped_model_path", "__version__"]
