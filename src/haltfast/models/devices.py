@@ -1,16 +1,17 @@
 """Where and at what precision the base classifier runs: CPU, CUDA or MPS; float32, bfloat16 or float16.
 
 Certificates stay valid at any precision and on any device. Randomized smoothing certifies the smoothed
-version of whatever base classifier f it samples, and the guarantee (Cohen et al., Theorem 1) holds for every
-classifier f: the base classifier IS the function the prepared model computes, rounding included. A bfloat16
-model is a different f than its float32 original (its accuracy, and so its certified radii, may differ), but
-its certificates are exactly as valid. The weights' SHA-256 alone no longer names that function, so a results
-journal must record the dtype (and device type) beside it.
+version of whatever base classifier f it samples, and the guarantee (Cohen et al. 2019, Theorem 1) holds for
+every classifier f: the base classifier IS the function the prepared model computes, rounding included. A
+bfloat16 model is a different f than its float32 original (its accuracy, and so its radii, may differ), but
+its certificates are exactly as valid. The weights' SHA-256 alone then no longer names f: a results journal
+must record the dtype beside it.
 
-One caveat concerns reproducibility, not this argument: some kernels (notably on GPUs, and more so at reduced
-precision) give an input slightly different logits depending on the batch it shares. The label can then
-differ only where the top two logits tie within rounding error, but haltfast's bit-for-bit reproducibility
-across batch sizes and worker counts is promised for float32 on CPU only.
+Strictly, the argument needs f to be a fixed function of its input. Some kernels (notably on GPUs) pick
+their algorithm, and so their rounding, by batch size; an input's label can then depend on the batch it
+shares wherever its top two logits tie within rounding error, which at reduced precision is not negligible.
+Calling the model at one fixed batch size (padding the last batch) with torch.use_deterministic_algorithms
+keeps f fixed. haltfast's tests check batch-size independence for float32 on CPU only.
 """
 
 from __future__ import annotations

@@ -68,17 +68,11 @@ def load_base_model(spec: str | Path | None = None, weights: str | Path | None =
     unless allow_unverified.
     """
     normalization = as_normalization(normalize)
-    if is_shipped_model_spec(spec) or (parse_factory_spec(spec) is None and is_haltfast_model_file(spec)):
+    if _is_haltfast_spec(spec):
         if weights is not None:
             raise HaltfastError(f"--weights goes with --model file.py:factory; {spec or 'the shipped model'} "
                                 f"carries its own weights")
-        path = resolve_model_path(None if spec is None else str(spec), sigma)
-        model, card = load_model(path, allow_unverified=allow_unverified)
-        card = {**card, "format": "haltfast", "model_spec": str(spec or "shipped"), "weights_path": str(path),
-                "card_file": str(card_path(path)),
-                "normalize": normalization.to_json() if normalization else None,
-                "num_classes": card["model"]["num_classes"],
-                "input_shape": [card["model"]["in_channels"], card["model"]["image_size"], card["model"]["image_size"]]}
+        model, card = _load_haltfast(spec, sigma, allow_unverified, normalization)
         return with_normalization(model, normalization), card
     source = _resolve_source(spec, weights, allow_unverified)
     card_file = user_card_path(source.file) if source.file is not None else None
@@ -101,7 +95,7 @@ def make_card(spec: str | Path, weights: str | Path | None = None, *, input_shap
     The model is loaded and run once on a zero batch of input_shape, so a card is only written for weights
     that load, fit the factory's model and return (N, K) logits; K is recorded as num_classes.
     """
-    if is_shipped_model_spec(spec) or (parse_factory_spec(spec) is None and is_haltfast_model_file(spec)):
+    if _is_haltfast_spec(spec):
         raise HaltfastError(f"{spec} is a haltfast model: its card (<stem>.json) comes from `haltfast train`")
     source = _resolve_source(spec, weights, allow_unverified=False)
     card_file = user_card_path(source.file)
@@ -153,6 +147,21 @@ def _checked_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     if not shape or min(shape) < 1:
         raise HaltfastError(f"input shape must be a sequence of positive integers, got {input_shape!r}")
     return shape
+
+
+def _is_haltfast_spec(spec) -> bool:
+    """A shipped model, or a haltfast .pt with its <stem>.json card: loaded by load_model."""
+    return is_shipped_model_spec(spec) or (parse_factory_spec(spec) is None and is_haltfast_model_file(spec))
+
+
+def _load_haltfast(spec, sigma, allow_unverified: bool, normalization: Normalization | None) -> tuple[nn.Module, dict]:
+    path = resolve_model_path(None if spec is None else str(spec), sigma)
+    model, card = load_model(path, allow_unverified=allow_unverified)
+    architecture = card["model"]
+    return model, {**card, "format": "haltfast", "model_spec": str(spec or "shipped"), "weights_path": str(path),
+                   "card_file": str(card_path(path)), "normalize": normalization.to_json() if normalization else None,
+                   "num_classes": architecture["num_classes"],
+                   "input_shape": [architecture["in_channels"], architecture["image_size"], architecture["image_size"]]}
 
 
 def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
