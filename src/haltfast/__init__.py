@@ -17,9 +17,9 @@ from .errors import HaltfastError  # noqa: E402
 
 __version__ = "0.1.0"
 
-_LAZY = {"Smooth": "smooth", "load_model": "models", "shipped_model_path": "models"}
+_LAZY = {"Smooth": "smooth", "load_base_model": "models", "load_model": "models", "shipped_model_path": "models"}
 
-__all__ = ["HaltfastError", "Smooth", "__version__", "load_model", "shipped_model_path"]
+__all__ = ["HaltfastError", "Smooth", "__version__", "load_base_model", "load_model", "shipped_model_path"]
 
 
 def __getattr__(name: str):

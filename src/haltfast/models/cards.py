@@ -1,0 +1,70 @@
+"""Model cards: JSON files that bind a model's description (spec, normalization, sigma, data) to its weights' SHA-256.
+
+haltfast's own .pt files keep their card at `<stem>.json` (written by `haltfast train`); any other model's
+card lives beside its weights file (or TorchScript file) as `<file name>.card.json`, e.g. `ckpt.pth.card.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ..errors import HaltfastError
+
+USER_CARD_SUFFIX = ".card.json"
+CARD_VERSION = 1
+USER_CARD_FIELDS = ("haltfast_card", "format", "model_spec", "weights_file", "weights_sha256", "normalize", "sigma",
+                    "data", "num_classes", "input_shape")
+
+
+def user_card_path(weights_file: str | Path) -> Path:
+    """Where the card of a user's weights (or TorchScript) file lives: `<file name>.card.json` beside it."""
+    weights_file = Path(weights_file)
+    return weights_file.with_name(weights_file.name + USER_CARD_SUFFIX)
+
+
+def read_model_card(path: str | Path) -> dict:
+    """A model card's JSON object, or one clear error when it is not valid JSON or not an object."""
+    path = Path(path)
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise HaltfastError(f"model card {path} is not valid JSON: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HaltfastError(f"cannot read model card {path}: {exc}") from None
+    if not isinstance(card, dict):
+        raise HaltfastError(f"model card {path} holds a JSON {type(card).__name__}, not an object")
+    return card
+
+
+def write_model_card(path: str | Path, card: dict) -> Path:
+    """Write a user model card atomically after checking it has every field of USER_CARD_FIELDS and a valid hash."""
+    path = Path(path)
+    missing = [field for field in USER_CARD_FIELDS if field not in card]
+    if missing:
+        raise HaltfastError(f"model card for {path} lacks {', '.join(missing)}")
+    if not re.fullmatch(r"[0-9a-f]{64}", str(card["weights_sha256"])):
+        raise HaltfastError(f"model card for {path}: weights_sha256 must be 64 hex digits, got "
+                            f"{card['weights_sha256']!r}")
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(json.dumps(card, indent=2) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def check_weights_match_card(digest: str, card: dict, weights_file: Path, card_file: Path) -> None:
+    """Refuse weights whose SHA-256 differs from the one their card records (corrupt or replaced weights)."""
+    recorded = card.get("weights_sha256")
+    if recorded is not None and recorded != digest:
+        raise HaltfastError(f"{weights_file} does not match its model card {card_file.name} (sha256 {digest[:12]}..., "
+                            f"card says {str(recorded)[:12]}...): corrupt or replaced weights")
+
+
+def unverified_error(weights_file: Path, why: str, fix: str) -> HaltfastError:
+    """The refusal of weights whose SHA-256 no card vouches for; `fix` says how to make one."""
+    return HaltfastError(f"{weights_file}: {why}, so nothing shows these are the weights you meant. {fix}, or pass "
+                         f"--allow-unverified (allow_unverified=True) to use them anyway")
