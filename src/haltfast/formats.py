@@ -28,7 +28,7 @@ IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 StreamOpener = Callable[[], AbstractContextManager[BinaryIO]]
 
 
-class _Cursor:
+class ByteCursor:
     """Reads byte ranges of a stream: seeks when it can, else reads forward (reopening to go back)."""
 
     def __init__(self, open_stream: StreamOpener, seekable: bool, origin: str):
@@ -75,13 +75,13 @@ class RecordFile:
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:
-        cursor = _Cursor(self._open, self._seekable, self.origin)
+        cursor = ByteCursor(self._open, self._seekable, self.origin)
         try:
             yield lambda rows: self._read(cursor, rows)
         finally:
             cursor.close()
 
-    def _read(self, cursor: _Cursor, rows: np.ndarray) -> np.ndarray:
+    def _read(self, cursor: ByteCursor, rows: np.ndarray) -> np.ndarray:
         """Items of these sorted rows; one read per run of consecutive rows."""
         out = np.empty((len(rows), self.record_bytes), dtype=np.uint8)
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1

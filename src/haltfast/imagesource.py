@@ -80,7 +80,7 @@ def check_pixels(images: np.ndarray, origin: str, first_index: int = 0) -> None:
     if bad.any():
         item = int(np.flatnonzero(bad.reshape(len(images), -1).any(axis=1))[0])
         values = images[item][bad[item]]
-        raise DataError(f"{origin}: item {first_index + item} has pixel value {values.flat[0]!r}; float pixels must "
+        raise DataError(f"{origin}: item {first_index + item} has pixel value {float(values.flat[0])}; float pixels must "
                         "lie in [0, 1] (store 0..255 images as uint8, or divide by 255)")
 
 
