@@ -2,6 +2,7 @@
 error for each kind of bad data. All data are made on the fly in tmp_path."""
 
 import gzip
+import pickle
 import shutil
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 from haltfast.data import load_dataset, open_dataset
 from haltfast.errors import DataError, DataNotFoundError, HaltfastError
 from haltfast.formats import ByteCursor
-from haltfast.imagesource import Transform
+from haltfast.imagesource import Transform, check_pixels
 
 RNG = np.random.default_rng(0)
 
@@ -242,6 +243,14 @@ def test_digits_source_matches_the_loaded_dataset():
     np.testing.assert_array_equal(source.load([10, 3]), whole.images[[10, 3]])
 
 
+def test_sources_survive_pickling_for_worker_processes(tmp_path):
+    np.savez_compressed(tmp_path / "d.npz", x=RNG.integers(0, 256, (5, 4, 4), np.uint8), y=np.arange(5))
+    for source in (open_dataset(tmp_path / "d.npz").subset(2), open_dataset(_folder(tmp_path / "f", {"a": _rgb(3)}))):
+        copy = pickle.loads(pickle.dumps(source))
+        np.testing.assert_array_equal(copy.load(range(len(copy))), source.load(range(len(source))))
+        assert copy.fingerprint() == source.fingerprint()
+
+
 # ---------------------------------------------------------------- fingerprints
 
 
@@ -345,6 +354,14 @@ def test_length_mismatch_and_bad_pixels(tmp_path):
         open_dataset(_npz(tmp_path / "c.npz", x, np.zeros(4, np.int64)))
     with pytest.raises(DataError, match="uint8 .* or float"):
         open_dataset(_npz(tmp_path / "d.npz", np.zeros((2, 4, 4), np.int16), np.zeros(2, np.int64)))
+
+
+def test_bad_pixel_message_names_the_items_row():
+    images = np.full((3, 1, 2, 2), 0.5, dtype=np.float32)
+    images[2, 0, 1, 0] = -0.25
+    with pytest.raises(DataError, match="item 40 has pixel value -0.25"):
+        check_pixels(images, "x", np.array([7, 12, 40]))
+    check_pixels(images[:2], "x", np.array([7, 12]))
 
 
 def test_pickles_are_refused(tmp_path):

@@ -7,6 +7,7 @@ never mapping or loading the whole file. Pickled data is never read.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -142,20 +143,21 @@ class ConcatStore:
 
 
 def plain_opener(path: Path) -> StreamOpener:
-    return lambda: open(path, "rb")
+    return functools.partial(open, path, "rb")  # partials (not lambdas) keep sources picklable
 
 
 def gzip_opener(path: Path) -> StreamOpener:
-    return lambda: gzip.open(path, "rb")
+    return functools.partial(gzip.open, path, "rb")
+
+
+@contextmanager
+def _open_zip_member(path: Path, member: str) -> Iterator[BinaryIO]:
+    with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
+        yield stream
 
 
 def zip_member_opener(path: Path, member: str) -> StreamOpener:
-    @contextmanager
-    def open_member() -> Iterator[BinaryIO]:
-        with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
-            yield stream
-
-    return open_member
+    return functools.partial(_open_zip_member, path, member)
 
 
 def detect_layout(shape: tuple[int, ...], layout: str | None, origin: str) -> str:
@@ -195,16 +197,16 @@ class ArrayBackend:
         """A streamed pass over float pixels: refuse NaN, infinities and values outside [0, 1] before any work."""
         if self.store.item_dtype.kind == "f":
             for start, items in self.store.chunks():
-                check_pixels(items, self.store.origin, start)
+                check_pixels(items, self.store.origin, np.arange(start, start + len(items)))
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:
         with self.store.reader() as read:
-            yield lambda rows: self._decode(read(rows), int(rows[0]))
+            yield lambda rows: self._decode(read(rows), rows)
 
-    def _decode(self, items: np.ndarray, first_row: int) -> np.ndarray:
+    def _decode(self, items: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if items.dtype.kind == "f":
-            check_pixels(items, self.store.origin, first_row)
+            check_pixels(items, self.store.origin, rows)
         items = items[:, None] if self.layout == "NHW" else items
         items = items.transpose(0, 3, 1, 2) if self.layout == "NHWC" else items
         if self.transform.active:

@@ -58,7 +58,7 @@ def check_labels(labels: np.ndarray, num_classes: int | None, origin: str) -> tu
         raise DataError(f"{origin} holds no images")
     if labels.dtype.kind == "u" and labels.max() > np.iinfo(np.int64).max:
         raise DataError(f"{origin}: label {labels.max()} is too large; labels must be class numbers 0..K-1")
-    labels = labels.astype(np.int64)
+    labels = labels.astype(np.int64, copy=False)
     if labels.min() < 0:
         at = int(np.argmin(labels))
         raise DataError(f"{origin}: label {labels[at]} of item {at} is negative; labels must be class numbers 0..K-1")
@@ -74,13 +74,13 @@ def check_labels(labels: np.ndarray, num_classes: int | None, origin: str) -> tu
     return labels, num_classes
 
 
-def check_pixels(images: np.ndarray, origin: str, first_index: int = 0) -> None:
-    """Refuse float pixels that are not finite or lie outside [0, 1]; the message names the first bad item."""
+def check_pixels(images: np.ndarray, origin: str, rows: np.ndarray) -> None:
+    """Refuse float pixels that are not finite or lie outside [0, 1]; the message names the first bad item's row."""
     bad = ~np.isfinite(images) | (images < 0) | (images > 1)
     if bad.any():
         item = int(np.flatnonzero(bad.reshape(len(images), -1).any(axis=1))[0])
         values = images[item][bad[item]]
-        raise DataError(f"{origin}: item {first_index + item} has pixel value {float(values.flat[0])}; float pixels must "
+        raise DataError(f"{origin}: item {rows[item]} has pixel value {float(values.flat[0])}; float pixels must "
                         "lie in [0, 1] (store 0..255 images as uint8, or divide by 255)")
 
 
