@@ -207,7 +207,10 @@ def test_cifar_binary_test_and_train_splits(tmp_path):
     batches = [_cifar_records(3) for _ in range(5)]
     for i, batch in enumerate(batches, 1):
         batch.tofile(root / f"data_batch_{i}.bin")
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (root / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
     source = open_dataset(tmp_path)  # the parent of cifar-10-batches-bin works too
+    assert source.classes == names
     assert (source.split, source.format, source.shape, source.num_classes) == ("test", "cifar-10-bin", (3, 32, 32), 10)
     np.testing.assert_array_equal(source.labels, test[:, 0])
     np.testing.assert_array_equal(source.load([7]), test[[7], 1:].reshape(1, 3, 32, 32) / np.float32(255))

@@ -196,7 +196,10 @@ def _open_cifar(name: str, directory: Path, split: str, transform: Transform,
                         "are not CIFAR-10 binary batches (CIFAR-100's format is not supported)")
     labels, num_classes = check_labels(labels, 10 if num_classes is None else num_classes, str(directory))
     backend = ArrayBackend("cifar-10-bin", store, "NCHW", transform, paths, {"format": "cifar-10-bin"})
-    return ImageSource(name, split, backend, np.arange(store.count, dtype=np.int64), labels, num_classes)
+    names_file = directory / "batches.meta.txt"  # the class names, one a line, shipped with the binary version
+    names = names_file.read_text().split() if names_file.is_file() else None
+    classes = names if names is not None and len(names) == num_classes else None
+    return ImageSource(name, split, backend, np.arange(store.count, dtype=np.int64), labels, num_classes, classes)
 
 
 def _detect_format(path: Path) -> tuple[str, Path]:
