@@ -238,7 +238,7 @@ def _split_for(format: str, split: str | None) -> str:
     choices = CIFAR_SPLITS if format == "cifar-10-bin" else SPLITS
     split = "test" if split is None else split
     if split not in choices:
-        raise HaltfastError(f"unknown split {split!r} for {format}; choose one of {', '.join(choices)}")
+        raise DataError(f"unknown split {split!r} for {format}; choose one of {', '.join(choices)}")
     return split
 
 
