@@ -5,7 +5,11 @@ class HaltfastError(Exception):
     """A user-facing error: bad input, missing data, a model that cannot be used."""
 
 
-class DataNotFoundError(HaltfastError):
+class DataError(HaltfastError):
+    """Image data that cannot be used as given: bad labels, pixels, layout, files or format."""
+
+
+class DataNotFoundError(DataError):
     """A data set that is not installed on this machine."""
 
 

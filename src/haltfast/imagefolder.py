@@ -1,0 +1,149 @@
+"""Image folders (root/<class>/<file>.png|jpg|...), read with Pillow one window at a time.
+
+Classes are the sorted names of root's sub-folders (label 0..K-1) and each class's files are found as torchvision's
+ImageFolder finds them (walked recursively, sorted). Every file's header is read when the folder is opened
+(Pillow's Image.open decodes no pixels), so an unreadable file, an unsupported pixel mode or images of different
+sizes are refused before any work; pixels are decoded only when a window asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .imagesource import Reader, Transform, hash_files
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+GREY_MODES = ("1", "L", "LA")
+COLOUR_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+class PathTable:
+    """Many relative paths in two arrays (UTF-8 bytes and offsets) instead of a list of Python strings."""
+
+    def __init__(self, paths: list[str]):
+        encoded = [os.fsencode(path) for path in paths]
+        self.blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        self.offsets = np.cumsum([0] + [len(path) for path in encoded], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, row: int) -> str:
+        return os.fsdecode(self.blob[self.offsets[row]: self.offsets[row + 1]].tobytes())
+
+
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """(class names, file paths relative to root, labels); hidden files and folders are skipped."""
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        loose = [name for name in os.listdir(root) if _is_image(name)]
+        if loose:
+            raise DataError(f"{root} holds images but no class folders; put each class's images in its own "
+                            f"folder, {root}/<class>/<image> (e.g. {root}/{Path(loose[0]).stem}-class/{loose[0]})")
+        raise DataError(f"{root} is empty: no class folders with images ({', '.join(IMAGE_EXTENSIONS)}) in it")
+    paths: list[str] = []
+    counts = []
+    for name in classes:
+        walked = []
+        for folder, subfolders, files in os.walk(root / name, followlinks=True):
+            subfolders[:] = [sub for sub in subfolders if not sub.startswith(".")]
+            walked.append((folder, sorted(file for file in files if _is_image(file))))
+        found = [os.path.relpath(os.path.join(folder, file), root)
+                 for folder, files in sorted(walked) for file in files]
+        if not found:
+            raise DataError(f"class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                            "add some or remove the folder (every class folder counts as a class)")
+        paths += found
+        counts.append(len(found))
+    return classes, paths, np.repeat(np.arange(len(classes), dtype=np.int64), counts)
+
+
+def _header(path: Path) -> tuple[int, int, str]:
+    """(width, height, mode) from the file's header; no pixels are decoded."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.width, image.height, image.mode
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
+
+
+class FolderBackend:
+    """Pixels of an image folder: 8-bit grey (1 channel) if every image is grey, else RGB (grey ones converted)."""
+
+    format = "imagefolder"
+
+    def __init__(self, root: Path, transform: Transform):
+        self.root, self.transform = root, transform
+        self.classes, paths, self.labels = scan_folder(root)
+        self.paths = PathTable(paths)
+        self.mode, height, width = self._check_headers(paths)
+        self.shape = (1 if self.mode == "L" else 3, height, width)
+        self._digest: str | None = None
+
+    def _check_headers(self, paths: list[str]) -> tuple[str, int, int]:
+        """The common pixel mode and output size; refuses unreadable files, odd modes and mixed sizes."""
+        first = None
+        colour = False
+        for path in paths:
+            width, height, mode = _header(self.root / path)
+            if mode not in GREY_MODES + COLOUR_MODES:
+                raise DataError(f"{self.root / path} has pixel mode {mode!r} (e.g. 16-bit or float); haltfast reads "
+                                "8-bit grey or colour images: convert it to 8 bits per channel")
+            colour = colour or mode not in GREY_MODES
+            size = self.transform.output_size(height, width, str(self.root / path))
+            if first is None:
+                first = (path, width, height, size)
+            elif size != first[3]:
+                done = " after resize and crop" if self.transform.active else ""
+                raise DataError(
+                    f"images have different sizes{done}: {self.root / first[0]} is {first[1]}x{first[2]} and "
+                    f"{self.root / path} is {width}x{height} (width x height); pass resize and/or center_crop "
+                    "(--resize, --center-crop) to bring every image to one size")
+        return ("RGB" if colour else "L"), *first[3]
+
+    @contextmanager
+    def reader(self) -> Iterator[Reader]:
+        yield self._read
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        channels, height, width = self.shape
+        out = np.empty((len(rows), height, width, channels), dtype=np.uint8)
+        for i, row in enumerate(rows):
+            out[i] = self._decode(int(row)).reshape(height, width, channels)
+        return out.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
+
+    def _decode(self, row: int) -> np.ndarray:
+        from PIL import Image
+
+        path = self.root / self.paths[row]
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(self.transform.apply(image.convert(self.mode)))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise DataError(f"cannot decode image {path}: {exc}; replace or remove the file") from exc
+        if pixels.shape[:2] != self.shape[1:]:
+            raise DataError(f"{path} changed since the folder was opened: it is now {pixels.shape[1]}x"
+                            f"{pixels.shape[0]} (width x height); open the folder again")
+        return pixels
+
+    def digest(self) -> str:
+        if self._digest is None:
+            settings = {"classes": self.classes, "mode": self.mode, **self.transform.settings()}
+            files = (self.root / self.paths[row] for row in range(len(self.paths)))
+            self._digest = hash_files(files, settings, root=self.root)
+        return self._digest
+
+    def item_name(self, row: int) -> str:
+        return str(self.root / self.paths[row])

@@ -1,0 +1,263 @@
+"""Lazily read image data: ImageSource and the rules every format shares (labels, pixels, transforms, hashing).
+
+An ImageSource holds its labels and indices only. Images are read from their files when `load` or `windows`
+asks for them, so the memory a run needs grows with the window it reads, never with the data set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .errors import DataError, HaltfastError
+
+HASH_CHUNK_BYTES = 1 << 20
+Reader = Callable[[np.ndarray], np.ndarray]
+
+
+class Backend(Protocol):
+    """What a format gives ImageSource: a reader of its items by row, their shape, and a content hash."""
+
+    format: str
+    shape: tuple[int, int, int]
+
+    def reader(self) -> AbstractContextManager[Reader]:
+        """A context whose reader maps sorted unique rows to float32 images (k, C, H, W) in [0, 1]."""
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of every file the items come from and of the settings that shape them."""
+
+    def item_name(self, row: int) -> str:
+        """Where the item with this row lives, for messages and results."""
+
+
+def subset_positions(length: int, skip: int, max_items: int | None) -> np.ndarray:
+    """Positions 0, skip, 2 skip, ... below `length`, at most `max_items` of them (Cohen's protocol: skip 20)."""
+    if skip < 1:
+        raise HaltfastError(f"--skip must be at least 1, got {skip}")
+    if max_items is not None and max_items < 1:
+        raise HaltfastError(f"--max must be at least 1, got {max_items}")
+    return np.arange(0, length, skip, dtype=np.int64)[:max_items]
+
+
+def check_labels(labels: np.ndarray, num_classes: int | None, origin: str) -> tuple[np.ndarray, int]:
+    """Labels as int64, every one in [0, num_classes); num_classes defaults to the largest label + 1."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise DataError(f"{origin}: labels must be one-dimensional, got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{origin}: labels must be integer class numbers 0..K-1, got dtype {labels.dtype}")
+    if len(labels) == 0:
+        raise DataError(f"{origin} holds no images")
+    if labels.dtype.kind == "u" and labels.max() > np.iinfo(np.int64).max:
+        raise DataError(f"{origin}: label {labels.max()} is too large; labels must be class numbers 0..K-1")
+    labels = labels.astype(np.int64, copy=False)
+    if labels.min() < 0:
+        at = int(np.argmin(labels))
+        raise DataError(f"{origin}: label {labels[at]} of item {at} is negative; labels must be class numbers 0..K-1")
+    largest = int(labels.max())
+    if num_classes is None:
+        return labels, largest + 1
+    if num_classes < 1:
+        raise HaltfastError(f"num_classes must be at least 1, got {num_classes}")
+    if largest >= num_classes:
+        at = int(np.argmax(labels))
+        raise DataError(f"{origin}: label {largest} of item {at} is out of range for {num_classes} classes "
+                        f"(labels must be 0..{num_classes - 1}); pass the right number of classes")
+    return labels, num_classes
+
+
+def check_pixels(images: np.ndarray, origin: str, rows: np.ndarray) -> None:
+    """Refuse float pixels that are not finite or lie outside [0, 1]; the message names the first bad item's row."""
+    bad = ~np.isfinite(images) | (images < 0) | (images > 1)
+    if bad.any():
+        item = int(np.flatnonzero(bad.reshape(len(images), -1).any(axis=1))[0])
+        values = images[item][bad[item]]
+        raise DataError(f"{origin}: item {rows[item]} has pixel value {float(values.flat[0])}; float pixels must "
+                        "lie in [0, 1] (store 0..255 images as uint8, or divide by 255)")
+
+
+def hash_files(paths: Iterable[str | os.PathLike], settings: dict, root: str | os.PathLike | None = None) -> str:
+    """SHA-256 of the settings and of each file's name (relative to root, else its base name), size and bytes.
+
+    Files are read in 1 MiB chunks, so memory stays O(1) whatever their number and size.
+    """
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for path in paths:
+        name = os.path.relpath(path, root) if root is not None else os.path.basename(path)
+        digest.update(os.fsencode(name) + b"\0" + str(os.path.getsize(path)).encode() + b"\0")
+        with open(path, "rb") as fh:
+            while chunk := fh.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _size_pair(value: int | tuple[int, int] | list[int], what: str) -> int | tuple[int, int]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value >= 1:
+            return int(value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in value):
+        return int(value[0]), int(value[1])
+    raise HaltfastError(f"{what} must be a positive integer or a pair (height, width) of them, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Transform:
+    """torchvision's Resize (bilinear; an int sets the shorter side) then CenterCrop, done with Pillow."""
+
+    resize: int | tuple[int, int] | None = None
+    center_crop: tuple[int, int] | None = None
+
+    @classmethod
+    def from_args(cls, resize: int | tuple[int, int] | None, center_crop: int | tuple[int, int] | None) -> Transform:
+        """Check the sizes; an int crop is square."""
+        size = None if resize is None else _size_pair(resize, "resize")
+        crop = None if center_crop is None else _size_pair(center_crop, "center_crop")
+        return cls(size, (crop, crop) if isinstance(crop, int) else crop)
+
+    @property
+    def active(self) -> bool:
+        return self.resize is not None or self.center_crop is not None
+
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) after Resize, as torchvision computes it (the longer side is truncated)."""
+        if self.resize is None:
+            return height, width
+        if isinstance(self.resize, tuple):
+            return self.resize
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(self.resize * long / short)
+        return (new_long, self.resize) if width <= height else (self.resize, new_long)
+
+    def output_size(self, height: int, width: int, origin: str) -> tuple[int, int]:
+        """(height, width) of an image of this size after the transform; a crop larger than the image is refused."""
+        height, width = self.resized_size(height, width)
+        if self.center_crop is None:
+            return height, width
+        if self.center_crop[0] > height or self.center_crop[1] > width:
+            raise DataError(f"{origin}: center crop {self.center_crop[0]}x{self.center_crop[1]} (HxW) is larger than "
+                            f"the {'resized ' if self.resize else ''}image, {height}x{width}; crop less or resize more")
+        return self.center_crop
+
+    def apply(self, image):
+        """The transformed PIL image (bilinear resize, then a centred crop)."""
+        from PIL import Image
+
+        height, width = self.resized_size(image.height, image.width)
+        if (height, width) != (image.height, image.width):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        if self.center_crop is not None:
+            crop_h, crop_w = self.center_crop
+            top, left = round((height - crop_h) / 2.0), round((width - crop_w) / 2.0)
+            image = image.crop((left, top, left + crop_w, top + crop_h))
+        return image
+
+    def apply_array(self, image: np.ndarray) -> np.ndarray:
+        """Transform one (C, H, W) uint8 or float image channel by channel (Pillow mode L or F); same dtype."""
+        from PIL import Image
+
+        if image.dtype == np.uint8:
+            return np.stack([np.asarray(self.apply(Image.fromarray(channel, mode="L"))) for channel in image])
+        channels = [np.asarray(self.apply(Image.fromarray(channel.astype(np.float32), mode="F"))) for channel in image]
+        return np.clip(np.stack(channels), 0.0, 1.0)  # bilinear weights are convex: clip only rounding
+
+    def settings(self) -> dict:
+        return {"resize": self.resize, "center_crop": self.center_crop}
+
+
+class ImageSource:
+    """A data set's split, read lazily: labels and indices in memory, images read a window at a time.
+
+    `indices[i]` is item i's index in its file (or sorted file list), which also keys its noise stream.
+    """
+
+    def __init__(self, name: str, split: str, backend: Backend, indices: np.ndarray, labels: np.ndarray,
+                 num_classes: int, classes: list[str] | None = None):
+        self.name = name
+        self.split = split
+        self.classes = classes  # class names by label, where the data name them (image folders)
+        self._backend = backend
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.num_classes = int(num_classes)
+        self.indices.flags.writeable = False
+        self.labels.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return (f"ImageSource({self.name!r}, split={self.split!r}, format={self.format!r}, items={len(self)}, "
+                f"shape={self.shape}, num_classes={self.num_classes})")
+
+    @property
+    def format(self) -> str:
+        """The file format the items come from (idx, digits, npz, npy, cifar-10-bin, imagefolder)."""
+        return self._backend.format
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of every image, after resize and centre crop."""
+        return self._backend.shape
+
+    def subset(self, skip: int = 1, max_items: int | None = None) -> ImageSource:
+        """A view of every `skip`-th item, at most `max_items` of them; nothing is read."""
+        keep = subset_positions(len(self), skip, max_items)
+        return ImageSource(self.name, self.split, self._backend, self.indices[keep], self.labels[keep],
+                           self.num_classes, self.classes)
+
+    def item_name(self, position: int) -> str:
+        """Where item `position` lives: a file path for image folders, `file[index]` for array files."""
+        return self._backend.item_name(int(self.indices[self._positions([position])[0]]))
+
+    def load(self, positions: Iterable[int] | np.ndarray) -> np.ndarray:
+        """float32 images (k, C, H, W) in [0, 1] of these positions, in this order; reads only those items."""
+        positions = self._positions(positions)
+        with self._backend.reader() as read:
+            return self._read(read, positions)
+
+    def windows(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions, images) for consecutive windows of at most `size` items; one window is in memory at a time."""
+        if size < 1:
+            raise HaltfastError(f"window size must be at least 1, got {size}")
+        with self._backend.reader() as read:
+            for start in range(0, len(self), size):
+                positions = np.arange(start, min(start + size, len(self)), dtype=np.int64)
+                yield positions, self._read(read, positions)
+
+    def fingerprint(self) -> str:
+        """SHA-256 identifying the data: every file's bytes (streamed, see hash_files), settings, split, indices.
+
+        A subset has another fingerprint than its full source: journal the full source's.
+        """
+        digest = hashlib.sha256(json.dumps({"format": self.format, "split": self.split, "shape": self.shape,
+                                            "num_classes": self.num_classes}).encode())
+        digest.update(self._backend.digest().encode())
+        digest.update(self.indices.tobytes())
+        digest.update(self.labels.tobytes())
+        return digest.hexdigest()
+
+    def _positions(self, positions: Iterable[int] | np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions if isinstance(positions, np.ndarray) else list(positions))
+        if positions.size and positions.dtype.kind not in "iu":
+            raise HaltfastError(f"positions must be integers, got dtype {positions.dtype}")
+        positions = positions.astype(np.int64).reshape(-1)
+        if positions.size and (positions.min() < 0 or positions.max() >= len(self)):
+            raise IndexError(f"positions must lie in [0, {len(self)}); got {positions.min()}..{positions.max()}")
+        return positions
+
+    def _read(self, read: Reader, positions: np.ndarray) -> np.ndarray:
+        if len(positions) == 0:
+            return np.empty((0, *self.shape), dtype=np.float32)
+        rows, inverse = np.unique(self.indices[positions], return_inverse=True)
+        images = read(rows)
+        return images if len(rows) == len(positions) and np.array_equal(rows, self.indices[positions]) \
+            else images[inverse.reshape(-1)]
