@@ -105,7 +105,7 @@ def test_forced_bad_meta_priors_keep_false_certification_at_most_alpha(linear, c
     """p = p0 exactly (true radius d, claimed d) under optional stopping, whatever the forced prior."""
     d, alpha, n = 0.3, 0.1, 300
     x = linear.point_at_distance(d)
-    smooth = Smooth(LinearLogits(linear), 2, SIGMA, seed=3, value_range=None)
+    smooth = Smooth(LinearLogits(linear), 2, SIGMA, seed=3, value_range=None, weights_sha256="0" * 64)
     certs = smooth.certify_many([x] * n, method="anytime", radius=d, alpha=alpha, max_samples=3000,
                                 prior=forced_meta(center, strength), progress=False)
     assert sum(c.decision == "certified" for c in certs) <= binom.ppf(0.999, n, alpha)
@@ -116,10 +116,10 @@ def test_forced_bad_meta_priors_keep_false_certification_at_most_alpha(linear, c
 
 def test_meta_prior_shares_the_clean_evaluation_and_needs_logits(linear):
     x = linear.point_at_distance(0.6)
-    smooth = Smooth(LinearLogits(linear), 2, SIGMA, seed=0, value_range=None)
+    smooth = Smooth(LinearLogits(linear), 2, SIGMA, seed=0, value_range=None, weights_sha256="0" * 64)
     cert = smooth.certify(x, method="anytime", radius=0.2, prior=forced_meta(0.9, 16.0))
     assert cert.decision == "certified" and cert.evaluations == 1 + cert.extra["tested"]
-    labels_only = Smooth(linear, 2, SIGMA, seed=0, value_range=None)
+    labels_only = Smooth(linear, 2, SIGMA, seed=0, value_range=None, weights_sha256="0" * 64)
     cert = labels_only.certify(x, method="anytime", radius=0.2, prior=forced_meta(0.9, 16.0))
     assert cert.decision == "error" and "logits" in cert.error
     with pytest.raises(HaltfastError, match="meta-learner"):

@@ -131,7 +131,7 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(digits_model, t
     opts = ["--method", "cohen", "--max", "20", "--n0", "20", "--n", "3000", "--batch", "100"]
     out = tmp_path / "killed.csv"
     journal = journal_path(out)
-    proc = subprocess.Popen([sys.executable, "-m", "haltfast.cli", *_digits(digits_model, out, *opts)],
+    proc = subprocess.Popen([sys.executable, "-m", "haltfast", *_digits(digits_model, out, *opts)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     rows = 0

@@ -35,6 +35,8 @@ class WorkerSpec:
     n: int = 100_000
     alpha: float = 0.001
     options: dict = field(default_factory=dict)
+    device: str = "cpu"
+    weights_sha256: str | None = None
 
 
 class _Worker:
@@ -47,7 +49,8 @@ class _Worker:
 
         torch.set_num_threads(1)
         self.spec = spec
-        self.smooth = Smooth(spec.model, spec.num_classes, spec.sigma, seed=spec.seed, batch_size=spec.batch_size)
+        self.smooth = Smooth(spec.model, spec.num_classes, spec.sigma, seed=spec.seed, batch_size=spec.batch_size,
+                             device=spec.device, weights_sha256=spec.weights_sha256)
 
     def pid(self) -> int:
         return os.getpid()
@@ -98,7 +101,7 @@ class RayPool:
                                     f"{exc}") from exc
             self._started = True
         self.workers = int(workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
-        actor = ray.remote(num_cpus=1)(_Worker)
+        actor = ray.remote(num_cpus=1, num_gpus=1 if spec.device == "cuda" else 0)(_Worker)
         spec_ref = ray.put(spec)
         self.actors = [actor.remote(spec_ref) for _ in range(self.workers)]
         self.pids = self._get([a.pid.remote() for a in self.actors])
@@ -116,12 +119,13 @@ class RayPool:
             raise HaltfastError(f"a Ray worker died ({exc}); rerun the same command to resume: finished inputs "
                                 f"are kept in the journal") from None
 
-    def certify(self, images: np.ndarray, labels: Sequence[int] | None, indices: Sequence[int], *,
+    def certify(self, images, labels: Sequence[int] | None, indices: Sequence[int], *,
                 chunk_size: int | None = None, on_result: Callable[[Certificate], None] | None = None,
                 progress: Callable[[int, int], None] | None = None) -> list[Certificate]:
         """Certificates for all inputs, in input order; on_result/progress see each as its chunk returns.
 
-        indices are the per-input noise keys (data set indices), as in a single-process run.
+        `images` is an array (N, C, H, W) or a lazy source (`load(positions)`), read a chunk at a time as chunks
+        are sent; indices are the per-input noise keys (data set indices), as in a single-process run.
         """
         ray = self._ray
         n = len(indices)
@@ -134,7 +138,8 @@ class RayPool:
 
         def submit(actor) -> None:
             pos = chunks.pop()
-            ref = actor.certify.remote(images[pos], None if labels is None else labels[pos], indices[pos])
+            chunk_images = images.load(pos) if hasattr(images, "load") else images[pos]
+            ref = actor.certify.remote(chunk_images, None if labels is None else labels[pos], indices[pos])
             in_flight[ref] = (actor, pos)
 
         for _ in range(IN_FLIGHT_PER_WORKER):

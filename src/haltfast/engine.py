@@ -92,7 +92,8 @@ class Run:
     """Per-input bookkeeping of one certification run: certificates, time and every evaluation charged to each input.
 
     `streams` is a stream source (haltfast.streams); items are its inputs. `progress(inputs, evaluations)`
-    and `on_result(cert)` are called as each input finishes.
+    is called with the evaluations as they are drawn and with each input as it finishes; `on_result(cert)`
+    as each input finishes.
     """
 
     def __init__(self, streams, items: Sequence[int], labels=None, indices=None, progress=None,
@@ -124,7 +125,11 @@ class Run:
         if self.on_result is not None:
             self.on_result(cert)
         if self.progress is not None:
-            self.progress(1, cert.evaluations)
+            self.progress(1, 0)  # its evaluations were reported as they were drawn
+
+    def _report(self, evaluations: int) -> None:
+        if self.progress is not None and evaluations:
+            self.progress(0, evaluations)
 
     def fail(self, j: int, message: str) -> None:
         self.finish(j, failed_certificate(message))
@@ -134,6 +139,7 @@ class Run:
         start = time.perf_counter()
         out, errors = self.streams.draw([self.items[j] for j in js], counts)
         self.spent[js] += (time.perf_counter() - start) * np.asarray(counts) / max(int(np.sum(counts)), 1)
+        self._report(sum(len(o) for o in out if o is not None))
         for j in js:
             if self.items[j] in errors:
                 self.fail(j, errors[self.items[j]])
@@ -158,6 +164,7 @@ class Run:
         start = time.perf_counter()
         labels, drawn, errors = self.streams.draw_flat([self.items[j] for j in js], size)
         self.spent[js] += (time.perf_counter() - start) * drawn / max(int(drawn.sum()), 1)
+        self._report(int(drawn.sum()))
         for k in np.nonzero(drawn < size)[0]:
             self.fail(int(js[k]), errors.get(self.items[js[k]], "no samples returned"))
         ok = drawn == size
@@ -207,6 +214,7 @@ class Run:
         out, errors = self.streams.clean_logits(items) if logits is not None else self.streams.clean(items)
         self.spent[js] += (time.perf_counter() - start) / len(js)
         self.extra_evals[js] += 1
+        self._report(len(js))
         for k, j in enumerate(js):
             if self.items[j] in errors:
                 if self.certs[j] is None:

@@ -15,3 +15,7 @@ class DataNotFoundError(DataError):
 
 class ModelOutputError(HaltfastError):
     """The base classifier returned something that is not a valid prediction."""
+
+
+class OutputError(HaltfastError):
+    """An output path that cannot be written (a directory, read-only, or in a folder that cannot be made)."""

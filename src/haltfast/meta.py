@@ -30,6 +30,7 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 
 from .errors import HaltfastError
+from .files import atomic_write, data_home
 from .priors import Parts, jeffreys
 
 FORMAT_VERSION = 1
@@ -88,15 +89,11 @@ class CalibrationData:
         return (self.hits + 0.5) / (self.samples + 1.0)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez_compressed(tmp, logits=self.logits, hits=self.hits, indices=self.indices, labels=self.labels,
-                            meta=np.array(json.dumps({"samples": self.samples, "sigma": self.sigma, "seed": self.seed,
-                                                      "weights_sha256": self.weights_sha256, "model": self.model,
-                                                      "seconds": self.seconds})))
-        tmp.replace(path)
-        return path
+        meta = {"samples": self.samples, "sigma": self.sigma, "seed": self.seed, "weights_sha256": self.weights_sha256,
+                "model": self.model, "seconds": self.seconds}
+        return atomic_write(path, lambda tmp: np.savez_compressed(
+            tmp, logits=self.logits, hits=self.hits, indices=self.indices, labels=self.labels,
+            meta=np.array(json.dumps(meta))), suffix=".npz")
 
     @classmethod
     def load(cls, path: str | Path) -> "CalibrationData":
@@ -279,10 +276,38 @@ class MetaLearner:
         return meta
 
 
+def format_strengths(learner: MetaLearner) -> str:
+    """The tuned priors as a table: one row per r / sigma, one column per predicted-gap bin."""
+    edges = learner.gap_edges
+    bins = [f"< {edges[0]:g}"] + [f"{lo:g}..{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])] + [f">= {edges[-1]:g}"]
+
+    def word(v: float) -> str:
+        return "Jeffreys" if v == 0 else (f"pred.x{v:g}" if v > 0 else f"edge x{-v:g}")
+
+    lines = ["prior per r/sigma (rows) and predicted probit gap Phi^-1(p) - r/sigma (columns): Jeffreys; "
+             "pred.xS = Beta centred on the predicted p with strength S; edge xS = centred just above the threshold",
+             f"{'r/sigma':>8} " + " ".join(f"{b:>12}" for b in bins)]
+    for z, row in zip(learner.z_grid, learner.strengths):
+        lines.append(f"{z:>8g} " + " ".join(f"{word(v):>12}" for v in row))
+    return "\n".join(lines)
+
+
 def meta_learner_path(weights_path: str | Path) -> Path:
-    """Where a base model's meta-learner lives: beside the weights, `<name>.meta.json`."""
+    """Where a base model's meta-learner lives beside the weights: `<name>.meta.json`."""
     weights_path = Path(weights_path)
     return weights_path.with_name(weights_path.stem + ".meta.json")
+
+
+def user_meta_learner_path(weights_sha256: str) -> Path:
+    """Where `haltfast calibrate` puts a meta-learner by default: the user's haltfast folder, keyed by the weights."""
+    return data_home() / "meta-learners" / f"{weights_sha256[:16]}.meta.json"
+
+
+def find_meta_learner(weights_path: str | Path | None, weights_sha256: str) -> Path | None:
+    """The meta-learner of these weights, if there is one: beside them, else in the user's haltfast folder."""
+    candidates = [meta_learner_path(weights_path)] if weights_path is not None else []
+    candidates.append(user_meta_learner_path(weights_sha256))
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def fit_meta_learner(calib: CalibrationData, alpha: float = 0.001, hidden: int = 16, max_samples: int = 20_000,

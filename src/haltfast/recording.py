@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import HaltfastError
+from .files import atomic_write, write_json
 from .streams import RecordedStreams
 
 if TYPE_CHECKING:
@@ -44,9 +45,7 @@ def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, leng
             raise HaltfastError(f"{directory} holds a recording with a different configuration "
                                 f"({', '.join(changed)} differ); choose another --out directory")
     else:
-        tmp = meta_path.with_name("meta.json.partial")
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        tmp.replace(meta_path)
+        write_json(meta_path, meta)
     n = len(streams.keys)
     for k, lo in enumerate(range(0, n, SHARD)):
         items = list(range(lo, min(lo + SHARD, n)))
@@ -56,15 +55,19 @@ def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, leng
                 progress(len(items), 0)
             continue
         clean, errors = streams.clean(items)
-        out, draw_errors = streams.draw(items, [length] * len(items))
-        errors.update(draw_errors)
-        if errors:
-            raise HaltfastError(f"the base classifier failed while recording: {next(iter(errors.values()))}")
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez_compressed(tmp, labels=np.stack(out).astype(np.uint8), clean=clean.astype(np.uint8))
-        tmp.replace(path)
-        if progress:
-            progress(len(items), len(items) * (length + 1))
+        out = []
+        for item in items:  # one input at a time, so progress moves per input
+            drawn, draw_errors = streams.draw([item], [length])
+            errors.update(draw_errors)
+            if errors:
+                raise HaltfastError(f"the base classifier failed while recording: {next(iter(errors.values()))}")
+            out.append(drawn[0])
+            if progress:
+                progress(1, length + 1)
+        if hasattr(streams, "forget"):
+            streams.forget(items)
+        atomic_write(path, lambda tmp: np.savez_compressed(tmp, labels=np.stack(out).astype(np.uint8),
+                                                           clean=clean.astype(np.uint8)), suffix=".npz")
     return directory
 
 

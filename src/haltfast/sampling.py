@@ -198,14 +198,34 @@ class NoiseSampler:
 
 
 class LiveStreams:
-    """Each input's label stream drawn live, consumed in order; `positions` counts every model evaluation."""
+    """Each input's label stream drawn live, consumed in order; `positions` counts every model evaluation.
 
-    def __init__(self, sampler: NoiseSampler, images: torch.Tensor, keys: Sequence[int]):
+    `images` is a tensor (N, C, H, W), or a lazy source with `load(positions)` returning float32 images
+    (haltfast.data's ImageSource): then only the images of unfinished inputs are held, read as they are
+    first needed and dropped by `forget`, so memory does not grow with the number of inputs.
+    """
+
+    def __init__(self, sampler: NoiseSampler, images, keys: Sequence[int],
+                 value_range: tuple[float, float] | None = (0.0, 1.0)):
         self.sampler = sampler
-        self.images = images
+        self._tensor = images if isinstance(images, torch.Tensor) else None
+        self._source = None if self._tensor is not None else images
+        self._cache: dict[int, torch.Tensor] = {}
+        self._value_range = value_range
         self.keys = np.asarray(keys, dtype=np.int64)
         self.positions = np.zeros(len(self.keys), dtype=np.int64)
         self.num_classes = sampler.classifier.num_classes
+
+    def images(self, items: Sequence[int]) -> torch.Tensor:
+        """The clean images of these items, (k, C, H, W); a lazy source reads the ones not held yet."""
+        items = [int(i) for i in items]
+        if self._tensor is not None:
+            return self._tensor[items]
+        missing = sorted({i for i in items if i not in self._cache})
+        if missing:
+            loaded = check_image(self._source.load(missing), None, self._value_range)
+            self._cache.update(zip(missing, loaded))
+        return torch.stack([self._cache[i] for i in items]) if items else torch.empty(0)
 
     def draw_flat(self, items: Sequence[int], counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """The next counts[i] labels of each item, back to back: (labels, counts drawn, errors).
@@ -215,8 +235,7 @@ class LiveStreams:
         items = [int(i) for i in items]
         counts = np.asarray(counts, dtype=np.int64).reshape(-1)
         try:
-            labels = self.sampler.sample_flat([self.images[i] for i in items], self.keys[items], self.positions[items],
-                                              counts)
+            labels = self.sampler.sample_flat(self.images(items), self.keys[items], self.positions[items], counts)
             drawn, errors = counts, {}
         except Exception as exc:  # isolate the input(s) the model fails on; the rest of the run goes on
             if len(items) == 1:
@@ -239,8 +258,10 @@ class LiveStreams:
         return out, errors
 
     def forget(self, items: Sequence[int]) -> None:
-        """These inputs are finished: free their cached noise (memory stays flat over long runs)."""
+        """These inputs are finished: free their cached noise and images (memory stays flat over long runs)."""
         self.sampler.forget(self.keys[np.asarray(items, dtype=np.int64)])
+        for item in items:
+            self._cache.pop(int(item), None)
 
     def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
         """The base classifier's prediction on each clean (noise-free) input: one evaluation each."""
@@ -259,7 +280,7 @@ class LiveStreams:
         with torch.inference_mode():
             for lo in range(0, len(items), self.sampler.batch_size):
                 chunk = items[lo:lo + self.sampler.batch_size]
-                batch = self.images[chunk].to(self.sampler.device)
+                batch = self.images(chunk).to(self.sampler.device)
                 try:
                     out[lo:lo + len(chunk)] = evaluate(batch)
                 except Exception as exc:

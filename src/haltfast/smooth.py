@@ -12,6 +12,7 @@ from torch import nn
 from .certificate import ABSTAIN, Certificate
 from .errors import HaltfastError
 from .methods import cohen_predict, run_method
+from .priors import Predictor
 from .progress import Progress, progress_bar
 from .sampling import BaseClassifier, LiveStreams, NoiseSampler, check_image
 
@@ -23,14 +24,15 @@ class Smooth:
     mapping a numpy batch (N, C, H, W) to labels (N,) or logits (N, num_classes).
     Each call draws fresh noise; with a fixed `seed` the whole sequence of calls
     is bit-identical from run to run. Pass `key` to pin an input to its own
-    noise stream (the CLI uses the data set index).
+    noise stream (the CLI uses the data set index). `weights_sha256` (the model
+    card's) lets a meta-learner prior check that it was fitted for this model.
     """
 
     ABSTAIN = ABSTAIN
 
     def __init__(self, base_classifier: nn.Module | Callable, num_classes: int, sigma: float,
                  seed: int | None = None, batch_size: int = 1000, device: str = "cpu",
-                 value_range: tuple[float, float] | None = (0.0, 1.0)):
+                 value_range: tuple[float, float] | None = (0.0, 1.0), weights_sha256: str | None = None):
         if not isinstance(sigma, (int, float)) or not np.isfinite(sigma) or sigma <= 0:
             raise HaltfastError(f"sigma must be a positive number, got {sigma}")
         self.classifier = BaseClassifier(base_classifier, num_classes)
@@ -39,15 +41,24 @@ class Smooth:
         self.seed = int.from_bytes(os.urandom(7), "little") if seed is None else int(seed)
         self.value_range = value_range
         self.sampler = NoiseSampler(self.classifier, self.sigma, self.seed, batch_size, device)
+        self.weights_sha256 = weights_sha256
         self._next_key = 0
 
-    def streams(self, images: Sequence, keys: Sequence[int] | None = None, batch_size: int | None = None) -> LiveStreams:
+    def streams(self, images, keys: Sequence[int] | None = None, batch_size: int | None = None) -> LiveStreams:
         """Live label streams of these images (checked), for any procedure, recording or triage.
 
-        Each image's stream is its canonical noise stream for (seed, key); keys default to fresh ones.
+        `images` is a sequence or array of images (C, H, W), or a lazy source (haltfast.data.open_dataset)
+        whose images are read as the inputs are reached. Each image's stream is its canonical noise stream
+        for (seed, key); keys default to fresh ones.
         """
         if batch_size is not None:
             self.sampler.set_batch_size(batch_size)
+        count = len(images)
+        if keys is None:
+            keys = list(range(self._next_key, self._next_key + count))
+            self._next_key += count
+        if hasattr(images, "load"):
+            return LiveStreams(self.sampler, images, keys, self.value_range)
         tensors = []
         for i, x in enumerate(images):
             try:
@@ -56,14 +67,11 @@ class Smooth:
                 raise HaltfastError(f"image {i}: {exc}") from None
         if len({tuple(t.shape) for t in tensors}) > 1:
             raise HaltfastError("all images must have the same shape")
-        if keys is None:
-            keys = list(range(self._next_key, self._next_key + len(tensors)))
-            self._next_key += len(tensors)
         return LiveStreams(self.sampler, torch.stack(tensors) if tensors else torch.empty(0), keys)
 
     def predict(self, x, n: int, alpha: float, batch_size: int | None = None, key: int | None = None) -> int:
         """Cohen's PREDICT: the top class, or ABSTAIN; returns a wrong class with probability at most alpha."""
-        streams = self.streams([x], None if key is None else [key], batch_size)
+        streams = self.streams([_one_image(x)], None if key is None else [key], batch_size)
         return cohen_predict(streams, 0, n, alpha)
 
     def certify(self, x, n0: int = 100, n: int = 100_000, alpha: float = 0.001, batch_size: int | None = None,
@@ -73,7 +81,7 @@ class Smooth:
         With probability >= 1 - alpha over the noise, a certified radius is
         correct: g predicts `prediction` on the whole L2 ball of that radius.
         """
-        return self.certify_many([x], n0=n0, n=n, alpha=alpha, batch_size=batch_size, method=method,
+        return self.certify_many([_one_image(x)], n0=n0, n=n, alpha=alpha, batch_size=batch_size, method=method,
                                  keys=None if key is None else [key], progress=False, **options)[0]
 
     def certify_many(self, images, labels: Sequence[int] | None = None, *, n0: int = 100, n: int = 100_000,
@@ -86,6 +94,12 @@ class Smooth:
         `progress`: True for a progress bar, or a callback (inputs, evaluations); `on_result(cert)` is
         called as each input finishes, in completion order.
         """
+        prior = options.get("prior")
+        if isinstance(prior, Predictor) and hasattr(prior, "check_model"):
+            if self.weights_sha256 is None:
+                raise HaltfastError("a meta-learner is tied to the weights it was fitted for: pass weights_sha256= "
+                                    "(the model card's, e.g. from load_base_model) to Smooth so it can be checked")
+            prior.check_model(self.weights_sha256)
         streams = self.streams(images, keys, batch_size)
         items = list(range(len(streams.keys)))
         if indices is None and keys is not None:
@@ -93,3 +107,12 @@ class Smooth:
         with progress_bar(progress, len(items)) as tick:
             return run_method(method, streams, items, sigma=self.sigma, n0=n0, n=n, alpha=alpha, labels=labels,
                               indices=indices, progress=tick, on_result=on_result, **options)
+
+
+def _one_image(x):
+    """One image for certify/predict; a batch of one (1, C, H, W) is refused with a pointer to certify_many."""
+    shape = tuple(np.shape(x))
+    if len(shape) == 4:
+        raise HaltfastError(f"certify and predict take one image (C, H, W); got an array of shape {shape}: pass "
+                            f"x[0] for a batch of one, or use certify_many for many images")
+    return x

@@ -38,6 +38,7 @@ from .certificate import (
 )
 from .engine import decide, decision_chunks
 from .errors import HaltfastError
+from .files import atomic_write
 from .policies import PolicyClass, assign_classes, load_policies, validate_policies
 from .priors import check_prior, resolve_prior
 from .statistics import BetaMixtureTest, bernoulli_kl, beta_mixture_lower_bound
@@ -624,14 +625,7 @@ class TriageReport:
         """Write rows() as CSV through a temporary file (never a half-written file)."""
         import pandas as pd
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        try:
-            pd.DataFrame(self.rows()).to_csv(tmp, index=False)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, lambda tmp: pd.DataFrame(self.rows()).to_csv(tmp, index=False))
 
 
 def format_triage_summary(summary: dict) -> str:

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ..errors import HaltfastError
+from ..files import write_json
 
 USER_CARD_SUFFIX = ".card.json"
 CARD_VERSION = 1
@@ -47,13 +48,7 @@ def write_model_card(path: str | Path, card: dict) -> Path:
     if not re.fullmatch(r"[0-9a-f]{64}", str(card["weights_sha256"])):
         raise HaltfastError(f"model card for {path}: weights_sha256 must be 64 hex digits, got "
                             f"{card['weights_sha256']!r}")
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        tmp.write_text(json.dumps(card, indent=2) + "\n")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_json(path, card)
 
 
 def check_weights_match_card(digest: str, card: dict, weights_file: Path, card_file: Path) -> None:

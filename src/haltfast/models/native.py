@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import HaltfastError
+from ..files import atomic_write, write_json
 from .cards import check_weights_match_card, read_model_card, unverified_error
 from .stride_cnn import build_model
 from .weight_files import (
@@ -43,13 +44,9 @@ def is_haltfast_model_file(path: str | Path) -> bool:
 
 def save_model(model: nn.Module, path: str | Path, card: dict) -> dict:
     """Write the state dict (tensors only) and a JSON model card beside it; returns the card with its hash."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
+    path = atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
     card = {**card, "model": model.config, "weights_file": path.name, "weights_sha256": weights_hash(path)}
-    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
+    write_json(card_path(path), card)
     return card
 
 

@@ -1,0 +1,53 @@
+"""Command-line interface: `haltfast train | certify | record | calibrate | triage | bench | card`; each has --help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import HaltfastError
+from . import certify, commands
+from .options import HelpFormatter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The haltfast command line: one subparser per command, built from the shared option groups."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="haltfast", formatter_class=HelpFormatter,
+        description="Certify image classifiers by randomized smoothing with anytime-valid early stopping. "
+                    "Run `haltfast COMMAND --help` for each command's options.")
+    parser.add_argument("--version", action="version", version=f"haltfast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands.add_train(sub)
+    certify.add_parser(sub)
+    commands.add_record(sub)
+    commands.add_calibrate(sub)
+    commands.add_triage(sub)
+    commands.add_bench(sub)
+    commands.add_card(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user mistake is one line on stderr and exit status 2, Ctrl-C exit status 130."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a malformed option (argparse printed why)
+        return int(exc.code or 0)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except HaltfastError as exc:
+        print(f"haltfast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("haltfast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
