@@ -22,12 +22,12 @@ import numpy as np
 from scipy.special import logit
 from scipy.stats import norm
 
-from haltfast.certify import p_for_radius, max_certifiable_radius
+from haltfast.certificate import max_certifiable_radius, p_for_radius
 from haltfast.meta import MetaLearner, meta_learner_path
 from haltfast.provenance import git_commit, provenance
 from haltfast.recording import load_recording, recording_logits, recording_model_path
-from haltfast.sampling import RecordedStreams
-from haltfast.smooth import run_method
+from haltfast.methods import run_method
+from haltfast.streams import RecordedStreams
 
 RADII = (0.25, 0.5, 0.75, 1.0)
 

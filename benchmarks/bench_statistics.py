@@ -5,11 +5,11 @@ Writes markdown tables to stdout (and to --out FILE when given):
 1. exact type-I error (forward recursion, no Monte Carlo) of the beta-mixture test under continuous
    monitoring, for adversarial priors, p = p0 and p < p0, alpha in {0.05, 0.01}, long horizons, next to
    the invalid "monitor Clopper-Pearson every step" rule (negative control);
-2. simulated false-rejection rates of the stateful classes (BetaMixtureTest, BettingTest with
-   adversarial predictions, 'less' side), confidence-sequence coverage (beta mixture, union bound) and
+2. simulated false-rejection rates of BetaMixtureTest (adversarial priors, the 'less' side),
+   confidence-sequence coverage (beta mixture, union bound) and
    Horvath's adaptive sampling, fed in batches exactly as a certifier would;
 3. mean stopping time against Wald's limit for p in {0.999, 0.995, 0.99, 0.985}, p0 = Phi(2),
-   alpha = 0.001 (Jeffreys, correct and wrong priors, betting, union bound, Horvath, the SPRT);
+   alpha = 0.001 (Jeffreys, correct and wrong priors, union bound, Horvath, the SPRT);
 4. throughput of the tests on one core.
 
 Usage:  python benchmarks/bench_statistics.py [--quick] [--out docs/statistics.md] [--seed N]
@@ -35,6 +35,8 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
     from haltfast import statistics as hs
+from haltfast import validation as hv
+from haltfast.methods import horvath, voracek
 
 P0_R2 = float(stats.norm.cdf(2.0))
 
@@ -88,13 +90,13 @@ def exact_section(rep, quick):
     t = np.arange(1, horizon + 1)
     worst = 0.0
     for alpha in (0.05, 0.01):
-        rows = [(name, hs.beta_mixture_boundary(t, p0, alpha, a, b)) for name, (a, b) in PRIORS.items()]
+        rows = [(name, hv.beta_mixture_boundary(t, p0, alpha, a, b)) for name, (a, b) in PRIORS.items()]
         rows.append(("Clopper-Pearson checked every step (invalid, negative control)",
-                     hs.clopper_pearson_boundary(t, p0, alpha)))
+                     hv.clopper_pearson_boundary(t, p0, alpha)))
         for name, bnd in rows:
             vals = []
             for p in (p0, 0.89, 0.85):
-                pr, dropped = hs.boundary_crossing_probability(bnd, p)
+                pr, dropped = hv.boundary_crossing_probability(bnd, p)
                 assert dropped < 1e-9
                 vals.append(pr)
                 if "Clopper" not in name:
@@ -152,17 +154,13 @@ def simulation_section(rep, quick, rng):
                 row(f"BetaMixtureTest, {name}", f"p = {p}", alpha, k, n)
         k = simulate_rejections(lambda nn: hs.BetaMixtureTest(p0, alpha, n_streams=nn, alternative="less"), p0, n, horizon, rng)
         row("BetaMixtureTest alternative='less' (futility side), Jeffreys", f"p = {p0}", alpha, k, n)
-        for pred in (None, 1.0, 0.0, p0, 0.97):
-            k = simulate_rejections(lambda nn: hs.BettingTest(p0, alpha, n_streams=nn, predicted_p=pred), p0, n, horizon, rng)
-            label = "BettingTest plug-in" if pred is None else f"BettingTest hedged, predicted_p = {pred}"
-            row(label, f"p = {p0}", alpha, k, n)
 
     # confidence sequences: coverage over time
     n_cs = 1000 if quick else 1500
     h_cs = 2000 if quick else 5_000
     for p in (0.9, 0.995):
         for cls, label in ((hs.ConfidenceSequence, "ConfidenceSequence (Jeffreys), two-sided"),
-                           (hs.UnionBoundConfidenceSequence, "UnionBoundConfidenceSequence, two-sided")):
+                           (voracek.UnionBoundConfidenceSequence, "UnionBoundConfidenceSequence, two-sided")):
             cs = cls(0.05, n_streams=n_cs)
             miss = np.zeros(n_cs, dtype=bool)
             for _ in range(h_cs // 100):
@@ -173,7 +171,7 @@ def simulation_section(rep, quick, rng):
     nh = 20_000 if quick else 50_000
     dec = np.empty(0, dtype=np.int64)
     for start in range(0, nh, 5000):
-        d, _ = hs.horvath_adaptive_test(rng.random((5000, 11_000), dtype=np.float32) < 0.9, 0.9, 0.05, 0.01,
+        d, _ = horvath.horvath_adaptive_test(rng.random((5000, 11_000), dtype=np.float32) < 0.9, 0.9, 0.05, 0.01,
                                         stages=(1000, 10000))
         dec = np.concatenate([dec, d])
     row("Horvath adaptive sampling, stages (1000, 10000)", "p = 0.9", 0.05, int((dec == 1).sum()), nh)
@@ -204,8 +202,8 @@ def stopping_times(make, p, n, horizon, rng):
 
 
 def union_bound_times(p, p0, alpha, n, horizon, rng):
-    times, shares = hs.union_bound_checkpoints(horizon)
-    need = hs.clopper_pearson_boundary(times, p0, alpha * shares)
+    times, shares = voracek.union_bound_checkpoints(horizon)
+    need = hv.clopper_pearson_boundary(times, p0, alpha * shares)
     tau = np.full(n, horizon, dtype=np.int64)
     for s in range(0, n, 250):
         k = min(250, n - s)
@@ -220,7 +218,7 @@ def sprt_times(p, p0, alpha, n, horizon, rng):
     tau = np.full(n, horizon, dtype=np.int64)
     for s in range(0, n, 250):
         k = min(250, n - s)
-        dec, used = hs.sprt_stopping_time(rng.random((k, horizon), dtype=np.float32) < p, p, p0, alpha)
+        dec, used = hv.sprt_stopping_time(rng.random((k, horizon), dtype=np.float32) < p, p, p0, alpha)
         tau[s:s + k] = used
     return tau
 
@@ -248,9 +246,6 @@ def stopping_section(rep, quick, rng):
         ("Beta mixture, correct prior: centre p, strength 1000", lambda p: beta_prior(p, 1000)),
         ("Beta mixture, wrong prior: centre 0.9999, strength 300", lambda p: beta_prior(0.9999, 300)),
         ("Beta mixture, wrong prior: centre p0, strength 300", lambda p: beta_prior(p0, 300)),
-        ("Betting, plug-in Kelly", "bet"),
-        ("Betting, hedged, predicted_p = p (correct)", "bet-right"),
-        ("Betting, hedged, predicted_p = 0.9999 (wrong)", "bet-wrong"),
         ("Union-bound CS (Voracek 2024), lower end > p0", "ub"),
         ("Horvath et al. 2022 adaptive, stages (1000, 10000, 125000)", "horvath"),
     ]
@@ -270,12 +265,8 @@ def stopping_section(rep, quick, rng):
                 tau = np.empty(0, np.int64)
                 for s in range(0, n, 100):
                     k = min(100, n - s)
-                    d, used = hs.horvath_adaptive_test(rng.random((k, 136_000), dtype=np.float32) < p, p0, alpha)
+                    d, used = horvath.horvath_adaptive_test(rng.random((k, 136_000), dtype=np.float32) < p, p0, alpha)
                     tau = np.concatenate([tau, used])
-            elif isinstance(spec, str):
-                pred = {"bet": None, "bet-right": p, "bet-wrong": 0.9999}[spec]
-                tau, cens = stopping_times(lambda nn: hs.BettingTest(p0, alpha, n_streams=nn, predicted_p=pred),
-                                           p, n, horizon, rng)
             else:
                 a, b = spec(p)
                 tau, cens = stopping_times(lambda nn: hs.BetaMixtureTest(p0, alpha, a, b, n_streams=nn),
@@ -338,8 +329,6 @@ def throughput_section(rep, quick, rng):
            "BetaMixtureTest, prior centred at p0 (E hovers near 1), p = p0", False)
     single(lambda n: hs.BetaMixtureTest(0.5, 0.001), 0.5,
            "BetaMixtureTest, p0 = 0.5, p = 0.5", False)
-    single(lambda n: hs.BettingTest(p0, 0.001, predicted_p=0.99), p0,
-           "BettingTest hedged, 1 stream, batches of 1,000, p = p0", False)
     for k in (100, 1000):
         m = 1000
         nb = max(3, (20 if quick else 60) * 100 // k)

@@ -26,11 +26,13 @@ import time
 
 import numpy as np
 
-from haltfast.certify import cohen_certify, p_for_radius
+from haltfast.certificate import p_for_radius
+from haltfast.methods import cohen_certify
 from haltfast.provenance import provenance
 from haltfast.recording import load_recording
 from haltfast.statistics import wald_expected_samples
-from haltfast.triage import PolicyClass, assign_classes, triage
+from haltfast.policies import PolicyClass, assign_classes
+from haltfast.triage import triage
 
 N0 = 100
 N_COHEN = 100_000

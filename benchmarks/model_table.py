@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from haltfast.certify import summarize
+from haltfast.summary import summarize
 from haltfast.data import load_dataset
 from haltfast.models import SHIPPED_SIGMAS, load_model, shipped_model_path
 from haltfast.provenance import provenance

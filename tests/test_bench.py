@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from haltfast.bench import COHEN, ENTRIES, META, Context, oracle_prior, wald_limit
+from haltfast.bench.run import COHEN, ENTRIES, META, Context, oracle_options, wald_limit
 from haltfast.cli import main
 from haltfast.recording import load_recording, record_streams
 from haltfast.smooth import Smooth
@@ -53,7 +53,7 @@ def test_oracle_prior_and_wald_limit_use_each_images_own_stream(recording):
     ctx = Context(streams, meta, 0.001)
     hits = [np.mean(s == c) for s, c in zip(streams.streams, streams.clean_predictions)]
     assert np.allclose(ctx.p_hat, hits)
-    prior = oracle_prior(ctx)["prior"]
+    prior = oracle_options(ctx)["prior"]
     assert prior.shape == (8, 2) and np.all(prior > 0)
     assert np.allclose(prior.sum(axis=1), LENGTH + 1)                    # the posterior of the whole stream
     assert np.allclose(prior[:, 0] / prior.sum(axis=1), (np.array(hits) * LENGTH + 0.5) / (LENGTH + 1))

@@ -31,9 +31,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], suffix: str 
     return path
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Write `text`, atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
 def write_json(path: str | Path, data) -> Path:
     """Write `data` as indented JSON, atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+    return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def check_writable(path: str | Path | None, what: str = "output file") -> Path | None:

@@ -1,0 +1,203 @@
+"""The bench's replays: every method on the same recorded noise draws, and the yardsticks.
+
+The evaluation protocol (docs/results.md): per sigma, one recording of each evaluation image's stream
+of noisy predictions (`haltfast record`), replayed by every method, so that all methods see identical
+noise; the replay results are deterministic (no timings).
+
+A method is one `Entry` of ENTRIES: a label, a `run_method` name and its options (which may depend
+on the recording, as the oracle prior does). Adding a row is one line.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..certificate import CERTIFIED, Certificate, max_certifiable_radius, p_for_radius
+from ..errors import HaltfastError
+from ..methods import run_method
+from ..recording import load_recording
+from ..statistics import wald_expected_samples
+from ..streams import RecordedStreams
+
+N0, N = 100, 100_000                      # Cohen's selection and estimation samples
+DECISION_RADII = (0.25, 0.5, 0.75, 1.0)
+RADIUS_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
+CAPS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)   # budget frontier: per-input caps / Cohen's n
+DECISION_CAPS = (500, 1_000, 2_000, 5_000, 10_000, 20_000)        # the capped trade-off of decisions at r = 0.5
+COHEN = "Cohen et al. 2019 (n0 = 100, n = 100,000)"
+OURS = "haltfast (Jeffreys prior, no meta-learner)"
+
+
+@dataclass
+class Context:
+    """One recording and what the methods may derive from it."""
+
+    streams: RecordedStreams
+    meta: dict
+    alpha: float
+    p_hat: np.ndarray = field(init=False)   # each image's p for its clean-predicted class, from its whole stream
+    learner: object = None                  # the model's MetaLearner, when it has one
+
+    def __post_init__(self):
+        clean = self.streams.clean_predictions
+        self.p_hat = np.array([np.mean(s == c) for s, c in zip(self.streams.streams, clean)])
+
+    @property
+    def sigma(self) -> float:
+        return float(self.meta["sigma"])
+
+    @property
+    def size(self) -> int:
+        return len(self.meta["indices"])
+
+
+def oracle_options(ctx: Context) -> dict:
+    """Beta(hits + 1/2, misses + 1/2) of each image's whole recorded stream (meta.oracle_prior).
+
+    An oracle, not a method: the prior is read off the very stream that is then tested, so its
+    certificates carry no guarantee. It shows what a perfect meta-learner could reach.
+    """
+    from ..meta import oracle_prior
+
+    return {"prior": oracle_prior(ctx.streams)}
+
+
+def meta_prior(ctx: Context) -> dict:
+    """The recording model's meta-learner (hash-checked), as `haltfast certify` uses it by default."""
+    return {"prior": ctx.learner}
+
+
+def pilot_only(ctx: Context) -> dict:
+    """Cohen's 100-sample pilot for class selection, its Jeffreys posterior as the prior (no meta-learner)."""
+    return {"prior": "pilot", "selection": "pilot"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str
+    method: str
+    options: Callable[[Context], dict] = lambda ctx: {}
+    radius_mode: bool = True
+    oracle: bool = False     # reads the tested stream: a yardstick, not a method (never run live)
+    frontier: bool = True    # run radius mode at every cap of the budget frontier
+    meta: bool = False       # needs the model's meta-learner
+
+
+META = "haltfast (meta-learner prior, the default)"
+ENTRIES = (
+    Entry("Horvath et al. 2022 adaptive sampling", "horvath", radius_mode=False),
+    Entry("Voracek 2024 union-bound CS", "union-bound"),
+    Entry("Voracek 2024 betting CS", "betting"),
+    Entry("haltfast, Cohen's 100-sample pilot (selection + pilot prior)", "anytime", pilot_only, frontier=False),
+    Entry(OURS, "anytime"),
+    Entry(META, "anytime", meta_prior, meta=True),
+    Entry("haltfast + oracle prior (not a method: a bound)", "anytime", oracle_options, oracle=True),
+)
+
+
+def replay(ctx: Context, entry: Entry, radius: float | None, max_samples: int = N) -> list[Certificate]:
+    """One method on a fresh copy of the recording (clean-prediction class selection, counted)."""
+    return run_method(entry.method, ctx.streams.rewound(), range(ctx.size), sigma=ctx.sigma, n0=N0, n=N,
+                      alpha=ctx.alpha, labels=ctx.meta["labels"], indices=ctx.meta["indices"], radius=radius,
+                      max_samples=max_samples, **entry.options(ctx))
+
+
+def cohen(ctx: Context, n: int = N) -> list[Certificate]:
+    return run_method("cohen", ctx.streams.rewound(), range(ctx.size), sigma=ctx.sigma, n0=N0, n=n, alpha=ctx.alpha,
+                      labels=ctx.meta["labels"], indices=ctx.meta["indices"])
+
+
+def wald_limit(ctx: Context, radius: float, cap: int = N) -> np.ndarray:
+    """Per image: Wald's lower bound on E[samples] at its p (miss rate alpha), capped, +1 for class selection."""
+    p0 = p_for_radius(radius, ctx.sigma)
+    return np.minimum(wald_expected_samples(ctx.p_hat, p0, ctx.alpha, ctx.alpha), cap) + 1
+
+
+def evaluations(certs: list[Certificate]) -> np.ndarray:
+    return np.array([c.evaluations for c in certs], dtype=float)
+
+
+def certified_at(certs: list[Certificate], radii) -> np.ndarray:
+    """Fraction of images certified, correct, at radius >= r, for each r."""
+    radius = np.array([c.radius if c.decision == CERTIFIED and c.correct else -1.0 for c in certs])
+    return np.array([np.mean(radius >= r) for r in np.atleast_1d(radii)])
+
+
+def acr(certs: list[Certificate]) -> float:
+    return float(np.mean([c.radius if c.decision == CERTIFIED and c.correct else 0.0 for c in certs]))
+
+
+@dataclass
+class SigmaResult:
+    """Everything the report and the plots need for one recording."""
+
+    ctx: Context
+    decision: dict = field(default_factory=dict)     # (label, r) -> certs
+    radius: dict = field(default_factory=dict)       # (label, cap) -> certs
+    cohen_n: dict = field(default_factory=dict)      # n -> certs
+    wald: dict = field(default_factory=dict)         # r -> per-image limit
+    radii: tuple = ()
+    cap: int = N                                     # per-input budget: Cohen's n, every method's max_samples
+    capped: dict = field(default_factory=dict)       # (label, cap) -> certs of decisions at r = 0.5
+
+
+def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaResult:
+    """All replayed runs of one recording: decision at each certifiable radius, radius mode, budget frontier."""
+    res = SigmaResult(ctx)
+    cap_full = res.cap = min(N, min(len(s) for s in ctx.streams.streams) - N0)
+    r_max = max_certifiable_radius(cap_full, ctx.alpha, ctx.sigma)
+    res.radii = tuple(r for r in DECISION_RADII if r < r_max)
+    for n in caps:
+        if n <= cap_full:
+            res.cohen_n[n] = cohen(ctx, n)
+    for r in res.radii:
+        res.wald[r] = wald_limit(ctx, r, cap_full)
+        for e in entries:
+            start = time.perf_counter()
+            res.decision[e.label, r] = replay(ctx, e, r, cap_full)
+            log(f"  sigma={ctx.sigma:g} r={r:g} {e.label}: {time.perf_counter() - start:.1f} s")
+    if 0.5 in res.radii:  # the capped trade-off: fewer evaluations for a little certified accuracy
+        for e in entries:
+            if e.method == "anytime" and e.frontier and not e.oracle:
+                for cap in DECISION_CAPS:
+                    if cap < cap_full:
+                        res.capped[e.label, cap] = replay(ctx, e, 0.5, cap)
+    for e in entries:
+        if not e.radius_mode:
+            continue
+        # the budget frontier: baselines and ours at every cap; the oracle only at the full budget
+        for cap in (caps if e.frontier and not e.oracle else (cap_full,)):
+            if cap <= cap_full:
+                start = time.perf_counter()
+                res.radius[e.label, cap] = replay(ctx, e, None, cap)
+                log(f"  sigma={ctx.sigma:g} radius mode, cap {cap:,}, {e.label}: {time.perf_counter() - start:.1f} s")
+    return res
+
+
+def load_contexts(recordings, max_images: int | None, alpha: float, log=print) -> list[Context]:
+    """One Context per recording, with the recording model's meta-learner and clean logits where it has one."""
+    from ..meta import MetaLearner, find_meta_learner
+    from ..recording import recording_logits, recording_model_path
+
+    contexts = []
+    for path in recordings:
+        streams, meta = load_recording(path, max_images)
+        try:
+            weights = recording_model_path(meta)
+            learner_path = find_meta_learner(weights, meta["weights_sha256"])
+            learner = MetaLearner.load(learner_path, meta["weights_sha256"]) if learner_path else None
+        except HaltfastError:
+            learner = None
+        if learner is not None:
+            streams = RecordedStreams(streams.streams, streams.num_classes, streams.clean_predictions,
+                                      recording_logits(meta))
+        else:
+            log(f"{path}: the model {meta['model']} has no meta-learner (haltfast calibrate makes one)")
+        ctx = Context(streams, {**meta, "recording": str(path)}, alpha)
+        ctx.learner = learner
+        contexts.append(ctx)
+    return contexts
