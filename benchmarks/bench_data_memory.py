@@ -88,9 +88,20 @@ def child(path: str, skip: int, selected: int, window: int) -> None:
         total += float(images.sum(dtype=np.float64))
     read = time.perf_counter() - start
     peak = peak_rss_kib()
-    print(json.dumps({"size": len(source), "selected": len(view), "baseline_kib": baseline, "peak_kib": peak,
-                      "open_s": opened, "fingerprint_s": hashed, "read_s": read,
-                      "mean_pixel": total / (len(view) * int(np.prod(view.shape)))}))
+    print(
+        json.dumps(
+            {
+                "size": len(source),
+                "selected": len(view),
+                "baseline_kib": baseline,
+                "peak_kib": peak,
+                "open_s": opened,
+                "fingerprint_s": hashed,
+                "read_s": read,
+                "mean_pixel": total / (len(view) * int(np.prod(view.shape))),
+            }
+        )
+    )
 
 
 def measure(path: Path, size: int, selected: int, window: int) -> dict:
@@ -115,8 +126,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work or Path(temporary)
         sets = [("npy", int(n), write_npy(work / f"npy-{int(n)}", int(n))) for n in args.npy_sizes.split(",")]
-        sets += [("folder", int(n), write_folder(work / f"folder-{int(n)}", int(n)))
-                 for n in args.folder_sizes.split(",")]
+        sets += [
+            ("folder", int(n), write_folder(work / f"folder-{int(n)}", int(n))) for n in args.folder_sizes.split(",")
+        ]
         selections = [int(k) for k in args.selected.split(",")]
         print(f"window {args.window} images; peak = VmHWM of a fresh process; base = the same after imports")
         print("| format | data set | selected | peak MiB | peak - base MiB | open s | fingerprint s | read s |")
@@ -126,13 +138,17 @@ def main() -> None:
             for selected in selections:
                 row = measure(path, size, selected, args.window)
                 peaks[kind, size, selected] = row["peak_kib"]
-                print(f"| {kind} | {size:,} | {row['selected']:,} | {row['peak_kib'] / 1024:.1f} | "
-                      f"{(row['peak_kib'] - row['baseline_kib']) / 1024:.1f} | {row['open_s']:.2f} | "
-                      f"{row['fingerprint_s']:.2f} | {row['read_s']:.2f} |")
+                print(
+                    f"| {kind} | {size:,} | {row['selected']:,} | {row['peak_kib'] / 1024:.1f} | "
+                    f"{(row['peak_kib'] - row['baseline_kib']) / 1024:.1f} | {row['open_s']:.2f} | "
+                    f"{row['fingerprint_s']:.2f} | {row['read_s']:.2f} |"
+                )
         low, high = min(selections), max(selections)
         for kind, size, _ in sets:
-            print(f"{kind} {size:,}: peak({high:,}) / peak({low:,}) = "
-                  f"{peaks[kind, size, high] / peaks[kind, size, low]:.3f}")
+            print(
+                f"{kind} {size:,}: peak({high:,}) / peak({low:,}) = "
+                f"{peaks[kind, size, high] / peaks[kind, size, low]:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 
 from haltfast.data import load_dataset
-from haltfast.distributed import RayPool, WorkerSpec
-from haltfast.models import load_model, shipped_model_path
+from haltfast.distributed import RayPool
+from haltfast.distributed import WorkerSpec
+from haltfast.models import load_model
+from haltfast.models import shipped_model_path
 from haltfast.results import ResultsJournal
 
 
@@ -45,8 +47,11 @@ def soak(workers: int, data, model, args, checkpoints: list[int]) -> tuple[list[
     options = {"radius": None, "max_samples": args.max_samples}
     spec = WorkerSpec(model, data.num_classes, args.sigma, seed=0, batch_size=2000, options=options)
     rows, done, evals = [], [0], [0]
-    with tempfile.TemporaryDirectory() as tmp, RayPool(spec, workers=workers) as pool, \
-            ResultsJournal.open(Path(tmp) / "soak.csv.journal", {"workers": workers, **options}) as journal:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        RayPool(spec, workers=workers) as pool,
+        ResultsJournal.open(Path(tmp) / "soak.csv.journal", {"workers": workers, **options}) as journal,
+    ):
         start = time.perf_counter()
         marks = list(checkpoints)
 
@@ -58,10 +63,17 @@ def soak(workers: int, data, model, args, checkpoints: list[int]) -> tuple[list[
                 marks.pop(0)
                 elapsed = time.perf_counter() - start
                 worker_mem = [memory_kib(pid) for pid in pool.pids]
-                rows.append({"inputs": done[0], "seconds": elapsed, "evaluations": evals[0],
-                             "driver_hwm": memory_kib()["VmHWM"], "driver_rss": memory_kib()["VmRSS"],
-                             "worker_hwm": [m["VmHWM"] for m in worker_mem],
-                             "worker_rss": [m["VmRSS"] for m in worker_mem]})
+                rows.append(
+                    {
+                        "inputs": done[0],
+                        "seconds": elapsed,
+                        "evaluations": evals[0],
+                        "driver_hwm": memory_kib()["VmHWM"],
+                        "driver_rss": memory_kib()["VmRSS"],
+                        "worker_hwm": [m["VmHWM"] for m in worker_mem],
+                        "worker_rss": [m["VmRSS"] for m in worker_mem],
+                    }
+                )
                 print(f"workers={workers} {rows[-1]}", file=sys.stderr, flush=True)
 
         certs = pool.certify(data.images, data.labels, data.indices, on_result=on_result)
@@ -80,10 +92,11 @@ def main() -> None:
 
     # the code measured is the code at the start (commits made while it runs do not count)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True, text=True
+    ).stdout.strip()
     data = load_dataset("fashion-mnist", "test").subset(1, args.max)
-    model, card = load_model(shipped_model_path(args.sigma))
+    model, _card = load_model(shipped_model_path(args.sigma))
     checkpoints = sorted({c for c in (1000, 5000, 10_000) if c < len(data)} | {len(data)})
     results, reference = {}, None
     for w in (int(x) for x in args.workers.split(",")):
@@ -93,27 +106,41 @@ def main() -> None:
         reference = reference or key
 
     mib = lambda kib: f"{kib / 1024:,.0f}"
-    lines = ["# Soak benchmark: the Fashion-MNIST test set on Ray", "",
-             f"{len(data):,} test images, shipped sigma = {args.sigma} model, anytime radius mode, "
-             f"max_samples = {args.max_samples:,} per input, alpha = 0.001, every certificate journaled "
-             f"(append + flush per input). Peak memory is VmHWM (peak resident set) from /proc; "
-             f"throughput is model evaluations (selection included) per wall-clock second since the first chunk "
-             f"was submitted (Ray start-up and actor creation excluded).", ""]
+    lines = [
+        "# Soak benchmark: the Fashion-MNIST test set on Ray",
+        "",
+        f"{len(data):,} test images, shipped sigma = {args.sigma} model, anytime radius mode, "
+        f"max_samples = {args.max_samples:,} per input, alpha = 0.001, every certificate journaled "
+        f"(append + flush per input). Peak memory is VmHWM (peak resident set) from /proc; "
+        f"throughput is model evaluations (selection included) per wall-clock second since the first chunk "
+        f"was submitted (Ray start-up and actor creation excluded).",
+        "",
+    ]
     for w, (rows, same) in results.items():
-        lines += [f"## {w} worker{'s' if w > 1 else ''}", "",
-                  "| inputs done | seconds | evaluations/s | inputs/s | driver peak MiB | worker peak MiB (each) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {w} worker{'s' if w > 1 else ''}",
+            "",
+            "| inputs done | seconds | evaluations/s | inputs/s | driver peak MiB | worker peak MiB (each) |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in rows:
-            lines.append(f"| {r['inputs']:,} | {r['seconds']:.0f} | {r['evaluations'] / r['seconds']:,.0f} | "
-                         f"{r['inputs'] / r['seconds']:.1f} | {mib(r['driver_hwm'])} | "
-                         f"{', '.join(mib(k) for k in r['worker_hwm'])} |")
+            lines.append(
+                f"| {r['inputs']:,} | {r['seconds']:.0f} | {r['evaluations'] / r['seconds']:,.0f} | "
+                f"{r['inputs'] / r['seconds']:.1f} | {mib(r['driver_hwm'])} | "
+                f"{', '.join(mib(k) for k in r['worker_hwm'])} |"
+            )
         if same is not None:
-            lines += ["", f"Certificates identical to the {next(iter(results))}-worker run "
-                          f"(index, prediction, decision, radius, evaluations): **{same}**."]
+            lines += [
+                "",
+                f"Certificates identical to the {next(iter(results))}-worker run "
+                f"(index, prediction, decision, radius, evaluations): **{same}**.",
+            ]
         lines.append("")
     cmd = "python benchmarks/bench_soak.py " + " ".join(sys.argv[1:])
-    lines += [f"Produced by `{cmd}` at commit {commit}{' (with uncommitted changes)' if dirty else ''} on "
-              f"{platform.machine()}, {os.cpu_count()} CPU threads, {datetime.date.today().isoformat()}."]
+    lines += [
+        f"Produced by `{cmd}` at commit {commit}{' (with uncommitted changes)' if dirty else ''} on "
+        f"{platform.machine()}, {os.cpu_count()} CPU threads, {datetime.date.today().isoformat()}."
+    ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

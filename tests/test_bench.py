@@ -1,9 +1,15 @@
 import numpy as np
 import pytest
 
-from haltfast.bench.run import COHEN, ENTRIES, META, Context, oracle_options, wald_limit
+from haltfast.bench.run import COHEN
+from haltfast.bench.run import ENTRIES
+from haltfast.bench.run import META
+from haltfast.bench.run import Context
+from haltfast.bench.run import oracle_options
+from haltfast.bench.run import wald_limit
 from haltfast.cli import main
-from haltfast.recording import load_recording, record_streams
+from haltfast.recording import load_recording
+from haltfast.recording import record_streams
 from haltfast.smooth import Smooth
 
 SIGMA = 0.5
@@ -21,28 +27,41 @@ def recording(tmp_path_factory):
     keys = list(range(len(xs)))
     labels = [1] * 7 + [0]
     path = tmp_path_factory.mktemp("rec") / "linear-sigma0.5"
-    meta = {"model": "linear.pt", "weights_sha256": "0" * 64, "sigma": SIGMA, "seed": 3, "data": "linear",
-            "split": "test", "skip": 1, "num_classes": 2, "indices": keys, "labels": labels}
+    meta = {
+        "model": "linear.pt",
+        "weights_sha256": "0" * 64,
+        "sigma": SIGMA,
+        "seed": 3,
+        "data": "linear",
+        "split": "test",
+        "skip": 1,
+        "num_classes": 2,
+        "indices": keys,
+        "labels": labels,
+    }
     record_streams(Smooth(linear, 2, SIGMA, seed=3, value_range=None).streams(xs, keys), path, meta, LENGTH)
     return path
 
 
+@pytest.mark.slow
 def test_bench_reproduces_its_replay_tables_exactly(recording, tmp_path):
     reports = []
     for run in ("a", "b"):
         out = tmp_path / run / "results.md"
-        assert main(["bench", "--streams", str(recording), "--out", str(out), "--plots",
-                     str(tmp_path / run / "plots")]) == 0
+        assert (
+            main(["bench", "--streams", str(recording), "--out", str(out), "--plots", str(tmp_path / run / "plots")])
+            == 0
+        )
         reports.append(out.read_text())
     body = [r.rstrip("\n").rsplit("\n", 1) for r in reports]
-    assert body[0][0] == body[1][0]                   # everything but the footer (run time, date)
+    assert body[0][0] == body[1][0]  # everything but the footer (run time, date)
     assert body[0][1].startswith("Replay part") and "haltfast bench --streams" in body[0][1] and "commit" in body[0][1]
     text = reports[0]
     for label in [COHEN] + [e.label for e in ENTRIES if not e.meta]:
         assert label in text
-    assert "has no meta-learner" not in text and META not in text   # its model has none: the row is left out
+    assert "has no meta-learner" not in text and META not in text  # its model has none: the row is left out
     assert "Wald's limit" in text and "## Where haltfast loses" in text
-    assert f"| 0.5 | {COHEN} |" in text and "2,100" in text           # Cohen: n0 + n = 2,100 evaluations each
+    assert f"| 0.5 | {COHEN} |" in text and "2,100" in text  # Cohen: n0 + n = 2,100 evaluations each
     plots = sorted(p.name for p in (tmp_path / "a" / "plots").iterdir())
     assert plots == ["budget-frontier.png", "certified-accuracy.png", "e-process-trajectories.png", "evaluations.png"]
     assert "](plots/certified-accuracy.png)" in text
@@ -55,8 +74,8 @@ def test_oracle_prior_and_wald_limit_use_each_images_own_stream(recording):
     assert np.allclose(ctx.p_hat, hits)
     prior = oracle_options(ctx)["prior"]
     assert prior.shape == (8, 2) and np.all(prior > 0)
-    assert np.allclose(prior.sum(axis=1), LENGTH + 1)                    # the posterior of the whole stream
+    assert np.allclose(prior.sum(axis=1), LENGTH + 1)  # the posterior of the whole stream
     assert np.allclose(prior[:, 0] / prior.sum(axis=1), (np.array(hits) * LENGTH + 0.5) / (LENGTH + 1))
     limit = wald_limit(ctx, 0.25, cap=2000)
     assert np.all((limit >= 1) & (limit <= 2001))
-    assert limit[0] < limit[4]   # the far (easy) input needs fewer samples than one near the radius
+    assert limit[0] < limit[4]  # the far (easy) input needs fewer samples than one near the radius

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
 import torch
-from scipy.stats import binom, norm
+from scipy.stats import binom
+from scipy.stats import norm
 from torch import nn
+from validity import bernoulli_recording
+from validity import check_false_certifications
+from validity import pilot_mixture
 
+from haltfast.methods import run_method
 from haltfast.smooth import Smooth
+from haltfast.validation import clopper_pearson_boundary
 
 
 def test_cohen_radius_never_exceeds_the_true_radius(linear):
@@ -21,15 +27,17 @@ def test_cohen_radius_never_exceeds_the_true_radius(linear):
     assert min(radii) > 0.2  # not vacuous: p = Phi(1.2) = 0.885 gives a real radius at n = 2000
 
 
-def test_cohen_overshoot_rate_is_at_most_alpha_and_has_power(linear):
-    """At alpha = 0.1 the radius exceeds the truth in at most ~10% of seeds (binomial margin), and in some."""
-    sigma, d, alpha, seeds = 0.5, 0.4, 0.1, 200
-    x = linear.point_at_distance(d)
-    smooth = Smooth(linear, 2, sigma, seed=123, value_range=None)
-    certs = smooth.certify_many([x] * seeds, n0=50, n=500, alpha=alpha, progress=False)
-    over = sum(c.radius > d for c in certs)
-    assert over <= binom.ppf(0.999, seeds, alpha)
-    assert over > 0  # CP is nearly exact here: a check that could never fire would be worthless
+@pytest.mark.slow
+def test_cohen_overshoot_rate_is_the_exact_one():
+    """The radius exceeds the truth (p = p0) exactly when the pilot picks the class and the Clopper-Pearson bound of
+    n samples clears p0: a known probability below alpha, which the count must fit."""
+    p0, alpha, n0, n, inputs = 0.7, 0.3, 20, 500, 1500
+    rec = bernoulli_recording(p0, inputs, n0 + n, seed=123)
+    certs = run_method("cohen", rec, range(inputs), sigma=1.0, n0=n0, n=n, alpha=alpha)
+    over = sum(c.decision == "certified" and c.radius > norm.ppf(p0) for c in certs)
+    clears = binom.sf(clopper_pearson_boundary([n], p0, alpha)[0] - 1, n, p0)
+    exact = pilot_mixture(p0, n0, lambda p, hits: clears if p == p0 else 0.0)
+    check_false_certifications(over, inputs, alpha, exact)
 
 
 def test_cohen_radius_approaches_the_truth_as_n_grows(linear):

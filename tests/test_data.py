@@ -3,7 +3,9 @@ import gzip
 import numpy as np
 import pytest
 
-from haltfast.data import FASHION_MNIST_DIR, load_dataset, read_idx
+from haltfast.data import FASHION_MNIST_DIR
+from haltfast.data import load_dataset
+from haltfast.data import read_idx
 
 
 def _write_idx(path, array, gz=False):
@@ -31,7 +33,7 @@ def test_custom_idx_directory_with_splits(tmp_path):
     assert (len(train), len(calib), len(test)) == (50_000, 10, 7)
     assert set(train.indices).isdisjoint(calib.indices)
     assert train.images.shape[1:] == (1, 2, 2) and train.images.dtype == np.float32
-    assert 0.0 <= train.images.min() and train.images.max() <= 1.0
+    assert train.images.min() >= 0.0 and train.images.max() <= 1.0
 
 
 def test_digits_splits_are_disjoint_and_cover_everything():

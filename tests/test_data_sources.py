@@ -11,10 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from haltfast.data import load_dataset, open_dataset
-from haltfast.errors import DataError, DataNotFoundError, HaltfastError
+from haltfast.data import load_dataset
+from haltfast.data import open_dataset
+from haltfast.errors import DataError
+from haltfast.errors import DataNotFoundError
+from haltfast.errors import HaltfastError
 from haltfast.formats import ByteCursor
-from haltfast.imagesource import Transform, check_pixels
+from haltfast.imagesource import Transform
+from haltfast.imagesource import check_pixels
 
 RNG = np.random.default_rng(0)
 
@@ -108,9 +112,16 @@ def test_subset_follows_skip_and_max(tmp_path):
 # ---------------------------------------------------------------- transforms
 
 
-@pytest.mark.parametrize("size, hw, expected", [
-    (5, (10, 20), (5, 10)), (8, (30, 20), (12, 8)), (4, (7, 10), (4, 5)), ((4, 6), (9, 3), (4, 6)),
-    (7, (7, 9), (7, 9))])
+@pytest.mark.parametrize(
+    "size, hw, expected",
+    [
+        (5, (10, 20), (5, 10)),
+        (8, (30, 20), (12, 8)),
+        (4, (7, 10), (4, 5)),
+        ((4, 6), (9, 3), (4, 6)),
+        (7, (7, 9), (7, 9)),
+    ],
+)
 def test_resize_sizes_follow_torchvision(size, hw, expected):
     assert Transform.from_args(size, None).resized_size(*hw) == expected
 
@@ -132,8 +143,10 @@ def test_center_crop_takes_the_middle_with_torchvisions_rounding(tmp_path):
 
 
 def test_resize_then_crop_gives_one_size_for_mixed_sizes_and_one_colour_stays(tmp_path):
-    colours = [np.full((h, w, 3), (10 * i, 100, 250 - i), dtype=np.uint8) for i, (h, w) in
-               enumerate([(20, 30), (31, 17), (12, 12)])]
+    colours = [
+        np.full((h, w, 3), (10 * i, 100, 250 - i), dtype=np.uint8)
+        for i, (h, w) in enumerate([(20, 30), (31, 17), (12, 12)])
+    ]
     source = open_dataset(_folder(tmp_path, {"a": colours}), resize=10, center_crop=8)
     assert source.shape == (3, 8, 8)
     for i, colour in enumerate(colours):
@@ -153,8 +166,10 @@ def test_arrays_and_folders_resize_alike(tmp_path):
 
 
 @pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
-@pytest.mark.parametrize("shape, to_nchw", [
-    ((9, 8, 6), lambda x: x[:, None]), ((9, 8, 6, 3), lambda x: x.transpose(0, 3, 1, 2)), ((9, 1, 8, 6), lambda x: x)])
+@pytest.mark.parametrize(
+    "shape, to_nchw",
+    [((9, 8, 6), lambda x: x[:, None]), ((9, 8, 6, 3), lambda x: x.transpose(0, 3, 1, 2)), ((9, 1, 8, 6), lambda x: x)],
+)
 def test_npz_uint8_reads_back_exactly_in_every_layout(tmp_path, save, shape, to_nchw):
     x, y = RNG.integers(0, 256, shape, dtype=np.uint8), RNG.integers(0, 4, shape[0])
     save(tmp_path / "d.npz", x=x, y=y)

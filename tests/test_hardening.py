@@ -16,15 +16,21 @@ import torch
 from torch import nn
 
 from haltfast import engine
-from haltfast.methods import certify_anytime, cohen_certify
 from haltfast.cli import main
-from haltfast.data import load_dataset, read_idx
-from haltfast.errors import DataNotFoundError, HaltfastError, ModelOutputError
+from haltfast.data import load_dataset
+from haltfast.data import read_idx
+from haltfast.errors import DataNotFoundError
+from haltfast.errors import HaltfastError
+from haltfast.errors import ModelOutputError
+from haltfast.methods import run_method
 from haltfast.models import load_model
 from haltfast.recording import load_recording
-from haltfast.sampling import BaseClassifier, LiveStreams, NoiseSampler, check_image
-from haltfast.streams import RecordedStreams
+from haltfast.sampling import BaseClassifier
+from haltfast.sampling import LiveStreams
+from haltfast.sampling import NoiseSampler
+from haltfast.sampling import check_image
 from haltfast.smooth import Smooth
+from haltfast.streams import RecordedStreams
 
 SIGMA = 0.5
 
@@ -39,26 +45,47 @@ def _certify_args(digits_model, *extra):
 
 # ---------------------------------------------------------------- command line and data
 
-@pytest.mark.parametrize("extra, message", [
-    (["--alpha", "1.5"], "--alpha: must lie strictly between 0 and 1"),
-    (["--alpha", "0"], "--alpha: must lie strictly between 0 and 1"),
-    (["--data", "imagenet"], "unknown data set"),
-    (["--model", "/nonexistent/model.pt"], "not found"),
-    (["--data", "fashion-mnist", "--data-dir", "/nonexistent"], "apt-get install"),
-    (["--workers", "2", "--streams", "/nonexistent"], "replaying --streams is cheap"),
-])
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--alpha", "1.5"], "--alpha: must lie strictly between 0 and 1"),
+        (["--alpha", "0"], "--alpha: must lie strictly between 0 and 1"),
+        (["--data", "imagenet"], "unknown data set"),
+        (["--model", "/nonexistent/model.pt"], "not found"),
+        (["--data", "fashion-mnist", "--data-dir", "/nonexistent"], "apt-get install"),
+        (["--workers", "2", "--streams", "/nonexistent"], "replaying --streams is cheap"),
+    ],
+)
 def test_bad_cli_input_is_one_clear_error(digits_model, tmp_path, capsys, extra, message):
     out = tmp_path / "r.csv"
-    args = ["certify", "--data", "digits", "--model", str(digits_model), "--max", "2", "--n0", "5", "--n", "50",
-            "--out", str(out), "--quiet", *extra]
+    args = [
+        "certify",
+        "--data",
+        "digits",
+        "--model",
+        str(digits_model),
+        "--max",
+        "2",
+        "--n0",
+        "5",
+        "--n",
+        "50",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("flag, value", [("--n0", "0"), ("--n", "-3"), ("--sigma", "0"), ("--sigma", "-1"),
-                                         ("--workers", "0"), ("--max-samples", "0")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--n0", "0"), ("--n", "-3"), ("--sigma", "0"), ("--sigma", "-1"), ("--workers", "0"), ("--max-samples", "0")],
+)
 def test_argument_range_errors(flag, value, capsys):
     assert main(["certify", flag, value]) == 2
     assert "must be" in capsys.readouterr().err
@@ -104,6 +131,7 @@ def test_unknown_dataset_and_split():
 
 # ---------------------------------------------------------------- model files
 
+
 def _card_without_hash(digits_model, path):
     card = json.loads(digits_model.with_suffix(".json").read_text())
     card.pop("weights_sha256")
@@ -146,7 +174,7 @@ def test_corrupt_truncated_and_replaced_weights(digits_model, tmp_path, capsys):
     assert "corrupt or truncated" in capsys.readouterr().err
 
     garbage = tmp_path / "garbage.pt"
-    for junk in (b"\x00not a weights file" * 10, b"plain text", digits_model.read_bytes()[: 1000]):
+    for junk in (b"\x00not a weights file" * 10, b"plain text", digits_model.read_bytes()[:1000]):
         garbage.write_bytes(junk)
         _card_without_hash(digits_model, garbage)
         with pytest.raises(HaltfastError, match="corrupt or truncated"):
@@ -166,14 +194,18 @@ def test_corrupt_truncated_and_replaced_weights(digits_model, tmp_path, capsys):
 
 # ---------------------------------------------------------------- base classifiers that misbehave
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda b: np.zeros((len(b), 4)), "logits of shape"),
-    (lambda b: np.full((len(b), 3), np.nan), "non-finite"),
-    (lambda b: np.full((len(b), 3), np.inf), "non-finite"),
-    (lambda b: np.zeros(len(b) + 1, dtype=int), "returned shape"),
-    (lambda b: np.full(len(b), 7), "outside"),
-    (lambda b: np.full(len(b), 0.5), "non-integer"),
-])
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda b: np.zeros((len(b), 4)), "logits of shape"),
+        (lambda b: np.full((len(b), 3), np.nan), "non-finite"),
+        (lambda b: np.full((len(b), 3), np.inf), "non-finite"),
+        (lambda b: np.zeros(len(b) + 1, dtype=int), "returned shape"),
+        (lambda b: np.full(len(b), 7), "outside"),
+        (lambda b: np.full(len(b), 0.5), "non-integer"),
+    ],
+)
 def test_bad_model_outputs_are_clear_errors(bad, match):
     with pytest.raises(ModelOutputError, match=match):
         _bad_sampler(bad).sample([torch.rand(1, 4, 4)], [0], [0], [10])
@@ -254,12 +286,16 @@ def test_record_refuses_to_mix_configurations_and_a_corrupt_recording(digits_mod
 
 # ---------------------------------------------------------------- bad images and arguments
 
-@pytest.mark.parametrize("image, match", [
-    (np.full((1, 4, 4), np.nan), "NaN"),
-    (np.full((1, 4, 4), np.inf), "infinite"),
-    (np.full((1, 4, 4), 2.0), "outside the expected range"),
-    (np.full((1, 4, 4), -0.1), "outside the expected range"),
-])
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.full((1, 4, 4), np.nan), "NaN"),
+        (np.full((1, 4, 4), np.inf), "infinite"),
+        (np.full((1, 4, 4), 2.0), "outside the expected range"),
+        (np.full((1, 4, 4), -0.1), "outside the expected range"),
+    ],
+)
 def test_bad_images_are_refused_before_any_certificate(image, match):
     with pytest.raises(HaltfastError, match=match):
         check_image(image)
@@ -272,33 +308,45 @@ def test_bad_images_are_refused_before_any_certificate(image, match):
         check_image(np.zeros((1, 4, 4)), shape=(1, 28, 28))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"alpha": 0.0}, "alpha"), ({"alpha": 1.5}, "alpha"), ({"alpha": float("nan")}, "alpha"),
-    ({"n0": 0}, "n0"), ({"n": 0}, "n"), ({"n": 2.5}, "n"),
-    ({"batch_size": 0}, "batch_size"), ({"method": "magic"}, "unknown method"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"n0": 0}, "n0"),
+        ({"n": 0}, "n"),
+        ({"n": 2.5}, "n"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"method": "magic"}, "unknown method"),
+    ],
+)
 def test_bad_cohen_arguments(linear, kwargs, match):
     smooth = Smooth(linear, 2, 0.5, seed=0, value_range=None)
     with pytest.raises(HaltfastError, match=match):
         smooth.certify(linear.point_at_distance(0.3), **{"n0": 10, "n": 100, **kwargs})
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"radius": -0.1}, "radius must be"),
-    ({"radius": float("nan")}, "radius must be"),
-    ({"radius": 2.0, "max_samples": 1000}, "can never be certified"),
-    ({"max_samples": 0}, "max_samples"),
-    ({"alpha": 1.0}, "alpha"),
-    ({"prior": "optimistic"}, "unknown prior"),
-    ({"prior": (0.0, 1.0)}, "prior must be"),
-    ({"selection": "oracle"}, "unknown selection"),
-    ({"tolerance": -1}, "tolerance"),
-    ({"bogus": 1}, "unexpected keyword"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"radius": -0.1}, "radius must be"),
+        ({"radius": float("nan")}, "radius must be"),
+        ({"radius": 2.0, "max_samples": 1000}, "can never be certified"),
+        ({"max_samples": 0}, "max_samples"),
+        ({"alpha": 1.0}, "alpha"),
+        ({"prior": "optimistic"}, "unknown prior"),
+        ({"prior": (0.0, 1.0)}, "prior must be"),
+        ({"selection": "oracle"}, "unknown selection"),
+        ({"tolerance": -1}, "tolerance"),
+        ({"bogus": 1}, "unexpected keyword"),
+    ],
+)
 def test_bad_anytime_arguments(linear, kwargs, match):
     with pytest.raises(HaltfastError, match=match):
-        Smooth(linear, 2, SIGMA, seed=0, value_range=None).certify(linear.point_at_distance(0.3), method="anytime",
-                                                                   **kwargs)
+        Smooth(linear, 2, SIGMA, seed=0, value_range=None).certify(
+            linear.point_at_distance(0.3), method="anytime", **kwargs
+        )
 
 
 @pytest.mark.parametrize("sigma", [0.0, -0.5, float("nan"), float("inf"), "0.5"])
@@ -312,12 +360,14 @@ def test_bad_sigma(linear, sigma):
 
 # ---------------------------------------------------------------- extreme alpha and budgets
 
+
 def test_alpha_1e_minus_12_certifies_soundly(linear):
     alpha = 1e-12
     smooth = Smooth(linear, 2, SIGMA, seed=1, value_range=None)
     far, edge = linear.point_at_distance(0.6), linear.point_at_distance(0.2)
-    decided = smooth.certify_many([far] * 5 + [edge] * 20, method="anytime", radius=0.2, alpha=alpha,
-                                  max_samples=20_000, progress=False)
+    decided = smooth.certify_many(
+        [far] * 5 + [edge] * 20, method="anytime", radius=0.2, alpha=alpha, max_samples=20_000, progress=False
+    )
     assert all(c.decision == "certified" for c in decided[:5])
     assert np.mean([c.evaluations for c in decided[:5]]) < 1000  # Wald: log(1e12) / KL(0.885 || 0.655) = 160
     assert not any(c.decision == "certified" for c in decided[5:])  # p = p0 exactly: the hardest null
@@ -364,31 +414,34 @@ class _SpyStreams:
 def test_budget_of_1e8_never_allocates_it(linear, monkeypatch):
     smooth = Smooth(linear, 2, SIGMA, seed=0, value_range=None)
     x = linear.point_at_distance(0.6)
-    easy = smooth.certify_many([x] * 3, method="anytime", radius=0.2, max_samples=10 ** 8, progress=False)
+    easy = smooth.certify_many([x] * 3, method="anytime", radius=0.2, max_samples=10**8, progress=False)
     assert all(c.decision == "certified" and c.evaluations < 1000 for c in easy)
-    radius = smooth.certify(x, method="anytime", max_samples=10 ** 8, tolerance=0.05)
+    radius = smooth.certify(x, method="anytime", max_samples=10**8, tolerance=0.05)
     assert radius.decision == "certified" and 0.3 < radius.radius < 0.6
     # chunks grow with each input's evidence but never past MAX_CHUNK, and a round never asks for more than
     # ROUND_SAMPLES (or one chunk): shown here with both caps made small
-    assert engine.chunk_grid(np.array([10.0 ** 8]), 16)[0] <= engine.MAX_CHUNK
+    assert engine.chunk_grid(np.array([10.0**8]), 16)[0] <= engine.MAX_CHUNK
     monkeypatch.setattr(engine, "MAX_CHUNK", 64)
     monkeypatch.setattr(engine, "ROUND_SAMPLES", 100)
     xs = [linear.point_at_distance(d) for d in (0.4, 0.42, 0.45, 0.5)]
-    spy = _SpyStreams(smooth.streams(xs, [0, 1, 2, 3]), stop_after=10 ** 6)
-    capped = certify_anytime(spy, range(4), sigma=SIGMA, radius=0.3, max_samples=10 ** 8)
+    spy = _SpyStreams(smooth.streams(xs, [0, 1, 2, 3]), stop_after=10**6)
+    capped = run_method("anytime", spy, range(4), sigma=SIGMA, n0=100, n=0, alpha=0.001, radius=0.3, max_samples=10**8)
     assert sum(c.decision == "certified" for c in capped) >= 3 and all(c.decision != "undecided" for c in capped)
     assert 60 <= max(max(d) for d in spy.draws) <= 64 and all(sum(d) <= 100 for d in spy.draws)
     spy = _SpyStreams(smooth.streams([x], [0]), stop_after=1)
     with pytest.raises(_Stop):
-        cohen_certify(spy, [0], 100, 10 ** 8, 0.001, SIGMA)
+        run_method("cohen", spy, [0], sigma=SIGMA, n0=100, n=10**8, alpha=0.001)
     assert spy.draws == [[100], [64]]
 
 
 def test_round_cap_changes_no_result(linear, monkeypatch):
     xs = [linear.point_at_distance(d) for d in (0.1, 0.3, 0.5, 0.7, -0.4)]
-    run = lambda **kw: [(c.prediction, c.decision, c.evaluations, c.log_evalue) for c in
-                        Smooth(linear, 2, SIGMA, seed=0, value_range=None).certify_many(
-                            xs, method="anytime", radius=0.2, keys=range(5), progress=False, **kw)]
+    run = lambda **kw: [
+        (c.prediction, c.decision, c.evaluations, c.log_evalue)
+        for c in Smooth(linear, 2, SIGMA, seed=0, value_range=None).certify_many(
+            xs, method="anytime", radius=0.2, keys=range(5), progress=False, **kw
+        )
+    ]
     whole = run()
     monkeypatch.setattr(engine, "ROUND_SAMPLES", 1)  # one input per round
     assert run() == whole

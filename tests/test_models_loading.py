@@ -12,36 +12,35 @@ import warnings
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 from torch import nn
 
 from haltfast.errors import HaltfastError
-from haltfast.models import (
-    NORMALIZE_PRESETS,
-    Normalization,
-    NormalizeLayer,
-    StrideCNN,
-    build_from_factory,
-    infer_num_classes,
-    load_base_model,
-    load_model,
-    make_card,
-    parse_factory_spec,
-    parse_normalize,
-    prepare_model,
-    resolve_device,
-    resolve_dtype,
-    save_model,
-    shipped_model_path,
-    user_card_path,
-    weights_hash,
-)
+from haltfast.models import NORMALIZE_PRESETS
+from haltfast.models import Normalization
+from haltfast.models import NormalizeLayer
+from haltfast.models import StrideCNN
+from haltfast.models import build_from_factory
+from haltfast.models import infer_num_classes
+from haltfast.models import load_base_model
+from haltfast.models import load_model
+from haltfast.models import make_card
+from haltfast.models import parse_factory_spec
+from haltfast.models import parse_normalize
+from haltfast.models import prepare_model
+from haltfast.models import resolve_device
+from haltfast.models import resolve_dtype
+from haltfast.models import save_model
+from haltfast.models import shipped_model_path
+from haltfast.models import user_card_path
+from haltfast.models import weights_hash
 from haltfast.models.weight_files import state_dict_sha256
 
 SHAPE = (3, 8, 8)
-FACTORY_SOURCE = '''
+FACTORY_SOURCE = """
 import torch
 from torch import nn
 
@@ -83,7 +82,7 @@ def feature_map():
 
 def one_logit():
     return nn.Sequential(nn.Flatten(), nn.Linear(192, 1))
-'''
+"""
 
 
 @pytest.fixture
@@ -123,8 +122,15 @@ def _save_weights(model, path, how):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         model(_inputs()).sum().backward()
         optimizer.step()
-        torch.save({"epoch": 90, "arch": "tinynet", "state_dict": {f"module.{k}": v for k, v in state.items()},
-                    "optimizer": optimizer.state_dict()}, path)
+        torch.save(
+            {
+                "epoch": 90,
+                "arch": "tinynet",
+                "state_dict": {f"module.{k}": v for k, v in state.items()},
+                "optimizer": optimizer.state_dict(),
+            },
+            path,
+        )
     elif how == "cohen-normalized":  # Cohen et al.'s Sequential(NormalizeLayer, DataParallel(model))
         torch.save({"arch": "tinynet", "state_dict": {f"1.module.{k}": v for k, v in state.items()}}, path)
     elif how == "safetensors":
@@ -133,6 +139,7 @@ def _save_weights(model, path, how):
 
 
 # ---------------------------------------------------------------- formats that load, logits identical
+
 
 def test_torchscript_round_trip_gives_identical_logits(nets, tmp_path):
     _, original = nets
@@ -145,8 +152,15 @@ def test_torchscript_round_trip_gives_identical_logits(nets, tmp_path):
     assert card["weights_sha256"] == weights_hash(ts) and card["sigma"] == 0.25
 
 
-@pytest.mark.parametrize("how, name", [("state_dict", "w.pt"), ("cohen-checkpoint", "ckpt.pth.tar"),
-                                       ("cohen-normalized", "ckpt.pth"), ("safetensors", "w.safetensors")])
+@pytest.mark.parametrize(
+    "how, name",
+    [
+        ("state_dict", "w.pt"),
+        ("cohen-checkpoint", "ckpt.pth.tar"),
+        ("cohen-normalized", "ckpt.pth"),
+        ("safetensors", "w.safetensors"),
+    ],
+)
 def test_factory_with_weights_gives_identical_logits(nets, tmp_path, how, name):
     path, original = nets
     weights = _save_weights(original, tmp_path / name, how)
@@ -181,6 +195,7 @@ def test_shipped_and_haltfast_models_load_as_before():
 
 
 # ---------------------------------------------------------------- normalization
+
 
 def test_normalize_layer_equals_manual_normalization(nets):
     _, original = nets
@@ -238,12 +253,16 @@ def _pair(norm):
 
 # ---------------------------------------------------------------- cards and verification (issue 16)
 
+
 def test_weights_without_a_card_load_only_with_the_explicit_flag(nets, tmp_path):
     path, original = nets
     weights = _save_weights(original, tmp_path / "w.pt", "state_dict")
     spec = f"{path}:make"
-    with pytest.raises(HaltfastError, match=rf"no model card .*haltfast card --model {spec} --weights .*"
-                                            rf"--sigma S.*--allow-unverified"):
+    with pytest.raises(
+        HaltfastError,
+        match=rf"no model card .*haltfast card --model {spec} --weights .*"
+        rf"--sigma S.*--allow-unverified",
+    ):
         load_base_model(spec, weights)
     _model, card = load_base_model(spec, weights, allow_unverified=True)
     assert not card["verified"] and card["weights_sha256"] == weights_hash(weights)
@@ -290,6 +309,7 @@ def test_haltfast_card_without_hash_needs_the_flag(tmp_path):
 
 # ---------------------------------------------------------------- bad inputs: one clear error each
 
+
 def test_weights_that_do_not_fit_name_missing_and_unexpected_keys(nets, tmp_path):
     path, original = nets
     renamed = {k.replace("fc.", "head.").replace("bn.", "norm."): v for k, v in original.state_dict().items()}
@@ -298,27 +318,34 @@ def test_weights_that_do_not_fit_name_missing_and_unexpected_keys(nets, tmp_path
         load_base_model(f"{path}:make", tmp_path / "renamed.pt", allow_unverified=True)
     message = str(info.value)
     # batch norm fills in a missing num_batches_tracked itself: 6 of the model's 7 keys are reported missing
-    assert "6 keys missing from the weights (bn.weight, bn.bias, bn.running_mean, bn.running_var, fc.weight, ... " \
-           "(6 in all)); 7 keys unexpected in the weights (norm.weight, norm.bias" in message
+    assert (
+        "6 keys missing from the weights (bn.weight, bn.bias, bn.running_mean, bn.running_var, fc.weight, ... "
+        "(6 in all)); 7 keys unexpected in the weights (norm.weight, norm.bias" in message
+    )
     wide = build_from_factory(parse_factory_spec(f"{path}:make_wide"))
     torch.save(wide.state_dict(), tmp_path / "wide.pt")
     with pytest.raises(HaltfastError, match=r"does not fit the model of .*make: size mismatch for fc.weight"):
         load_base_model(f"{path}:make", tmp_path / "wide.pt", allow_unverified=True)
 
 
-@pytest.mark.parametrize("attribute, match", [
-    ("broken", r"the model factory .*:broken raised ValueError: no such depth: 999$"),
-    ("not_a_model", r"returned a dict, not a torch.nn.Module"),
-    ("needs_args", r"requires arguments \(depth\); a factory is called with none"),
-    ("nope", r"has no attribute 'nope' \(it defines: .*make"),
-    ("TinyNet", None),  # a class works as its own factory
-])
+@pytest.mark.parametrize(
+    "attribute, match",
+    [
+        ("broken", r"the model factory .*:broken raised ValueError: no such depth: 999$"),
+        ("not_a_model", r"returned a dict, not a torch.nn.Module"),
+        ("needs_args", r"requires arguments \(depth\); a factory is called with none"),
+        ("nope", r"has no attribute 'nope' \(it defines: .*make"),
+        ("TinyNet", None),  # a class works as its own factory
+    ],
+)
 def test_factory_errors_are_one_message(nets, tmp_path, attribute, match):
     path, original = nets
     weights = _save_weights(original, tmp_path / "w.pt", "state_dict")
     if match is None:
-        assert torch.equal(_logits(load_base_model(f"{path}:{attribute}", weights, allow_unverified=True)[0],
-                                   _inputs()), _logits(original, _inputs()))
+        assert torch.equal(
+            _logits(load_base_model(f"{path}:{attribute}", weights, allow_unverified=True)[0], _inputs()),
+            _logits(original, _inputs()),
+        )
         return
     with pytest.raises(HaltfastError, match=match) as info:
         load_base_model(f"{path}:{attribute}", weights, allow_unverified=True)
@@ -333,8 +360,13 @@ def test_factory_spec_errors(nets, tmp_path):
     for spec, match in [
         (f"{tmp_path}/missing.py:make", "model factory file .*missing.py not found"),
         ("no_such_package_xyz.nets:make", "module 'no_such_package_xyz.nets' is not importable"),
-        (f"{tmp_path}/bad_import.py:make", ("importing the model factory file .* failed: ModuleNotFoundError: No module "
-                                           "named 'no_such_dependency_xyz'")),
+        (
+            f"{tmp_path}/bad_import.py:make",
+            (
+                "importing the model factory file .* failed: ModuleNotFoundError: No module "
+                "named 'no_such_dependency_xyz'"
+            ),
+        ),
     ]:
         with pytest.raises(HaltfastError, match=match):
             load_base_model(spec, weights, allow_unverified=True)
@@ -365,8 +397,11 @@ def test_pickles_that_would_run_code_are_refused_before_anything_runs(nets, tmp_
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
     torch.save({"fc.weight": _CreatesAFile(marker)}, evil)
-    with pytest.raises(HaltfastError, match=r"refusing to load .*\((io|builtins).open\) in entry 'fc.weight', which "
-                                            r"could run code.*nothing was run[^;]*$"):
+    with pytest.raises(
+        HaltfastError,
+        match=r"refusing to load .*\((io|builtins).open\) in entry 'fc.weight', which "
+        r"could run code.*nothing was run[^;]*$",
+    ):
         load_base_model(spec, evil, allow_unverified=True)
     (tmp_path / "legacy.pt").write_bytes(pickle.dumps({"x": _CreatesAFile(marker)}, protocol=2))
     with pytest.raises(HaltfastError, match="refusing to load .*could run code.*nothing was run"):
@@ -375,17 +410,21 @@ def test_pickles_that_would_run_code_are_refused_before_anything_runs(nets, tmp_
 
     whole = tmp_path / "whole.pt"
     torch.save(original, whole)
-    expected = r"pickled model object \(haltfast_factory_\w+\.TinyNet\), which could run code.*nothing was run. " \
-               r"Save model.state_dict\(\) and pass --model file.py:factory --weights"
+    expected = (
+        r"pickled model object \(haltfast_factory_\w+\.TinyNet\), which could run code.*nothing was run. "
+        r"Save model.state_dict\(\) and pass --model file.py:factory --weights"
+    )
     for args in ((whole,), (spec, whole)):
         with pytest.raises(HaltfastError, match=expected):
             load_base_model(*args, allow_unverified=True)
 
     checkpoint = tmp_path / "ckpt.pth"
-    torch.save({"arch": "tinynet", "args": argparse.Namespace(lr=0.1), "state_dict": original.state_dict()},
-               checkpoint)
-    with pytest.raises(HaltfastError, match=r"\(argparse.Namespace\) in entry 'args'.*torch.save\(checkpoint\["
-                                            r"'state_dict'\]"):
+    torch.save({"arch": "tinynet", "args": argparse.Namespace(lr=0.1), "state_dict": original.state_dict()}, checkpoint)
+    with pytest.raises(
+        HaltfastError,
+        match=r"\(argparse.Namespace\) in entry 'args'.*torch.save\(checkpoint\["
+        r"'state_dict'\]",
+    ):
         load_base_model(spec, checkpoint, allow_unverified=True)
     with pytest.raises(HaltfastError, match="pickled model object .* in entry 'model'"):
         torch.save({"epoch": 1, "model": original}, checkpoint)
@@ -395,8 +434,10 @@ def test_pickles_that_would_run_code_are_refused_before_anything_runs(nets, tmp_
 def test_corrupt_and_truncated_files(nets, tmp_path):
     path, original = nets
     spec = f"{path}:make"
-    good = {"w.pt": _save_weights(original, tmp_path / "w.pt", "state_dict"),
-            "w.safetensors": _save_weights(original, tmp_path / "w.safetensors", "safetensors")}
+    good = {
+        "w.pt": _save_weights(original, tmp_path / "w.pt", "state_dict"),
+        "w.safetensors": _save_weights(original, tmp_path / "w.safetensors", "safetensors"),
+    }
     for name, file in good.items():
         for cut in (200, len(file.read_bytes()) - 50):
             bad = tmp_path / f"cut-{cut}-{name}"
@@ -418,13 +459,16 @@ def test_corrupt_and_truncated_files(nets, tmp_path):
 
 # ---------------------------------------------------------------- classes, devices, precision
 
+
 def test_infer_num_classes(nets, tmp_path):
     path, original = nets
     assert infer_num_classes(original, SHAPE) == 5
     with pytest.raises(HaltfastError, match=r"fails on a zero batch of shape \(2, 1, 8, 8\): RuntimeError"):
         infer_num_classes(original, (1, 8, 8))
-    for attribute, match in (("feature_map", r"tensor of shape \(2, 2, 6, 6\).*\(N, num_classes\)"),
-                             ("one_logit", "1 logit")):
+    for attribute, match in (
+        ("feature_map", r"tensor of shape \(2, 2, 6, 6\).*\(N, num_classes\)"),
+        ("one_logit", "1 logit"),
+    ):
         with pytest.raises(HaltfastError, match=match):
             infer_num_classes(build_from_factory(parse_factory_spec(f"{path}:{attribute}")), SHAPE)
     with pytest.raises(HaltfastError, match="input shape"):

@@ -23,12 +23,29 @@ def _frame(path):
     return pd.read_csv(path).drop(columns="seconds")
 
 
+@pytest.mark.slow
 def test_two_ray_workers_give_the_single_process_certificates(cluster, digits_model, tmp_path, capsys):
     options = ["--max-samples", "1000"]  # radius mode; decision mode below
 
     def certify(out, n, *extra):
-        return main(["certify", "--data", "digits", "--model", str(digits_model), "--skip", "3", "--max", str(n),
-                     "--quiet", *options, "--out", str(tmp_path / out), *extra])
+        return main(
+            [
+                "certify",
+                "--data",
+                "digits",
+                "--model",
+                str(digits_model),
+                "--skip",
+                "3",
+                "--max",
+                str(n),
+                "--quiet",
+                *options,
+                "--out",
+                str(tmp_path / out),
+                *extra,
+            ]
+        )
 
     assert certify("single.csv", 14) == 0
     assert certify("ray.csv", 14, "--workers", "2") == 0
@@ -42,8 +59,10 @@ def test_two_ray_workers_give_the_single_process_certificates(cluster, digits_mo
     assert len(journal_path(tmp_path / "partial.csv").read_text().splitlines()) == 1 + 14
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_certificates(cluster, digits_model):
-    from haltfast.distributed import RayPool, WorkerSpec
+    from haltfast.distributed import RayPool
+    from haltfast.distributed import WorkerSpec
     from haltfast.smooth import Smooth
 
     data = load_dataset("digits", "test").subset(5, 9)
@@ -51,8 +70,9 @@ def test_chunking_does_not_change_certificates(cluster, digits_model):
     options = {"radius": 0.2, "max_samples": 3000}
     spec = WorkerSpec(model, 10, 0.25, seed=3, batch_size=300, options=options)
     key = lambda certs: [(c.index, c.prediction, c.decision, c.radius, c.evaluations, c.log_evalue) for c in certs]
-    single = Smooth(model, 10, 0.25, seed=3).certify_many(data.images, data.labels, method="anytime",
-                                                         keys=data.indices, progress=False, **options)
+    single = Smooth(model, 10, 0.25, seed=3).certify_many(
+        data.images, data.labels, method="anytime", keys=data.indices, progress=False, **options
+    )
     seen = []
     with RayPool(spec, workers=2) as pool:
         assert len(set(pool.pids)) == 2

@@ -11,14 +11,16 @@ import pytest
 from haltfast.certificate import Certificate
 from haltfast.cli import main
 from haltfast.errors import HaltfastError
-from haltfast.results import ResultsJournal, journal_path
+from haltfast.results import ResultsJournal
+from haltfast.results import journal_path
 
 CONFIG = {"model_sha256": "ab" * 32, "sigma": 0.25, "alpha": 0.001, "method": "anytime", "radius": None}
 
 
 def _cert(index, decision="certified", **kw):
-    return Certificate(3, 0.4, decision, 120, p_lower=0.95, index=index, label=3,
-                       extra={"tested": 119, "selected": 3}, **kw)
+    return Certificate(
+        3, 0.4, decision, 120, p_lower=0.95, index=index, label=3, extra={"tested": 119, "selected": 3}, **kw
+    )
 
 
 def _journal_lines(path):
@@ -55,8 +57,7 @@ def test_changed_configuration_is_refused_naming_what_changed(tmp_path):
     path = tmp_path / "r.csv.journal"
     with ResultsJournal.open(path, CONFIG) as j:
         j.append(_cert(0))
-    for change in ({"sigma": 0.5}, {"alpha": 0.01}, {"method": "cohen"}, {"model_sha256": "cd" * 32},
-                   {"radius": 0.5}):
+    for change in ({"sigma": 0.5}, {"alpha": 0.01}, {"method": "cohen"}, {"model_sha256": "cd" * 32}, {"radius": 0.5}):
         with pytest.raises(HaltfastError, match=f"different configuration \\({next(iter(change))}: "):
             ResultsJournal.open(path, {**CONFIG, **change})
     assert sorted(ResultsJournal.open(path, CONFIG).finished) == [0]  # refusing changed nothing
@@ -82,20 +83,31 @@ def test_a_journal_without_results_is_replaced_and_foreign_files_are_refused(tmp
 
 def test_one_process_at_a_time(tmp_path):
     path = tmp_path / "r.csv.journal"
-    with ResultsJournal.open(path, CONFIG):
-        with pytest.raises(HaltfastError, match="another haltfast run is writing"):
-            ResultsJournal.open(path, CONFIG)
+    with ResultsJournal.open(path, CONFIG), pytest.raises(HaltfastError, match="another haltfast run is writing"):
+        ResultsJournal.open(path, CONFIG)
 
 
 def _digits(digits_model, out, *extra):
-    return ["certify", "--data", "digits", "--model", str(digits_model), "--skip", "1", "--out", str(out),
-            "--quiet", *extra]
+    return [
+        "certify",
+        "--data",
+        "digits",
+        "--model",
+        str(digits_model),
+        "--skip",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def _same_results(a, b):
     pd.testing.assert_frame_equal(pd.read_csv(a).drop(columns="seconds"), pd.read_csv(b).drop(columns="seconds"))
 
 
+@pytest.mark.slow
 def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(digits_model, tmp_path, monkeypatch, capsys):
     opts = ["--max", "16", "--max-samples", "1500", "--alpha", "0.01"]
     assert main(_digits(digits_model, tmp_path / "whole.csv", *opts)) == 0
@@ -126,13 +138,17 @@ def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(digits_mode
     assert "alpha: 0.01 -> 0.001" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(digits_model, tmp_path):
     """The run is killed with SIGKILL once some but not all inputs are journaled; the rerun finishes the rest."""
     opts = ["--method", "cohen", "--max", "20", "--n0", "20", "--n", "3000", "--batch", "100"]
     out = tmp_path / "killed.csv"
     journal = journal_path(out)
-    proc = subprocess.Popen([sys.executable, "-m", "haltfast", *_digits(digits_model, out, *opts)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haltfast", *_digits(digits_model, out, *opts)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     rows = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -150,7 +166,7 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(digits_model, t
 
     assert main(_digits(digits_model, out, *opts)) == 0
     after = journal.read_bytes()
-    assert after.startswith(before[:before.rfind(b"\n") + 1])  # finished rows kept as they were
+    assert after.startswith(before[: before.rfind(b"\n") + 1])  # finished rows kept as they were
     indices = [row["index"] for row in _journal_lines(journal)[1:]]
     assert len(indices) == len(set(indices)) == 20  # nothing finished was computed again
     assert main(_digits(digits_model, tmp_path / "whole.csv", *opts)) == 0

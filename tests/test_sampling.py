@@ -2,7 +2,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from haltfast.sampling import BaseClassifier, NoiseSampler
+from haltfast.sampling import BaseClassifier
+from haltfast.sampling import NoiseSampler
 
 
 class TinyNet(nn.Module):
@@ -34,8 +35,11 @@ def test_stream_is_invariant_to_chunking_batching_and_neighbours():
     x, other = torch.rand(1, 4, 4), torch.rand(1, 4, 4)
     whole = _sampler(net, batch=1000).sample([x], [5], [0], [500])[0]
     s = _sampler(net, batch=37)
-    parts = [s.sample([x], [5], [0], [13])[0], s.sample([other, x], [9, 5], [0, 13], [50, 200])[1],
-             s.sample([x], [5], [213], [287])[0]]
+    parts = [
+        s.sample([x], [5], [0], [13])[0],
+        s.sample([other, x], [9, 5], [0, 13], [50, 200])[1],
+        s.sample([x], [5], [213], [287])[0],
+    ]
     np.testing.assert_array_equal(whole, np.concatenate(parts))
 
 
@@ -56,6 +60,7 @@ def test_finished_inputs_release_their_cached_noise():
     images = [torch.rand(1, 4, 4) for _ in range(5)]
     certs = smooth.certify_many(images, method="anytime", keys=range(5), max_samples=300, progress=False)
     assert len(certs) == 5 and not smooth.sampler._cache
-    again = Smooth(TinyNet(), 3, 0.5, seed=0).certify_many(images, method="anytime", keys=range(5), max_samples=300,
-                                                           progress=False, max_active=1)
+    again = Smooth(TinyNet(), 3, 0.5, seed=0).certify_many(
+        images, method="anytime", keys=range(5), max_samples=300, progress=False, max_active=1
+    )
     assert [(c.decision, c.evaluations) for c in certs] == [(c.decision, c.evaluations) for c in again]

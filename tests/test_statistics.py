@@ -8,30 +8,31 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
-from scipy import special, stats
+from scipy import special
+from scipy import stats
+from validity import check_false_certifications
 
 from haltfast import statistics as hs
 from haltfast import validation as hv
-from haltfast.methods import horvath, voracek
+from haltfast.methods import horvath
+from haltfast.methods import voracek
 
-P0_R2 = float(stats.norm.cdf(2.0))     # p0 = Phi(2), radius 2 sigma
+P0_R2 = float(stats.norm.cdf(2.0))  # p0 = Phi(2), radius 2 sigma
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _binom_margin(alpha, n, z=3.0):
-    return alpha + z * math.sqrt(alpha * (1 - alpha) / n)
 
 
 # ----------------------------------------------------------------------------------------------
 # Known answers (DESIGN sec. 6)
 # ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "k,t,log_e_trunc,log_e_point,lower,cp",
-    [(95, 100, 1.017100, -1.229771, 0.813797, 0.844633),
-     (960, 1000, 23.444235, 21.141650, 0.929293, 0.937092)],
+    [(95, 100, 1.017100, -1.229771, 0.813797, 0.844633), (960, 1000, 23.444235, 21.141650, 0.929293, 0.937092)],
 )
 def test_design_check_values(k, t, log_e_trunc, log_e_point, lower, cp):
     assert hs.log_beta_mixture_evalue(k, t, 0.9, 1, 1) == pytest.approx(log_e_trunc, abs=1e-6)
@@ -40,13 +41,14 @@ def test_design_check_values(k, t, log_e_trunc, log_e_point, lower, cp):
     assert hs.clopper_pearson_lower(k, t, 0.001) == pytest.approx(cp, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_exact_type1_errors_match_design():
     """Exact (forward recursion) error of monitoring every step up to 20,000 draws at p = p0 = 0.9."""
     t = np.arange(1, 20001)
     mix = hv.boundary_crossing_probability(hv.beta_mixture_boundary(t, 0.9, 0.05, 1, 1), 0.9)[0]
     cp = hv.boundary_crossing_probability(hv.clopper_pearson_boundary(t, 0.9, 0.05), 0.9)[0]
     assert mix == pytest.approx(0.0457, abs=5e-5)
-    assert cp == pytest.approx(0.436, abs=5e-4)     # the bug the E-process exists to avoid
+    assert cp == pytest.approx(0.436, abs=5e-4)  # the bug the E-process exists to avoid
     mix3 = hv.boundary_crossing_probability(hv.beta_mixture_boundary(t, 0.9, 0.001, 1, 1), 0.9)[0]
     assert mix3 == pytest.approx(0.00088, abs=5e-6)
 
@@ -90,6 +92,7 @@ def test_bernoulli_kl():
 # Numerical stability
 # ----------------------------------------------------------------------------------------------
 
+
 def test_log_betaincc_matches_scipy_and_tail_reference():
     a = np.array([0.5, 3.0, 50.0, 2e3])
     b = np.array([0.5, 7.0, 20.0, 1e3])
@@ -101,7 +104,7 @@ def test_log_betaincc_matches_scipy_and_tail_reference():
     for aa, bb, xx in [(1e4, 1e4, 0.9), (5e6, 5e6, 0.52), (1e7, 1e3, 0.99999), (50.0, 1500.0, 0.95)]:
         assert special.betaincc(aa, bb, xx) < 1e-280
         A, B, X = mp.mpf(aa), mp.mpf(bb), mp.mpf(xx)
-        lf = lambda u: (A - 1) * mp.log(u) + (B - 1) * mp.log(1 - u)  # noqa: E731
+        lf = lambda u: (A - 1) * mp.log(u) + (B - 1) * mp.log(1 - u)
         l0 = lf(X)
         slope = abs((A - 1) / X - (B - 1) / (1 - X))
         w = min(60 / slope, 1 - X)
@@ -123,7 +126,7 @@ def test_extremes_are_finite_without_warnings():
         lo = hs.beta_mixture_lower_bound(s, t, 0.001)
         up = hs.beta_mixture_upper_bound(s, t, 0.001)
         assert np.all(np.isfinite(lo)) and np.all(np.isfinite(up))
-        assert np.all((0 <= lo) & (lo <= up) & (up <= 1))
+        assert np.all((lo >= 0) & (lo <= up) & (up <= 1))
         # all successes for 1e7 draws: lower end close to alpha**(1/t)
         assert 1 - lo[4] < 3e-6
         test = hs.BetaMixtureTest(1 - 1e-6, 0.001, n_streams=2)
@@ -134,7 +137,7 @@ def test_extremes_are_finite_without_warnings():
         tt = np.arange(1, 2001)
         brute = int(np.argmax(hs.log_beta_mixture_evalue(tt, tt, P0_R2, 0.5, 0.5) >= math.log(1000)))
         assert idx == brute and test.rejected[0] and test.trials[0] == brute + 1
-        assert 300 < test.trials[0] < 400     # Wald: log(1000) / -log(p0) = 300
+        assert 300 < test.trials[0] < 400  # Wald: log(1000) / -log(p0) = 300
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,7 +154,7 @@ p0s = st.floats(1e-6, 1 - 1e-6)
 def test_evalue_finite(st_, p0, a, b, truncated):
     s, t = st_
     v = hs.log_beta_mixture_evalue(s, t, p0, a, b, truncated=truncated)
-    assert np.isfinite(v)                  # so E = exp(v) >= 0 and finite in log space
+    assert np.isfinite(v)  # so E = exp(v) >= 0 and finite in log space
 
 
 @HYP
@@ -209,37 +212,47 @@ def _split_feed(test, X, cuts):
 
 
 def _state(test):
-    return (test.successes.copy(), test.trials.copy(), test.log_evalue.copy(), test.rejected.copy(),
-            test.stopping_time.copy())
+    return (
+        test.successes.copy(),
+        test.trials.copy(),
+        test.log_evalue.copy(),
+        test.rejected.copy(),
+        test.stopping_time.copy(),
+    )
 
 
-stream_case = st.fixed_dictionaries({
-    "seed": st.integers(0, 2**31 - 1),
-    "k": st.integers(1, 4),
-    "m": st.integers(1, 400),
-    "alternative": st.sampled_from(["greater", "less"]),
-    "alpha": st.sampled_from([0.05, 0.2, 0.5]),
-    "p0": st.floats(0.05, 0.995),
-    "shift": st.floats(-0.2, 0.2),
-    "ncuts": st.integers(0, 12),
-})
+stream_case = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**31 - 1),
+        "k": st.integers(1, 4),
+        "m": st.integers(1, 400),
+        "alternative": st.sampled_from(["greater", "less"]),
+        "alpha": st.sampled_from([0.05, 0.2, 0.5]),
+        "p0": st.floats(0.05, 0.995),
+        "shift": st.floats(-0.2, 0.2),
+        "ncuts": st.integers(0, 12),
+    }
+)
 
 
 def _make_stream(c):
     rng = np.random.default_rng(c["seed"])
     p = np.clip(c["p0"] + c["shift"] * rng.random(c["k"]), 0.0, 1.0)
     X = rng.random((c["k"], c["m"])) < p[:, None]
-    cuts = np.sort(rng.choice(np.arange(1, c["m"]), size=min(c["ncuts"], c["m"] - 1), replace=False)) \
-        if c["m"] > 1 else np.array([], int)
+    cuts = (
+        np.sort(rng.choice(np.arange(1, c["m"]), size=min(c["ncuts"], c["m"] - 1), replace=False))
+        if c["m"] > 1
+        else np.array([], int)
+    )
     return rng, X, cuts
 
 
 @HYP
 @given(stream_case, prior_param, prior_param)
 def test_beta_mixture_batches_equal_single_steps(c, a, b):
-    rng, X, cuts = _make_stream(c)
+    _rng, X, cuts = _make_stream(c)
     k, m = X.shape
-    mk = lambda: hs.BetaMixtureTest(c["p0"], c["alpha"], a, b, n_streams=k, alternative=c["alternative"])  # noqa: E731
+    mk = lambda: hs.BetaMixtureTest(c["p0"], c["alpha"], a, b, n_streams=k, alternative=c["alternative"])
     t_batch, t_single, t_whole = mk(), mk(), mk()
     r_batch = _split_feed(t_batch, X, cuts)
     r_single = _split_feed(t_single, X, np.arange(1, m))
@@ -272,7 +285,7 @@ def test_update_with_stream_subsets_and_freezing():
     for u, v in zip(frozen, _state(test)):
         assert np.array_equal(u, v)
     assert test.update(np.zeros((1, 7), dtype=int), streams=[1]).shape == (1,)
-    assert np.ndim(test.update(np.zeros(7, dtype=int), streams=1)) == 0     # 1-D in, 0-d out
+    assert np.ndim(test.update(np.zeros(7, dtype=int), streams=1)) == 0  # 1-D in, 0-d out
     single = hs.BetaMixtureTest(0.5, 0.1)
     assert np.ndim(single.update(np.zeros(5, dtype=int))) == 0
     with pytest.raises(ValueError):
@@ -288,6 +301,8 @@ def test_update_with_stream_subsets_and_freezing():
 # ----------------------------------------------------------------------------------------------
 
 N_STREAMS, HORIZON, BATCH = 2000, 2000, 250
+P0, ALPHA = 0.9, 0.3  # a large alpha keeps the simulations small enough to catch 1.2 alpha
+UNEVEN = (1, 7, 64, 200, 3, 500, 25)  # batch sizes a certifier might feed
 
 
 def _run(test, p, rng, n=N_STREAMS, horizon=HORIZON, batch=BATCH):
@@ -296,75 +311,144 @@ def _run(test, p, rng, n=N_STREAMS, horizon=HORIZON, batch=BATCH):
     return test
 
 
+def _run_uneven(test, p, rng, n, horizon):
+    done, k = 0, 0
+    while done < horizon:
+        m = min(UNEVEN[k % len(UNEVEN)], horizon - done)
+        test.update(rng.random((n, m)) < p)
+        done, k = done + m, k + 1
+    return test
+
+
+def _never(t):
+    return t + 1  # an upper boundary no count reaches
+
+
+# adversarial priors for H0: p <= p0 = 0.9; each can reject (exact probability > 0.1 alpha), unlike priors with
+# all their mass far below p0 or so strong that no count within the horizon rejects
 ADVERSARIAL_PRIORS = {
     "jeffreys": (0.5, 0.5),
     "uniform": (1.0, 1.0),
     "mass near 1": (1e3, 1.0),
     "mass near p0": (900.0, 100.0),
-    "mass near 0": (1.0, 1e3),
-    "very strong": (1e4, 1e4),
+    "just above p0, strength 4096 (the meta-learner's edge prior)": (0.901 * 4096, 0.099 * 4096),
     "very weak": (1e-3, 1e-3),
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ADVERSARIAL_PRIORS))
 def test_beta_mixture_validity_under_optional_stopping(name):
+    """Exact: the E-process ever rejects p <= p0 at p = p0 with probability <= alpha (20,000 draws, alpha 0.05,
+    and 2,000 draws, alpha 0.3); simulated: the stateful test fed in uneven batches rejects at that exact rate."""
     a, b = ADVERSARIAL_PRIORS[name]
-    alpha = 0.1 if name in ("jeffreys", "very weak", "mass near 1") else 0.05
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
-    test = _run(hs.BetaMixtureTest(0.9, alpha, a, b, n_streams=N_STREAMS), 0.9, rng)
-    assert test.rejected.mean() <= _binom_margin(alpha, N_STREAMS)
+    long = np.arange(1, 20_001)
+    exact_long, _ = hv.boundary_crossing_probability(hv.beta_mixture_boundary(long, P0, 0.05, a, b), P0)
+    assert exact_long <= 0.05
+    t = np.arange(1, HORIZON + 1)
+    exact, _ = hv.boundary_crossing_probability(hv.beta_mixture_boundary(t, P0, ALPHA, a, b), P0)
+    assert exact > 0.1 * ALPHA, "a case that can hardly reject cannot show a test's validity"
+    n = 1500
+    test = _run_uneven(
+        hs.BetaMixtureTest(P0, ALPHA, a, b, n_streams=n), P0, np.random.default_rng(len(name)), n, HORIZON
+    )
+    check_false_certifications(int(test.rejected.sum()), n, ALPHA, exact)
 
 
 def test_beta_mixture_validity_below_p0_and_less_side_and_power():
     rng = np.random.default_rng(7)
-    assert _run(hs.BetaMixtureTest(0.9, 0.1, n_streams=N_STREAMS), 0.88, rng).rejected.mean() \
-        <= _binom_margin(0.1, N_STREAMS)
-    less = _run(hs.BetaMixtureTest(0.9, 0.1, n_streams=N_STREAMS, alternative="less"), 0.9, rng)
-    assert less.rejected.mean() <= _binom_margin(0.1, N_STREAMS)
+    t = np.arange(1, HORIZON + 1)
+    n = 1500
+    below, _ = hv.boundary_crossing_probability(hv.beta_mixture_boundary(t, P0, ALPHA), 0.88)
+    test = _run_uneven(hs.BetaMixtureTest(P0, ALPHA, n_streams=n), 0.88, rng, n, HORIZON)
+    check_false_certifications(int(test.rejected.sum()), n, ALPHA, below)
+    # the 'less' side: H0 p >= p0 is rejected when the failures cross the mirrored boundary
+    lower = t - hv.beta_mixture_boundary(t, 1 - P0, ALPHA, 0.5, 0.5)
+    _, less_exact, _ = hv.crossing_probabilities(P0, _never(t), lower)
+    less = _run_uneven(hs.BetaMixtureTest(P0, ALPHA, n_streams=n, alternative="less"), P0, rng, n, HORIZON)
+    check_false_certifications(int(less.rejected.sum()), n, ALPHA, less_exact)
     power = _run(hs.BetaMixtureTest(0.9, 0.05, n_streams=500), 0.95, rng, n=500)
-    assert power.rejected.mean() > 0.9          # the simulation can detect a real effect
+    assert power.rejected.mean() > 0.9  # the simulation can detect a real effect
     futile = _run(hs.BetaMixtureTest(0.9, 0.05, n_streams=500, alternative="less"), 0.85, rng, n=500)
     assert futile.rejected.mean() > 0.9
 
 
+def _two_sided_miss_bound(p, alpha_side, horizon, upper_of, lower_of):
+    """Exact P(a lower bound ever exceeds p) + P(an upper bound ever falls below it) within the horizon."""
+    t = np.arange(1, horizon + 1)
+    above, _, _ = hv.crossing_probabilities(p, upper_of(t, p, alpha_side))
+    _, below, _ = hv.crossing_probabilities(p, _never(t), lower_of(t, p, alpha_side))
+    return above + below
+
+
+@pytest.mark.slow
 def test_confidence_sequence_coverage_over_time():
+    """The beta-mixture confidence sequence misses p at some time with at most the exact probability that one of
+    its two tests at p rejects; the union-bound one with at most its checkpoints' exact crossing probability."""
     rng = np.random.default_rng(5)
-    n = 500
+    n, batches, m = 1500, 10, 100
     for p in (0.9, 0.995):
-        cs = hs.ConfidenceSequence(0.1, n_streams=n)
+        cs = hs.ConfidenceSequence(ALPHA, n_streams=n)
         miss = np.zeros(n, dtype=bool)
-        for _ in range(20):
-            cs.update(rng.random((n, 50)) < p)
+        for _ in range(batches):
+            cs.update(rng.random((n, m)) < p)
             miss |= (cs.lower > p) | (cs.upper < p)
-        assert miss.mean() <= _binom_margin(0.1, n)
-        # the running intersection can only be empty on a miss (probability <= alpha)
+        bound = _two_sided_miss_bound(
+            p,
+            ALPHA / 2,
+            batches * m,
+            lambda t, p, a: hv.beta_mixture_boundary(t, p, a),
+            lambda t, p, a: t - hv.beta_mixture_boundary(t, 1 - p, a),
+        )
+        check_false_certifications(int(miss.sum()), n, ALPHA, bound, exact_is_bound=True)
+        # the running intersection can only be empty on a miss
         assert np.all((cs.lower <= cs.upper) | miss)
-    ub = voracek.UnionBoundConfidenceSequence(0.1, n_streams=N_STREAMS)
-    miss = np.zeros(N_STREAMS, dtype=bool)
-    for _ in range(40):
-        ub.update(rng.random((N_STREAMS, 50)) < 0.9)
-        miss |= (ub.lower > 0.9) | (ub.upper < 0.9)
-    assert miss.mean() <= _binom_margin(0.1, N_STREAMS)
+    n, horizon = 3000, 2000
+    times, shares = voracek.union_bound_checkpoints(horizon)
+
+    def at_checkpoints(t, values, never):
+        out = never.copy()
+        out[times - 1] = values
+        return out
+
+    ub = voracek.UnionBoundConfidenceSequence(ALPHA, n_streams=n)
+    miss = np.zeros(n, dtype=bool)
+    for _ in range(horizon // 50):
+        ub.update(rng.random((n, 50)) < P0)
+        miss |= (ub.lower > P0) | (ub.upper < P0)
+    bound = _two_sided_miss_bound(
+        P0,
+        ALPHA / 2,
+        horizon,
+        lambda t, p, a: at_checkpoints(t, hv.clopper_pearson_boundary(times, p, a * shares), t + 1),
+        lambda t, p, a: at_checkpoints(
+            t, times - hv.clopper_pearson_boundary(times, 1 - p, a * shares), -np.ones_like(t)
+        ),
+    )
+    check_false_certifications(int(miss.sum()), n, ALPHA, bound, exact_is_bound=True)
 
 
+@pytest.mark.slow
 def test_negative_control_monitoring_clopper_pearson_is_invalid():
-    """Checking the fixed-n Clopper-Pearson bound after every sample inflates the error far above alpha."""
+    """Checking the fixed-n Clopper-Pearson bound after every sample inflates the error far above alpha; the same
+    draws through the E-process reject at its exact rate, below alpha."""
+    n = 1500
     rng = np.random.default_rng(13)
-    X = rng.random((N_STREAMS, HORIZON)) < 0.9
+    X = rng.random((n, HORIZON)) < P0
     S = np.cumsum(X, axis=1)
-    bnd = hv.clopper_pearson_boundary(np.arange(1, HORIZON + 1), 0.9, 0.05)
-    rate = (S >= bnd).any(axis=1).mean()
-    assert rate > 4 * 0.05
-    # the same draws through the E-process stay below alpha
-    mix = hs.BetaMixtureTest(0.9, 0.05, 1, 1, n_streams=N_STREAMS)
+    t = np.arange(1, HORIZON + 1)
+    cp_rate = (hv.clopper_pearson_boundary(t, P0, ALPHA) <= S).any(axis=1).mean()
+    assert cp_rate > 2 * ALPHA
+    exact, _ = hv.boundary_crossing_probability(hv.beta_mixture_boundary(t, P0, ALPHA, 1, 1), P0)
+    mix = hs.BetaMixtureTest(P0, ALPHA, 1, 1, n_streams=n)
     mix.update(X)
-    assert mix.rejected.mean() <= _binom_margin(0.05, N_STREAMS)
+    check_false_certifications(int(mix.rejected.sum()), n, ALPHA, exact)
 
 
 # ----------------------------------------------------------------------------------------------
 # Baselines
 # ----------------------------------------------------------------------------------------------
+
 
 def test_union_bound_checkpoints_and_bounds():
     times, shares = voracek.union_bound_checkpoints(10**6)
@@ -373,7 +457,9 @@ def test_union_bound_checkpoints_and_bounds():
     assert (5.0 / ((jj + 4.0) * (jj + 5.0))).sum() == pytest.approx(1.0, abs=1e-5)
     j = 40
     t = times[j]
-    assert voracek.union_bound_lower(t - 3, t, 0.001) == pytest.approx(hs.clopper_pearson_lower(t - 3, t, 0.001 * shares[j]))
+    assert voracek.union_bound_lower(t - 3, t, 0.001) == pytest.approx(
+        hs.clopper_pearson_lower(t - 3, t, 0.001 * shares[j])
+    )
     non_cp = next(x for x in range(3, 10**6) if x not in set(times.tolist()))
     assert np.isnan(voracek.union_bound_lower(1, non_cp, 0.001))
     # the streaming class only moves at checkpoints and equals the closed form there
@@ -389,9 +475,13 @@ def test_horvath_schedule_and_streaming_agree():
     sched = horvath.horvath_schedule(P0_R2, 0.001, 1e-4, (1000, 10000, 125000))
     cm, fm = sched["certify_min"], sched["futile_max"]
     for i, n in enumerate(sched["n"]):
-        assert hs.clopper_pearson_lower(cm[i], n, 0.001 / 3) >= P0_R2 > hs.clopper_pearson_lower(cm[i] - 1, n, 0.001 / 3)
+        assert (
+            hs.clopper_pearson_lower(cm[i], n, 0.001 / 3) >= P0_R2 > hs.clopper_pearson_lower(cm[i] - 1, n, 0.001 / 3)
+        )
         if i < 2:
-            assert hs.clopper_pearson_upper(fm[i], n, 1e-4 / 2) < P0_R2 <= hs.clopper_pearson_upper(fm[i] + 1, n, 1e-4 / 2)
+            assert (
+                hs.clopper_pearson_upper(fm[i], n, 1e-4 / 2) < P0_R2 <= hs.clopper_pearson_upper(fm[i] + 1, n, 1e-4 / 2)
+            )
     assert fm[-1] == -1
     rng = np.random.default_rng(2)
     X = rng.random((6, 140000)) < np.array([0.999, 0.99, 0.985, 0.975, 0.9, 0.5])[:, None]
@@ -399,13 +489,19 @@ def test_horvath_schedule_and_streaming_agree():
     assert list(dec[:2]) == [1, 1] and dec[-1] == 0 and used[0] == 1000 and used[-1] == 1000
     test = horvath.HorvathAdaptiveTest(P0_R2, 0.001, n_streams=6)
     for i in range(0, 140000, 3333):
-        test.update(X[:, i:i + 3333])
+        test.update(X[:, i : i + 3333])
     assert np.array_equal(test.decision, dec) and np.array_equal(test.samples_used, used)
-    # validity at p = p0 (small stages so that it is cheap)
+    # validity at p = p0 (small stages so that it is cheap): the exact certification probability, stage by stage
     rng = np.random.default_rng(4)
-    Y = rng.random((4000, 1100)) < 0.9
-    d, _ = horvath.horvath_adaptive_test(Y, 0.9, 0.1, 0.05, stages=(100, 1000))
-    assert (d == 1).mean() <= _binom_margin(0.1, 4000)
+    n, stages = 3000, (100, 1000)
+    Y = rng.random((n, 1100)) < P0
+    d, _ = horvath.horvath_adaptive_test(Y, P0, ALPHA, 0.05, stages=stages)
+    sched = horvath.horvath_schedule(P0, ALPHA, 0.05, stages)
+    reach, exact = 1.0, 0.0
+    for size, cert_min, fut_max in zip(sched["n"], sched["certify_min"], sched["futile_max"]):
+        exact += reach * stats.binom.sf(cert_min - 1, size, P0)
+        reach *= stats.binom.cdf(cert_min - 1, size, P0) - stats.binom.cdf(fut_max, size, P0)
+    check_false_certifications(int((d == 1).sum()), n, ALPHA, exact)
 
 
 def test_sprt_matches_wald():
@@ -434,22 +530,24 @@ def test_set_prior_before_the_first_outcome_equals_a_fresh_test(alternative):
 
 
 def test_union_test_rejects_at_the_first_component_crossing_and_keeps_its_level():
-    from haltfast.statistics import BetaMixtureTest, UnionTest, hedged_mixture_test
+    from haltfast.statistics import BetaMixtureTest
+    from haltfast.statistics import UnionTest
+    from haltfast.statistics import hedged_mixture_test
 
     rng = np.random.default_rng(7)
     p0, alpha, n, m = 0.7, 0.1, 400, 2000
-    x = rng.random((n, m)) < p0                                   # the hardest null: p = p0
+    x = rng.random((n, m)) < p0  # the hardest null: p = p0
     union = hedged_mixture_test(p0, alpha, 50.0, 1.0, n, hedge=0.5)  # a bad prior, hedged by Jeffreys
     for lo in range(0, m, 250):
-        union.update(x[:, lo:lo + 250])
+        union.update(x[:, lo : lo + 250])
     assert union.rejected.mean() <= alpha + 3 * np.sqrt(alpha / n)
-    y = rng.random((50, 500)) < 0.95                              # and under the alternative, the earliest crossing
+    y = rng.random((50, 500)) < 0.95  # and under the alternative, the earliest crossing
     parts = [BetaMixtureTest(p0, 0.05, 50.0, 1.0, n_streams=50), BetaMixtureTest(p0, 0.05, n_streams=50)]
     for t in parts:
         t.update(y)
     both = UnionTest([BetaMixtureTest(p0, 0.05, 50.0, 1.0, n_streams=50), BetaMixtureTest(p0, 0.05, n_streams=50)])
     both.update(y[:, :100])
     both.update(y[:, 100:])
-    expected = np.min([np.where(t.rejected, t.stopping_time, 10 ** 9) for t in parts], axis=0)
+    expected = np.min([np.where(t.rejected, t.stopping_time, 10**9) for t in parts], axis=0)
     assert both.rejected.all() and np.array_equal(both.stopping_time, expected)
     assert np.allclose(both.threshold, -np.log(0.1))

@@ -13,7 +13,7 @@ from importlib import import_module
 # full-batch kernel hot at no measurable cost. Set before the first model call; a user's own setting wins.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
-from .errors import HaltfastError  # noqa: E402
+from .errors import HaltfastError
 
 __version__ = "0.1.0"
 

@@ -19,23 +19,26 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, DataNotFoundError, HaltfastError
-from .formats import (
-    CIFAR_TEST_FILES,
-    CIFAR_TRAIN_FILES,
-    ArrayBackend,
-    MemoryStore,
-    cifar_batches,
-    detect_layout,
-    idx_header,
-    idx_images,
-    load_labels,
-    npy_images,
-    npz_images,
-    npz_members,
-)
+from .errors import DataError
+from .errors import DataNotFoundError
+from .errors import HaltfastError
+from .formats import CIFAR_TEST_FILES
+from .formats import CIFAR_TRAIN_FILES
+from .formats import ArrayBackend
+from .formats import MemoryStore
+from .formats import cifar_batches
+from .formats import detect_layout
+from .formats import idx_header
+from .formats import idx_images
+from .formats import load_labels
+from .formats import npy_images
+from .formats import npz_images
+from .formats import npz_members
 from .imagefolder import FolderBackend
-from .imagesource import ImageSource, Transform, check_labels, subset_positions
+from .imagesource import ImageSource
+from .imagesource import Transform
+from .imagesource import check_labels
+from .imagesource import subset_positions
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_DIR_ENV = "HALTFAST_DATA_DIR"
@@ -120,14 +123,15 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     return directory
 
 
-
 def _protocol_rows(split: str, count: int, origin: str) -> np.ndarray:
     """The rows of a protocol split: train = the first 50k training images, calibration = the rest, test = all."""
     rows = np.arange(count, dtype=np.int64)
     rows = rows[:TRAIN_SIZE] if split == "train" else rows[TRAIN_SIZE:] if split == "calibration" else rows
     if len(rows) == 0:
-        raise DataError(f"{origin}: the {split} split is empty (calibration = training images {TRAIN_SIZE:,} "
-                        f"onward; this training file holds {count:,})")
+        raise DataError(
+            f"{origin}: the {split} split is empty (calibration = training images {TRAIN_SIZE:,} "
+            f"onward; this training file holds {count:,})"
+        )
     return rows
 
 
@@ -137,8 +141,9 @@ def _open_idx(name: str, directory: Path, split: str, transform: Transform, num_
     label_path = _find_idx(directory, f"{prefix}-labels-idx1-ubyte")
     images, labels = idx_images(image_path), read_idx(label_path)
     if labels.ndim != 1 or len(labels) != images.count:
-        raise DataError(f"{directory}: images {(images.count, *images.item_shape)} and labels {labels.shape} "
-                        "do not match")
+        raise DataError(
+            f"{directory}: images {(images.count, *images.item_shape)} and labels {labels.shape} do not match"
+        )
     rows = _protocol_rows(split, images.count, str(directory))
     if name == "fashion-mnist" and num_classes is None:
         num_classes = 10
@@ -160,40 +165,47 @@ def _open_digits(split: str, transform: Transform, num_classes: int | None) -> I
     return ImageSource("digits", split, backend, rows, labels, num_classes)
 
 
-def _open_arrays(name: str, path: Path, transform: Transform, layout: str | None,
-                 num_classes: int | None) -> ImageSource:
+def _open_arrays(
+    name: str, path: Path, transform: Transform, layout: str | None, num_classes: int | None
+) -> ImageSource:
     """An .npz holding x and y, or a directory holding x.npy and y.npy (both read with pickles refused)."""
     if path.is_file():
         members = npz_members(path)
         if "x.npy" not in members or "y.npy" not in members:
             found = ", ".join(member.removesuffix(".npy") for member in members) or "nothing"
-            raise DataError(f"{path} must hold an image array x and a label array y "
-                            f"(np.savez(path, x=images, y=labels)); it holds {found}")
+            raise DataError(
+                f"{path} must hold an image array x and a label array y "
+                f"(np.savez(path, x=images, y=labels)); it holds {found}"
+            )
         store, labels, files, format = npz_images(path, "x.npy"), load_labels(path, "y"), [path], "npz"
     else:
         store, labels = npy_images(path / "x.npy"), load_labels(path / "y.npy")
         files, format = [path / "x.npy", path / "y.npy"], "npy"
     labels, num_classes = check_labels(labels, num_classes, f"{path} (y)")
     if len(labels) != store.count:
-        raise DataError(f"{path}: x holds {store.count} images but y holds {len(labels)} labels; "
-                        "they must match one to one")
+        raise DataError(
+            f"{path}: x holds {store.count} images but y holds {len(labels)} labels; they must match one to one"
+        )
     item_layout = detect_layout((store.count, *store.item_shape), layout, store.origin)
     backend = ArrayBackend(format, store, item_layout, transform, files, {"format": format})
     backend.check_floats()
     return ImageSource(name, "all", backend, np.arange(store.count, dtype=np.int64), labels, num_classes)
 
 
-def _open_cifar(name: str, directory: Path, split: str, transform: Transform,
-                num_classes: int | None) -> ImageSource:
+def _open_cifar(name: str, directory: Path, split: str, transform: Transform, num_classes: int | None) -> ImageSource:
     paths = [directory / file for file in (CIFAR_TEST_FILES if split == "test" else CIFAR_TRAIN_FILES)]
     missing = [path.name for path in paths if not path.is_file()]
     if missing:
-        raise DataNotFoundError(f"{directory} lacks {', '.join(missing)} (the {split} split of the CIFAR-10 binary "
-                                "version: data_batch_1.bin .. data_batch_5.bin and test_batch.bin)")
+        raise DataNotFoundError(
+            f"{directory} lacks {', '.join(missing)} (the {split} split of the CIFAR-10 binary "
+            "version: data_batch_1.bin .. data_batch_5.bin and test_batch.bin)"
+        )
     store, labels = cifar_batches(paths)
     if labels.max() > 9:
-        raise DataError(f"{directory}: label byte {labels.max()} in a batch; CIFAR-10 labels are 0..9, so these "
-                        "are not CIFAR-10 binary batches (CIFAR-100's format is not supported)")
+        raise DataError(
+            f"{directory}: label byte {labels.max()} in a batch; CIFAR-10 labels are 0..9, so these "
+            "are not CIFAR-10 binary batches (CIFAR-100's format is not supported)"
+        )
     labels, num_classes = check_labels(labels, 10 if num_classes is None else num_classes, str(directory))
     backend = ArrayBackend("cifar-10-bin", store, "NCHW", transform, paths, {"format": "cifar-10-bin"})
     names_file = directory / "batches.meta.txt"  # the class names, one a line, shipped with the binary version
@@ -208,12 +220,17 @@ def _detect_format(path: Path) -> tuple[str, Path]:
         if path.suffix == ".npz":
             return "npz", path
         if path.suffix == ".npy":
-            raise DataError(f"{path}: a single .npy holds no labels; give a directory holding x.npy (images) and "
-                            "y.npy (labels), or an .npz with arrays x and y")
+            raise DataError(
+                f"{path}: a single .npy holds no labels; give a directory holding x.npy (images) and "
+                "y.npy (labels), or an .npz with arrays x and y"
+            )
         raise DataError(f"unknown data set {str(path)!r}: not a format haltfast reads. {FORMATS_HINT}")
     pickled = ("data_batch_1", "test_batch", "batches.meta")
-    if path.name == "cifar-10-batches-py" or any((path / file).is_file() for file in pickled) or (
-            (path / "cifar-10-batches-py").is_dir() and not (path / "cifar-10-batches-bin").is_dir()):
+    if (
+        path.name == "cifar-10-batches-py"
+        or any((path / file).is_file() for file in pickled)
+        or ((path / "cifar-10-batches-py").is_dir() and not (path / "cifar-10-batches-bin").is_dir())
+    ):
         raise DataError(PICKLED_CIFAR.format(path=path))
     if (path / "cifar-10-batches-bin").is_dir():
         return "cifar-10-bin", path / "cifar-10-batches-bin"
@@ -232,8 +249,10 @@ def _split_for(format: str, split: str | None) -> str:
     if format in ("npz", "npy", "imagefolder"):
         if split is not None:
             what = "an image folder" if format == "imagefolder" else "x/y arrays"
-            raise DataError(f"split {split!r} does not apply to {what}: the whole of it is one data set. "
-                            "Leave out --split (give each split its own folder or file)")
+            raise DataError(
+                f"split {split!r} does not apply to {what}: the whole of it is one data set. "
+                "Leave out --split (give each split its own folder or file)"
+            )
         return "all"
     choices = CIFAR_SPLITS if format == "cifar-10-bin" else SPLITS
     split = "test" if split is None else split
@@ -242,9 +261,15 @@ def _split_for(format: str, split: str | None) -> str:
     return split
 
 
-def open_dataset(spec: str | os.PathLike, split: str | None = None, data_dir: str | Path | None = None,
-                 resize: int | tuple[int, int] | None = None, center_crop: int | tuple[int, int] | None = None,
-                 layout: str | None = None, num_classes: int | None = None) -> ImageSource:
+def open_dataset(
+    spec: str | os.PathLike,
+    split: str | None = None,
+    data_dir: str | Path | None = None,
+    resize: int | tuple[int, int] | None = None,
+    center_crop: int | tuple[int, int] | None = None,
+    layout: str | None = None,
+    num_classes: int | None = None,
+) -> ImageSource:
     """Open a data set lazily (see docs/data.md); every check that needs no pixels is done before this returns.
 
     `spec` is fashion-mnist, digits, idx (with data_dir) or a path. `split` defaults to test where the data have
@@ -259,8 +284,9 @@ def open_dataset(spec: str | os.PathLike, split: str | None = None, data_dir: st
     else:
         path = Path(text).expanduser()
         if not path.exists():
-            raise DataError(f"unknown data set {text!r}: not a known name and no such file or directory. "
-                            f"{FORMATS_HINT}")
+            raise DataError(
+                f"unknown data set {text!r}: not a known name and no such file or directory. {FORMATS_HINT}"
+            )
         format, path = _detect_format(path)
     if layout is not None and format not in ("npz", "npy"):
         raise DataError(f"layout applies to .npz / .npy images only; {text!r} is {format}")
@@ -279,8 +305,9 @@ def open_dataset(spec: str | os.PathLike, split: str | None = None, data_dir: st
         return _open_arrays(text, path, transform, layout, num_classes)
     backend = FolderBackend(path, transform)
     labels, num_classes = check_labels(backend.labels, num_classes, str(path))
-    return ImageSource(text, split, backend, np.arange(len(labels), dtype=np.int64), labels, num_classes,
-                       backend.classes)
+    return ImageSource(
+        text, split, backend, np.arange(len(labels), dtype=np.int64), labels, num_classes, backend.classes
+    )
 
 
 def load_dataset(name: str = "fashion-mnist", split: str = "test", data_dir: str | Path | None = None) -> Dataset:
@@ -289,5 +316,6 @@ def load_dataset(name: str = "fashion-mnist", split: str = "test", data_dir: str
         raise HaltfastError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     source = open_dataset(name, split, data_dir)
     images = source.load(np.arange(len(source)))
-    return Dataset(source.name, source.split, images, np.array(source.labels), np.array(source.indices),
-                   source.num_classes)
+    return Dataset(
+        source.name, source.split, images, np.array(source.labels), np.array(source.indices), source.num_classes
+    )

@@ -8,10 +8,13 @@ chunking. Ray is optional (`pip install 'haltfast[ray]'`); nothing else imports 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 
 import numpy as np
 
@@ -49,16 +52,33 @@ class _Worker:
 
         torch.set_num_threads(1)
         self.spec = spec
-        self.smooth = Smooth(spec.model, spec.num_classes, spec.sigma, seed=spec.seed, batch_size=spec.batch_size,
-                             device=spec.device, weights_sha256=spec.weights_sha256)
+        self.smooth = Smooth(
+            spec.model,
+            spec.num_classes,
+            spec.sigma,
+            seed=spec.seed,
+            batch_size=spec.batch_size,
+            device=spec.device,
+            weights_sha256=spec.weights_sha256,
+        )
 
     def pid(self) -> int:
         return os.getpid()
 
     def certify(self, images: np.ndarray, labels, indices: np.ndarray) -> list[Certificate]:
         s = self.spec
-        return self.smooth.certify_many(images, labels, n0=s.n0, n=s.n, alpha=s.alpha, method=s.method,
-                                        keys=indices, indices=indices, progress=False, **s.options)
+        return self.smooth.certify_many(
+            images,
+            labels,
+            n0=s.n0,
+            n=s.n,
+            alpha=s.alpha,
+            method=s.method,
+            keys=indices,
+            indices=indices,
+            progress=False,
+            **s.options,
+        )
 
 
 def import_ray():
@@ -66,8 +86,10 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise HaltfastError("--workers and --ray-address need Ray: pip install 'haltfast[ray]' "
-                            "(or run without them: the single-process path gives the same certificates)") from None
+        raise HaltfastError(
+            "--workers and --ray-address need Ray: pip install 'haltfast[ray]' "
+            "(or run without them: the single-process path gives the same certificates)"
+        ) from None
     return ray
 
 
@@ -94,11 +116,16 @@ class RayPool:
                 if address:
                     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
                 else:
-                    ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level="ERROR",
-                             log_to_driver=False)
+                    ray.init(
+                        num_cpus=workers or os.cpu_count(),
+                        include_dashboard=False,
+                        logging_level="ERROR",
+                        log_to_driver=False,
+                    )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise HaltfastError(f"cannot start or reach the Ray cluster{f' at {address}' if address else ''}: "
-                                    f"{exc}") from exc
+                raise HaltfastError(
+                    f"cannot start or reach the Ray cluster{f' at {address}' if address else ''}: {exc}"
+                ) from exc
             self._started = True
         self.workers = int(workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
         actor = ray.remote(num_cpus=1, num_gpus=1 if spec.device == "cuda" else 0)(_Worker)
@@ -116,12 +143,20 @@ class RayPool:
                 raise HaltfastError(str(cause)) from None
             raise HaltfastError(f"a Ray worker failed: {cause or exc}") from None
         except ray.exceptions.RayActorError as exc:
-            raise HaltfastError(f"a Ray worker died ({exc}); rerun the same command to resume: finished inputs "
-                                f"are kept in the journal") from None
+            raise HaltfastError(
+                f"a Ray worker died ({exc}); rerun the same command to resume: finished inputs are kept in the journal"
+            ) from None
 
-    def certify(self, images, labels: Sequence[int] | None, indices: Sequence[int], *,
-                chunk_size: int | None = None, on_result: Callable[[Certificate], None] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> list[Certificate]:
+    def certify(
+        self,
+        images,
+        labels: Sequence[int] | None,
+        indices: Sequence[int],
+        *,
+        chunk_size: int | None = None,
+        on_result: Callable[[Certificate], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Certificate]:
         """Certificates for all inputs, in input order; on_result/progress see each as its chunk returns.
 
         `images` is an array (N, C, H, W) or a lazy source (`load(positions)`), read a chunk at a time as chunks
@@ -161,10 +196,8 @@ class RayPool:
                         progress(1, cert.evaluations)
         finally:
             for ref in in_flight:  # after an error or Ctrl-C: drop queued chunks (finished ones are journaled)
-                try:
+                with contextlib.suppress(Exception):  # already finished, or the actor is gone
                     ray.cancel(ref)
-                except Exception:  # already finished, or the actor is gone
-                    pass
         return results
 
     def close(self) -> None:
@@ -175,7 +208,7 @@ class RayPool:
         if self._started:
             self._ray.shutdown()
 
-    def __enter__(self) -> "RayPool":
+    def __enter__(self) -> RayPool:
         return self
 
     def __exit__(self, *exc) -> bool:

@@ -10,24 +10,31 @@ on which inputs share a batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from .certificate import (
-    ABSTAIN,
-    ABSTAINED,
-    CERTIFIED,
-    NOT_CERTIFIED,
-    UNDECIDED,
-    Certificate,
-    StopReason,
-    failed_certificate,
-    radius_from_p,
-)
+from .certificate import ABSTAIN
+from .certificate import ABSTAINED
+from .certificate import CERTIFIED
+from .certificate import NOT_CERTIFIED
+from .certificate import UNDECIDED
+from .certificate import Certificate
+from .certificate import StopReason
+from .certificate import check_radius
+from .certificate import failed_certificate
+from .certificate import p_for_radius
+from .certificate import radius_from_p
+from .certificate import validate_alpha
+from .certificate import validate_count
 from .errors import HaltfastError
 from .priors import Parts
-from .statistics import BetaMixtureTest, ConfidenceSequence, UnionConfidenceSequence, UnionTest
+from .statistics import BetaMixtureTest
+from .statistics import ConfidenceSequence
+from .statistics import UnionConfidenceSequence
+from .statistics import UnionTest
 
 MAX_CHUNK = 2**20  # most samples one input draws at once, so budgets of 10^8 and more fit in memory
 ROUND_SAMPLES = 2**21  # most samples one round draws; the other inputs wait for the next round
@@ -88,6 +95,35 @@ def lower_confidence_sequence(alpha: float, parts: Parts, n: int) -> UnionConfid
     )
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a run certifies, checked once: the noise level, each certificate's failure probability alpha, the
+    required radius (None: estimate each input's radius) and the cap on each input's tested samples."""
+
+    sigma: float
+    alpha: float = 0.001
+    radius: float | None = None
+    max_samples: int = 100_000
+
+    def __post_init__(self):
+        if not (isinstance(self.sigma, (int, float)) and np.isfinite(self.sigma) and self.sigma > 0):
+            raise HaltfastError(f"sigma must be a positive number, got {self.sigma}")
+        object.__setattr__(self, "alpha", validate_alpha(self.alpha))
+        object.__setattr__(self, "max_samples", validate_count("max_samples", self.max_samples))
+        if self.radius is not None:
+            check_radius(self.radius, self.max_samples, self.alpha, self.sigma)
+
+    @property
+    def z(self) -> float:
+        """r / sigma: the threshold's probit, 0 (p0 = 1/2) in radius mode."""
+        return 0.0 if self.radius is None else self.radius / self.sigma
+
+    @property
+    def p0(self) -> float | None:
+        """Phi(r / sigma), the smallest top-class probability that certifies the radius (None in radius mode)."""
+        return None if self.radius is None else p_for_radius(self.radius, self.sigma)
+
+
 class Run:
     """Per-input bookkeeping of one certification run: certificates, time and every evaluation charged to each input.
 
@@ -96,8 +132,15 @@ class Run:
     as each input finishes.
     """
 
-    def __init__(self, streams, items: Sequence[int], labels=None, indices=None, progress=None,
-                 on_result: Callable[[Certificate], None] | None = None):
+    def __init__(
+        self,
+        streams,
+        items: Sequence[int],
+        labels=None,
+        indices=None,
+        progress=None,
+        on_result: Callable[[Certificate], None] | None = None,
+    ):
         self.streams, self.items = streams, list(items)
         self.n = len(self.items)
         self.labels, self.indices, self.progress, self.on_result = labels, indices, progress, on_result
@@ -156,7 +199,9 @@ class Run:
         """The open inputs in the order `admit` takes them."""
         return [j for j in range(self.n) if self.certs[j] is None][::-1]
 
-    def draw_flat(self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def draw_flat(
+        self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Draw size[i] samples for input js[i] in shared batches: (inputs drawn, their counts, hits back to back).
 
         Inputs whose draw failed are finished as errors and left out.
@@ -184,8 +229,9 @@ class Run:
             groups.append((js[rows], np.stack([out[r] for r in rows]) == c_hat[js[rows]][:, None]))
         return alive, groups
 
-    def select(self, selection: str, n0: int, window: int,
-               with_logits: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def select(
+        self, selection: str, n0: int, window: int, with_logits: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Class selection on samples that are never tested: a pilot of n0 noisy samples, or the clean prediction.
 
         Returns (class, pilot hits, clean logits or None). with_logits: also the clean logits (a
@@ -255,5 +301,12 @@ def growth_chunks(tested: np.ndarray, min_chunk: int, growth: float) -> np.ndarr
 def radius_certificate(lower: float, c_hat: int, sigma: float, why: str, tested: int) -> Certificate:
     """Radius mode's certificate from the running lower bound on p: certified above 1/2, else abstain."""
     r = float(radius_from_p(lower, sigma)) if lower > 0.5 else 0.0
-    return Certificate(c_hat if r > 0 else ABSTAIN, r, CERTIFIED if r > 0 else ABSTAINED, 0, p_lower=lower,
-                       stop_reason=why, extra={"tested": tested, "selected": c_hat})
+    return Certificate(
+        c_hat if r > 0 else ABSTAIN,
+        r,
+        CERTIFIED if r > 0 else ABSTAINED,
+        0,
+        p_lower=lower,
+        stop_reason=why,
+        extra={"tested": tested, "selected": c_hat},
+    )

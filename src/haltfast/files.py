@@ -19,8 +19,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], suffix: str 
     """
     path = Path(path)
     if path.resolve().is_relative_to(PACKAGE_DIR):
-        raise OutputError(f"{path} lies inside the installed haltfast package, whose shipped files are never "
-                          f"overwritten; choose a path of your own")
+        raise OutputError(
+            f"{path} lies inside the installed haltfast package, whose shipped files are never "
+            f"overwritten; choose a path of your own"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial" + suffix)
     try:
@@ -51,8 +53,10 @@ def check_writable(path: str | Path | None, what: str = "output file") -> Path |
     if path.is_dir():
         raise OutputError(f"{what} {path} is a directory; give a file name")
     if path.resolve().is_relative_to(PACKAGE_DIR):
-        raise OutputError(f"{what} {path} lies inside the installed haltfast package, whose shipped files are never "
-                          f"overwritten; choose a path of your own")
+        raise OutputError(
+            f"{what} {path} lies inside the installed haltfast package, whose shipped files are never "
+            f"overwritten; choose a path of your own"
+        )
     try:
         if path.exists():
             with open(path, "ab"):

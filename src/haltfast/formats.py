@@ -12,15 +12,22 @@ import gzip
 import hashlib
 import os
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import ExitStack
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from .errors import DataError
-from .imagesource import HASH_CHUNK_BYTES, Reader, Transform, check_pixels, hash_files
+from .imagesource import HASH_CHUNK_BYTES
+from .imagesource import Reader
+from .imagesource import Transform
+from .imagesource import check_pixels
+from .imagesource import hash_files
 
 SCAN_CHUNK_BYTES = 8 << 20
 LAYOUTS = ("NCHW", "NHWC")
@@ -59,16 +66,24 @@ class ByteCursor:
             raise DataError(f"cannot read {self._origin}: {exc}") from exc
         self._position = position + len(data)
         if len(data) != size:
-            raise DataError(f"{self._origin} is truncated: {size} bytes wanted at offset {position}, "
-                            f"{len(data)} there")
+            raise DataError(f"{self._origin} is truncated: {size} bytes wanted at offset {position}, {len(data)} there")
         return data
 
 
 class RecordFile:
     """`count` records of `record_bytes` from byte `offset` of a stream; each item is a record minus `skip_bytes`."""
 
-    def __init__(self, origin: str, open_stream: StreamOpener, seekable: bool, offset: int, count: int,
-                 item_dtype: np.dtype, item_shape: tuple[int, ...], skip_bytes: int = 0):
+    def __init__(
+        self,
+        origin: str,
+        open_stream: StreamOpener,
+        seekable: bool,
+        offset: int,
+        count: int,
+        item_dtype: np.dtype,
+        item_shape: tuple[int, ...],
+        skip_bytes: int = 0,
+    ):
         self.origin, self.count, self.offset = origin, count, offset
         self.item_dtype, self.item_shape, self.skip_bytes = np.dtype(item_dtype), tuple(item_shape), skip_bytes
         self.record_bytes = skip_bytes + int(np.prod(item_shape)) * self.item_dtype.itemsize
@@ -87,10 +102,11 @@ class RecordFile:
         out = np.empty((len(rows), self.record_bytes), dtype=np.uint8)
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
-            data = cursor.read_at(self.offset + int(rows[start]) * self.record_bytes,
-                                  int(stop - start) * self.record_bytes)
+            data = cursor.read_at(
+                self.offset + int(rows[start]) * self.record_bytes, int(stop - start) * self.record_bytes
+            )
             out[start:stop] = np.frombuffer(data, dtype=np.uint8).reshape(-1, self.record_bytes)
-        items = np.ascontiguousarray(out[:, self.skip_bytes:]) if self.skip_bytes else out
+        items = np.ascontiguousarray(out[:, self.skip_bytes :]) if self.skip_bytes else out
         return items.view(self.item_dtype).reshape(len(rows), *self.item_shape)
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
@@ -172,19 +188,30 @@ def detect_layout(shape: tuple[int, ...], layout: str | None, origin: str) -> st
         return layout
     first, last = shape[1] in (1, 3, 4), shape[3] in (1, 3, 4)
     if first and last:
-        raise DataError(f"{origin}: shape {shape} could be channels first or last; say which with "
-                        "layout='NCHW' or layout='NHWC' (--layout)")
+        raise DataError(
+            f"{origin}: shape {shape} could be channels first or last; say which with "
+            "layout='NCHW' or layout='NHWC' (--layout)"
+        )
     if not (first or last):
-        raise DataError(f"{origin}: shape {shape} has no channel axis of size 1, 3 or 4 in the second or last "
-                        "place; images must be N x C x H x W or N x H x W x C")
+        raise DataError(
+            f"{origin}: shape {shape} has no channel axis of size 1, 3 or 4 in the second or last "
+            "place; images must be N x C x H x W or N x H x W x C"
+        )
     return "NCHW" if first else "NHWC"
 
 
 class ArrayBackend:
     """Images stored as uint8 (scaled by 1/255) or float in [0, 1], in any of NHW, NHWC and NCHW."""
 
-    def __init__(self, format: str, store: RecordFile | MemoryStore | ConcatStore, layout: str,
-                 transform: Transform, files: list[Path], settings: dict):
+    def __init__(
+        self,
+        format: str,
+        store: RecordFile | MemoryStore | ConcatStore,
+        layout: str,
+        transform: Transform,
+        files: list[Path],
+        settings: dict,
+    ):
         self.format, self.store, self.layout, self.transform = format, store, layout, transform
         self._files, self._settings, self._digest = files, settings, None
         if not (store.item_dtype == np.uint8 or store.item_dtype.kind == "f"):
@@ -219,8 +246,9 @@ class ArrayBackend:
         if self._digest is None:
             settings = {**self._settings, **self.transform.settings(), "layout": self.layout}
             if isinstance(self.store, MemoryStore):
-                self._digest = hashlib.sha256(repr(sorted(settings.items())).encode()
-                                              + np.ascontiguousarray(self.store.array).tobytes()).hexdigest()
+                self._digest = hashlib.sha256(
+                    repr(sorted(settings.items())).encode() + np.ascontiguousarray(self.store.array).tobytes()
+                ).hexdigest()
             else:
                 self._digest = hash_files(self._files, settings)
         return self._digest
@@ -243,15 +271,18 @@ def _npy_header(stream: BinaryIO, origin: str) -> tuple[tuple[int, ...], np.dtyp
     except ValueError as exc:
         raise DataError(f"{origin} is not a valid .npy array: {exc}") from exc
     if dtype.hasobject:
-        raise DataError(f"{origin} holds Python objects, which only a pickle can restore; haltfast never reads "
-                        "pickles. Save a numeric array (uint8 or float images, integer labels).")
+        raise DataError(
+            f"{origin} holds Python objects, which only a pickle can restore; haltfast never reads "
+            "pickles. Save a numeric array (uint8 or float images, integer labels)."
+        )
     if fortran_order and len(shape) > 1:
         raise DataError(f"{origin} is stored in Fortran order; save np.ascontiguousarray(x) instead")
     return shape, dtype
 
 
-def _records(origin: str, opener: StreamOpener, seekable: bool, offset: int, shape: tuple, dtype: np.dtype,
-             available: int | None) -> RecordFile:
+def _records(
+    origin: str, opener: StreamOpener, seekable: bool, offset: int, shape: tuple, dtype: np.dtype, available: int | None
+) -> RecordFile:
     if len(shape) == 0 or shape[0] == 0:
         raise DataError(f"{origin} holds no images (shape {shape})")
     store = RecordFile(origin, opener, seekable, offset, shape[0], dtype, shape[1:])
@@ -287,8 +318,12 @@ def npz_images(path: Path, member: str) -> RecordFile:
             local = fh.read(30)
             if local[:4] != b"PK\x03\x04":
                 raise DataError(f"{path} is not a valid .npz file (bad local header for {member})")
-            fh.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                    + int.from_bytes(local[28:30], "little"))
+            fh.seek(
+                info.header_offset
+                + 30
+                + int.from_bytes(local[26:28], "little")
+                + int.from_bytes(local[28:30], "little")
+            )
             start = fh.tell()
             shape, dtype = _npy_header(fh, origin)
             offset = fh.tell()
@@ -308,8 +343,10 @@ def load_labels(path: Path, member: str | None = None) -> np.ndarray:
             return np.asarray(archive[member])
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise DataError(f"{origin} holds Python objects, which only a pickle can restore; haltfast never reads "
-                            "pickles. Save the labels as an integer array.") from exc
+            raise DataError(
+                f"{origin} holds Python objects, which only a pickle can restore; haltfast never reads "
+                "pickles. Save the labels as an integer array."
+            ) from exc
         raise DataError(f"{origin} is not a valid .npy array: {exc}") from exc
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {origin}: {exc}") from exc
@@ -337,7 +374,7 @@ def idx_header(stream: BinaryIO, origin: str) -> tuple[np.dtype, tuple[int, ...]
     dims = stream.read(4 * head[3])
     if len(dims) < 4 * head[3]:
         raise DataError(f"{origin} is not an idx file (header cut short)")
-    shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(head[3]))
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
     return np.dtype(IDX_DTYPES[head[2]]), shape, 4 + 4 * head[3]
 
 
@@ -360,8 +397,10 @@ def idx_images(path: Path) -> RecordFile:
         raise DataError(f"{path}: expected an idx3 file of unsigned bytes (N x H x W), got {dtype} of shape {shape}")
     expected = offset + int(np.prod(shape))
     if available != (expected % (1 << 32) if gzipped else expected):
-        raise DataError(f"{path}: expected {expected - offset} bytes of data for shape {shape}, "
-                        f"found {available - offset}{' (modulo 2^32)' if gzipped else ''}")
+        raise DataError(
+            f"{path}: expected {expected - offset} bytes of data for shape {shape}, "
+            f"found {available - offset}{' (modulo 2^32)' if gzipped else ''}"
+        )
     return RecordFile(str(path), opener, not gzipped, offset, shape[0], np.dtype(np.uint8), shape[1:])
 
 
@@ -377,10 +416,22 @@ def cifar_batches(paths: list[Path]) -> tuple[ConcatStore, np.ndarray]:
     for path in paths:
         size = os.path.getsize(path)
         if size == 0 or size % CIFAR_RECORD_BYTES:
-            raise DataError(f"{path} is not a CIFAR-10 binary batch: its size ({size} bytes) is not a multiple of "
-                            f"{CIFAR_RECORD_BYTES} (1 label byte + 3072 pixel bytes per image)")
-        parts.append(RecordFile(str(path), plain_opener(path), True, 0, size // CIFAR_RECORD_BYTES,
-                                np.dtype(np.uint8), (3, 32, 32), skip_bytes=1))
+            raise DataError(
+                f"{path} is not a CIFAR-10 binary batch: its size ({size} bytes) is not a multiple of "
+                f"{CIFAR_RECORD_BYTES} (1 label byte + 3072 pixel bytes per image)"
+            )
+        parts.append(
+            RecordFile(
+                str(path),
+                plain_opener(path),
+                True,
+                0,
+                size // CIFAR_RECORD_BYTES,
+                np.dtype(np.uint8),
+                (3, 32, 32),
+                skip_bytes=1,
+            )
+        )
     labels = []
     for path, part in zip(paths, parts):
         head = RecordFile(str(path), plain_opener(path), True, 0, part.count, np.dtype(np.uint8), (CIFAR_RECORD_BYTES,))

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .imagesource import Reader, Transform, hash_files
+from .imagesource import Reader
+from .imagesource import Transform
+from .imagesource import hash_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 GREY_MODES = ("1", "L", "LA")
@@ -35,7 +37,7 @@ class PathTable:
         return len(self.offsets) - 1
 
     def __getitem__(self, row: int) -> str:
-        return os.fsdecode(self.blob[self.offsets[row]: self.offsets[row + 1]].tobytes())
+        return os.fsdecode(self.blob[self.offsets[row] : self.offsets[row + 1]].tobytes())
 
 
 def _is_image(name: str) -> bool:
@@ -48,8 +50,10 @@ def scan_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
     if not classes:
         loose = [name for name in os.listdir(root) if _is_image(name)]
         if loose:
-            raise DataError(f"{root} holds images but no class folders; put each class's images in its own "
-                            f"folder, {root}/<class>/<image> (e.g. {root}/{Path(loose[0]).stem}-class/{loose[0]})")
+            raise DataError(
+                f"{root} holds images but no class folders; put each class's images in its own "
+                f"folder, {root}/<class>/<image> (e.g. {root}/{Path(loose[0]).stem}-class/{loose[0]})"
+            )
         raise DataError(f"{root} is empty: no class folders with images ({', '.join(IMAGE_EXTENSIONS)}) in it")
     paths: list[str] = []
     counts = []
@@ -58,11 +62,14 @@ def scan_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
         for folder, subfolders, files in os.walk(root / name, followlinks=True):
             subfolders[:] = [sub for sub in subfolders if not sub.startswith(".")]
             walked.append((folder, sorted(file for file in files if _is_image(file))))
-        found = [os.path.relpath(os.path.join(folder, file), root)
-                 for folder, files in sorted(walked) for file in files]
+        found = [
+            os.path.relpath(os.path.join(folder, file), root) for folder, files in sorted(walked) for file in files
+        ]
         if not found:
-            raise DataError(f"class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                            "add some or remove the folder (every class folder counts as a class)")
+            raise DataError(
+                f"class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "add some or remove the folder (every class folder counts as a class)"
+            )
         paths += found
         counts.append(len(found))
     return classes, paths, np.repeat(np.arange(len(classes), dtype=np.int64), counts)
@@ -99,8 +106,10 @@ class FolderBackend:
         for path in paths:
             width, height, mode = _header(self.root / path)
             if mode not in GREY_MODES + COLOUR_MODES:
-                raise DataError(f"{self.root / path} has pixel mode {mode!r} (e.g. 16-bit or float); haltfast reads "
-                                "8-bit grey or colour images: convert it to 8 bits per channel")
+                raise DataError(
+                    f"{self.root / path} has pixel mode {mode!r} (e.g. 16-bit or float); haltfast reads "
+                    "8-bit grey or colour images: convert it to 8 bits per channel"
+                )
             colour = colour or mode not in GREY_MODES
             size = self.transform.output_size(height, width, str(self.root / path))
             if first is None:
@@ -110,7 +119,8 @@ class FolderBackend:
                 raise DataError(
                     f"images have different sizes{done}: {self.root / first[0]} is {first[1]}x{first[2]} and "
                     f"{self.root / path} is {width}x{height} (width x height); pass resize and/or center_crop "
-                    "(--resize, --center-crop) to bring every image to one size")
+                    "(--resize, --center-crop) to bring every image to one size"
+                )
         return ("RGB" if colour else "L"), *first[3]
 
     @contextmanager
@@ -134,8 +144,10 @@ class FolderBackend:
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"cannot decode image {path}: {exc}; replace or remove the file") from exc
         if pixels.shape[:2] != self.shape[1:]:
-            raise DataError(f"{path} changed since the folder was opened: it is now {pixels.shape[1]}x"
-                            f"{pixels.shape[0]} (width x height); open the folder again")
+            raise DataError(
+                f"{path} changed since the folder was opened: it is now {pixels.shape[1]}x"
+                f"{pixels.shape[0]} (width x height); open the folder again"
+            )
         return pixels
 
     def digest(self) -> str:

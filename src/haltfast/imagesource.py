@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from .errors import DataError, HaltfastError
+from .errors import DataError
+from .errors import HaltfastError
 
 HASH_CHUNK_BYTES = 1 << 20
 Reader = Callable[[np.ndarray], np.ndarray]
@@ -69,8 +72,10 @@ def check_labels(labels: np.ndarray, num_classes: int | None, origin: str) -> tu
         raise HaltfastError(f"num_classes must be at least 1, got {num_classes}")
     if largest >= num_classes:
         at = int(np.argmax(labels))
-        raise DataError(f"{origin}: label {largest} of item {at} is out of range for {num_classes} classes "
-                        f"(labels must be 0..{num_classes - 1}); pass the right number of classes")
+        raise DataError(
+            f"{origin}: label {largest} of item {at} is out of range for {num_classes} classes "
+            f"(labels must be 0..{num_classes - 1}); pass the right number of classes"
+        )
     return labels, num_classes
 
 
@@ -80,8 +85,10 @@ def check_pixels(images: np.ndarray, origin: str, rows: np.ndarray) -> None:
     if bad.any():
         item = int(np.flatnonzero(bad.reshape(len(images), -1).any(axis=1))[0])
         values = images[item][bad[item]]
-        raise DataError(f"{origin}: item {rows[item]} has pixel value {float(values.flat[0])}; float pixels must "
-                        "lie in [0, 1] (store 0..255 images as uint8, or divide by 255)")
+        raise DataError(
+            f"{origin}: item {rows[item]} has pixel value {float(values.flat[0])}; float pixels must "
+            "lie in [0, 1] (store 0..255 images as uint8, or divide by 255)"
+        )
 
 
 def hash_files(paths: Iterable[str | os.PathLike], settings: dict, root: str | os.PathLike | None = None) -> str:
@@ -103,8 +110,11 @@ def _size_pair(value: int | tuple[int, int] | list[int], what: str) -> int | tup
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         if value >= 1:
             return int(value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in value):
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
         return int(value[0]), int(value[1])
     raise HaltfastError(f"{what} must be a positive integer or a pair (height, width) of them, got {value!r}")
 
@@ -143,8 +153,10 @@ class Transform:
         if self.center_crop is None:
             return height, width
         if self.center_crop[0] > height or self.center_crop[1] > width:
-            raise DataError(f"{origin}: center crop {self.center_crop[0]}x{self.center_crop[1]} (HxW) is larger than "
-                            f"the {'resized ' if self.resize else ''}image, {height}x{width}; crop less or resize more")
+            raise DataError(
+                f"{origin}: center crop {self.center_crop[0]}x{self.center_crop[1]} (HxW) is larger than "
+                f"the {'resized ' if self.resize else ''}image, {height}x{width}; crop less or resize more"
+            )
         return self.center_crop
 
     def apply(self, image):
@@ -179,8 +191,16 @@ class ImageSource:
     `indices[i]` is item i's index in its file (or sorted file list), which also keys its noise stream.
     """
 
-    def __init__(self, name: str, split: str, backend: Backend, indices: np.ndarray, labels: np.ndarray,
-                 num_classes: int, classes: list[str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        split: str,
+        backend: Backend,
+        indices: np.ndarray,
+        labels: np.ndarray,
+        num_classes: int,
+        classes: list[str] | None = None,
+    ):
         self.name = name
         self.split = split
         self.classes = classes  # class names by label, where the data name them (image folders)
@@ -195,8 +215,10 @@ class ImageSource:
         return len(self.indices)
 
     def __repr__(self) -> str:
-        return (f"ImageSource({self.name!r}, split={self.split!r}, format={self.format!r}, items={len(self)}, "
-                f"shape={self.shape}, num_classes={self.num_classes})")
+        return (
+            f"ImageSource({self.name!r}, split={self.split!r}, format={self.format!r}, items={len(self)}, "
+            f"shape={self.shape}, num_classes={self.num_classes})"
+        )
 
     @property
     def format(self) -> str:
@@ -211,8 +233,9 @@ class ImageSource:
     def subset(self, skip: int = 1, max_items: int | None = None) -> ImageSource:
         """A view of every `skip`-th item, at most `max_items` of them; nothing is read."""
         keep = subset_positions(len(self), skip, max_items)
-        return ImageSource(self.name, self.split, self._backend, self.indices[keep], self.labels[keep],
-                           self.num_classes, self.classes)
+        return ImageSource(
+            self.name, self.split, self._backend, self.indices[keep], self.labels[keep], self.num_classes, self.classes
+        )
 
     def item_name(self, position: int) -> str:
         """Where item `position` lives: a file path for image folders, `file[index]` for array files."""
@@ -238,8 +261,11 @@ class ImageSource:
 
         A subset has another fingerprint than its full source: journal the full source's.
         """
-        digest = hashlib.sha256(json.dumps({"format": self.format, "split": self.split, "shape": self.shape,
-                                            "num_classes": self.num_classes}).encode())
+        digest = hashlib.sha256(
+            json.dumps(
+                {"format": self.format, "split": self.split, "shape": self.shape, "num_classes": self.num_classes}
+            ).encode()
+        )
         digest.update(self._backend.digest().encode())
         digest.update(self.indices.tobytes())
         digest.update(self.labels.tobytes())
@@ -259,5 +285,8 @@ class ImageSource:
             return np.empty((0, *self.shape), dtype=np.float32)
         rows, inverse = np.unique(self.indices[positions], return_inverse=True)
         images = read(rows)
-        return images if len(rows) == len(positions) and np.array_equal(rows, self.indices[positions]) \
+        return (
+            images
+            if len(rows) == len(positions) and np.array_equal(rows, self.indices[positions])
             else images[inverse.reshape(-1)]
+        )

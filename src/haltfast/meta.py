@@ -18,20 +18,23 @@ tested stream starts); a good prior only makes the test stop sooner.
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import expit
+from scipy.special import logit
 from scipy.stats import norm
 
 from .errors import HaltfastError
-from .files import atomic_write, data_home
-from .priors import Parts, jeffreys
+from .files import atomic_write
+from .files import data_home
+from .priors import Parts
+from .priors import jeffreys
 
 FORMAT_VERSION = 1
 FEATURES = ("log_top_prob", "log_margin_prob", "logit_gap", "entropy", "log_second_prob", "top_logit", "logit_std")
@@ -61,8 +64,9 @@ def features(logits: np.ndarray) -> np.ndarray:
     prob = np.exp(log_p)
     margin = np.exp(top) - np.exp(second)
     entropy = -(prob * log_p).sum(axis=1)
-    return np.column_stack([top, np.log(np.maximum(margin, 1e-300)), top - second, entropy, second,
-                            z.max(axis=1), z.std(axis=1)])
+    return np.column_stack(
+        [top, np.log(np.maximum(margin, 1e-300)), top - second, entropy, second, z.max(axis=1), z.std(axis=1)]
+    )
 
 
 @dataclass
@@ -89,26 +93,53 @@ class CalibrationData:
         return (self.hits + 0.5) / (self.samples + 1.0)
 
     def save(self, path: str | Path) -> Path:
-        meta = {"samples": self.samples, "sigma": self.sigma, "seed": self.seed, "weights_sha256": self.weights_sha256,
-                "model": self.model, "seconds": self.seconds}
-        return atomic_write(path, lambda tmp: np.savez_compressed(
-            tmp, logits=self.logits, hits=self.hits, indices=self.indices, labels=self.labels,
-            meta=np.array(json.dumps(meta))), suffix=".npz")
+        meta = {
+            "samples": self.samples,
+            "sigma": self.sigma,
+            "seed": self.seed,
+            "weights_sha256": self.weights_sha256,
+            "model": self.model,
+            "seconds": self.seconds,
+        }
+        return atomic_write(
+            path,
+            lambda tmp: np.savez_compressed(
+                tmp,
+                logits=self.logits,
+                hits=self.hits,
+                indices=self.indices,
+                labels=self.labels,
+                meta=np.array(json.dumps(meta)),
+            ),
+            suffix=".npz",
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "CalibrationData":
+    def load(cls, path: str | Path) -> CalibrationData:
         try:
             with np.load(path, allow_pickle=False) as f:
                 meta = json.loads(str(f["meta"]))
-                return cls(f["logits"], f["hits"], int(meta["samples"]), f["indices"], f["labels"],
-                           float(meta["sigma"]), int(meta["seed"]), meta["weights_sha256"], meta["model"],
-                           float(meta.get("seconds", 0.0)))
+                return cls(
+                    f["logits"],
+                    f["hits"],
+                    int(meta["samples"]),
+                    f["indices"],
+                    f["labels"],
+                    float(meta["sigma"]),
+                    int(meta["seed"]),
+                    meta["weights_sha256"],
+                    meta["model"],
+                    float(meta.get("seconds", 0.0)),
+                )
         except (OSError, KeyError, ValueError) as exc:
-            raise HaltfastError(f"{path} is not a calibration file ({exc}); make one with `haltfast calibrate`") from exc
+            raise HaltfastError(
+                f"{path} is not a calibration file ({exc}); make one with `haltfast calibrate`"
+            ) from exc
 
 
-def calibrate(streams, samples: int = 1000, chunk: int = 50,
-              progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def calibrate(
+    streams, samples: int = 1000, chunk: int = 50, progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Clean logits (1 evaluation each) and hits of the clean class among `samples` noisy draws per input."""
     n = len(streams.keys)
     logits = np.zeros((n, streams.num_classes))
@@ -131,8 +162,17 @@ def calibrate(streams, samples: int = 1000, chunk: int = 50,
 # Choosing the prior's strength by the stopping time it produces
 # ---------------------------------------------------------------------------------------------
 
-def simulated_stopping_times(p: np.ndarray, a: np.ndarray, b: np.ndarray, z: float, alpha: float, max_samples: int,
-                             rng: np.random.Generator, hedge: float | None = HEDGE) -> np.ndarray:
+
+def simulated_stopping_times(
+    p: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    z: float,
+    alpha: float,
+    max_samples: int,
+    rng: np.random.Generator,
+    hedge: float | None = HEDGE,
+) -> np.ndarray:
     """Samples until the beta-mixture E-process with prior Beta(a, b) per input decides, for each true p.
 
     Decision at p0 = Phi(z) (certify, or refute with the mirrored test), hedged as in
@@ -154,10 +194,12 @@ def simulated_stopping_times(p: np.ndarray, a: np.ndarray, b: np.ndarray, z: flo
         cert.update(x, js)
         fut.update(x, js)
         t += m
-        decided = (cert.rejected[js] | fut.rejected[js])
+        decided = cert.rejected[js] | fut.rejected[js]
         hit = js[decided]
-        times = np.minimum(np.where(cert.rejected[hit], cert.stopping_time[hit], max_samples),
-                           np.where(fut.rejected[hit], fut.stopping_time[hit], max_samples))
+        times = np.minimum(
+            np.where(cert.rejected[hit], cert.stopping_time[hit], max_samples),
+            np.where(fut.rejected[hit], fut.stopping_time[hit], max_samples),
+        )
         stop[hit] = times
         done[hit] = True
         step = max(16, t // 8)
@@ -181,6 +223,7 @@ def gap_bins(mean: np.ndarray, z: float, edges=GAP_EDGES) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # The meta-learner
 # ---------------------------------------------------------------------------------------------
+
 
 class MetaLearner:
     """A small MLP from clean-logit features to logit(p), and a tuned Beta strength per z = r / sigma and gap bin.
@@ -251,9 +294,11 @@ class MetaLearner:
     def check_model(self, weights_sha256: str, what: str = "this base model") -> None:
         """Refuse a base model other than the one this meta-learner was calibrated on."""
         if weights_sha256 != self.weights_sha256:
-            raise HaltfastError(f"the meta-learner was calibrated for weights sha256 {self.weights_sha256[:12]}, not "
-                                f"{what} ({weights_sha256[:12]}): run `haltfast calibrate` for this model, or use "
-                                f"--prior jeffreys")
+            raise HaltfastError(
+                f"the meta-learner was calibrated for weights sha256 {self.weights_sha256[:12]}, not "
+                f"{what} ({weights_sha256[:12]}): run `haltfast calibrate` for this model, or use "
+                f"--prior jeffreys"
+            )
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -261,7 +306,7 @@ class MetaLearner:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, weights_sha256: str | None = None) -> "MetaLearner":
+    def load(cls, path: str | Path, weights_sha256: str | None = None) -> MetaLearner:
         """Load a meta-learner; with weights_sha256, refuse it unless it belongs to those weights."""
         path = Path(path)
         try:
@@ -272,21 +317,23 @@ class MetaLearner:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise HaltfastError(f"cannot load meta-learner {path}: {exc}") from exc
         if weights_sha256 is not None:
-            meta.check_model(weights_sha256, f"the model it is used with")
+            meta.check_model(weights_sha256, "the model it is used with")
         return meta
 
 
 def format_strengths(learner: MetaLearner) -> str:
     """The tuned priors as a table: one row per r / sigma, one column per predicted-gap bin."""
     edges = learner.gap_edges
-    bins = [f"< {edges[0]:g}"] + [f"{lo:g}..{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])] + [f">= {edges[-1]:g}"]
+    bins = [f"< {edges[0]:g}"] + [f"{lo:g}..{hi:g}" for lo, hi in itertools.pairwise(edges)] + [f">= {edges[-1]:g}"]
 
     def word(v: float) -> str:
         return "Jeffreys" if v == 0 else (f"pred.x{v:g}" if v > 0 else f"edge x{-v:g}")
 
-    lines = ["prior per r/sigma (rows) and predicted probit gap Phi^-1(p) - r/sigma (columns): Jeffreys; "
-             "pred.xS = Beta centred on the predicted p with strength S; edge xS = centred just above the threshold",
-             f"{'r/sigma':>8} " + " ".join(f"{b:>12}" for b in bins)]
+    lines = [
+        "prior per r/sigma (rows) and predicted probit gap Phi^-1(p) - r/sigma (columns): Jeffreys; "
+        "pred.xS = Beta centred on the predicted p with strength S; edge xS = centred just above the threshold",
+        f"{'r/sigma':>8} " + " ".join(f"{b:>12}" for b in bins),
+    ]
     for z, row in zip(learner.z_grid, learner.strengths):
         lines.append(f"{z:>8g} " + " ".join(f"{word(v):>12}" for v in row))
     return "\n".join(lines)
@@ -310,8 +357,14 @@ def find_meta_learner(weights_path: str | Path | None, weights_sha256: str) -> P
     return next((path for path in candidates if path.is_file()), None)
 
 
-def fit_meta_learner(calib: CalibrationData, alpha: float = 0.001, hidden: int = 16, max_samples: int = 20_000,
-                     tune_images: int = 2000, seed: int = 0) -> tuple[MetaLearner, dict]:
+def fit_meta_learner(
+    calib: CalibrationData,
+    alpha: float = 0.001,
+    hidden: int = 16,
+    max_samples: int = 20_000,
+    tune_images: int = 2000,
+    seed: int = 0,
+) -> tuple[MetaLearner, dict]:
     """Fit the MLP on calibration images, then pick each (z, gap bin)'s strength by simulated mean stopping time.
 
     The strengths are tuned on images the MLP did not see (a held-out fifth), with
@@ -327,22 +380,40 @@ def fit_meta_learner(calib: CalibrationData, alpha: float = 0.001, hidden: int =
     y = np.clip(logit(calib.p_hat()), -LOGIT_CLIP, LOGIT_CLIP)
     idx_fit, idx_tune = train_test_split(np.arange(len(y)), test_size=0.2, random_state=seed)
     scaler = StandardScaler().fit(x[idx_fit])
-    mlp = MLPRegressor(hidden_layer_sizes=(hidden,), alpha=1e-3, max_iter=2000, early_stopping=True,
-                       random_state=seed).fit(scaler.transform(x[idx_fit]), y[idx_fit])
-    params = {"format": "haltfast-meta-learner", "version": FORMAT_VERSION, "features": list(FEATURES),
-              "scaler_mean": scaler.mean_.tolist(), "scaler_scale": scaler.scale_.tolist(),
-              "coefs": [w.tolist() for w in mlp.coefs_], "intercepts": [b.tolist() for b in mlp.intercepts_],
-              "z_grid": list(Z_GRID), "strengths": [[0.0] * (len(GAP_EDGES) + 1)] * len(Z_GRID), "hedge": HEDGE,
-              "weights_sha256": calib.weights_sha256, "model": calib.model, "sigma": calib.sigma}
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(hidden,), alpha=1e-3, max_iter=2000, early_stopping=True, random_state=seed
+    ).fit(scaler.transform(x[idx_fit]), y[idx_fit])
+    params = {
+        "format": "haltfast-meta-learner",
+        "version": FORMAT_VERSION,
+        "features": list(FEATURES),
+        "scaler_mean": scaler.mean_.tolist(),
+        "scaler_scale": scaler.scale_.tolist(),
+        "coefs": [w.tolist() for w in mlp.coefs_],
+        "intercepts": [b.tolist() for b in mlp.intercepts_],
+        "z_grid": list(Z_GRID),
+        "strengths": [[0.0] * (len(GAP_EDGES) + 1)] * len(Z_GRID),
+        "hedge": HEDGE,
+        "weights_sha256": calib.weights_sha256,
+        "model": calib.model,
+        "sigma": calib.sigma,
+    }
     learner = MetaLearner(params)
     pred = learner.predict_logit(calib.logits[idx_tune])
     rng = np.random.default_rng(seed)
     tune = rng.choice(idx_tune, size=min(tune_images, idx_tune.size), replace=False)
     p_true, mean = calib.p_hat()[tune], expit(learner.predict_logit(calib.logits[tune]))
-    report = {"calibration_images": int(len(y)), "fit_images": int(idx_fit.size), "tune_images": int(tune.size),
-              "samples_per_image": calib.samples, "heldout_logit_mae": float(np.mean(np.abs(pred - y[idx_tune]))),
-              "heldout_p_mae": float(np.mean(np.abs(expit(pred) - expit(y[idx_tune])))),
-              "alpha": alpha, "max_samples": max_samples, "mean_stopping_time": {}}
+    report = {
+        "calibration_images": len(y),
+        "fit_images": int(idx_fit.size),
+        "tune_images": int(tune.size),
+        "samples_per_image": calib.samples,
+        "heldout_logit_mae": float(np.mean(np.abs(pred - y[idx_tune]))),
+        "heldout_p_mae": float(np.mean(np.abs(expit(pred) - expit(y[idx_tune])))),
+        "alpha": alpha,
+        "max_samples": max_samples,
+        "mean_stopping_time": {},
+    }
     strengths = []
     for z in Z_GRID:
         sim_rng = np.random.default_rng([seed, int(z * 100)])
@@ -355,17 +426,24 @@ def fit_meta_learner(calib: CalibrationData, alpha: float = 0.001, hidden: int =
             sim_rng.bit_generator.state = state
             a, b = beta_prior(mean, np.float64(s), float(norm.cdf(z)))
             times.append(simulated_stopping_times(p_true, a, b, z, alpha, max_samples, sim_rng))
-        times = np.array(times)                                    # (strengths, images)
-        per_bin = np.array([times[:, bins == k].mean(axis=1) if np.any(bins == k) else np.zeros(len(STRENGTHS))
-                            for k in range(len(GAP_EDGES) + 1)])  # (bins, strengths)
+        times = np.array(times)  # (strengths, images)
+        per_bin = np.array(
+            [
+                times[:, bins == k].mean(axis=1) if np.any(bins == k) else np.zeros(len(STRENGTHS))
+                for k in range(len(GAP_EDGES) + 1)
+            ]
+        )  # (bins, strengths)
         best = np.array(STRENGTHS)[per_bin.argmin(axis=1)]
         chosen = times[[STRENGTHS.index(v) for v in best[bins]], np.arange(tune.size)].mean()
         if chosen >= jeffreys.mean():
             best = np.zeros_like(best)  # nothing beats the unhedged Jeffreys prior here
             chosen = float(jeffreys.mean())
         strengths.append(best.tolist())
-        report["mean_stopping_time"][f"z={z:g}"] = {"jeffreys": float(jeffreys.mean()), "chosen": float(chosen),
-                                                    **{f"s={v:g}": float(t.mean()) for v, t in zip(STRENGTHS, times)}}
+        report["mean_stopping_time"][f"z={z:g}"] = {
+            "jeffreys": float(jeffreys.mean()),
+            "chosen": float(chosen),
+            **{f"s={v:g}": float(t.mean()) for v, t in zip(STRENGTHS, times)},
+        }
     params["strengths"] = strengths
     params["gap_edges"] = list(GAP_EDGES)
     params["fit"] = {**report, "seconds": round(time.perf_counter() - start, 1)}

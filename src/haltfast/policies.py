@@ -13,13 +13,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .certificate import check_radius, is_number
+from .certificate import check_radius
+from .certificate import is_number
 from .errors import HaltfastError
 
 __all__ = ["PolicyClass", "assign_classes", "load_policies", "parse_policies", "validate_policies"]
 
-_CLASS_KEYS = ("radius", "alpha", "priority", "max_samples", "futility_alpha", "fraction", "every", "offset",
-               "indices", "description")
+_CLASS_KEYS = (
+    "radius",
+    "alpha",
+    "priority",
+    "max_samples",
+    "futility_alpha",
+    "fraction",
+    "every",
+    "offset",
+    "indices",
+    "description",
+)
 _RULE_KEYS = ("indices", "every", "fraction")
 
 
@@ -80,36 +91,59 @@ def _parse_class(name: str, spec, where: str) -> PolicyClass:
     priority = spec.get("priority", 1.0)
     _require(is_number(priority) and priority > 0, where, f"priority must be a number > 0, got {priority!r}")
     max_samples = spec.get("max_samples", 100_000)
-    _require(_is_int(max_samples) and max_samples >= 1, where,
-             f"max_samples must be an integer >= 1, got {max_samples!r}")
+    _require(
+        _is_int(max_samples) and max_samples >= 1, where, f"max_samples must be an integer >= 1, got {max_samples!r}"
+    )
     fut = spec.get("futility_alpha")
-    _require(fut is None or (is_number(fut) and 0 < fut < 1), where,
-             f"futility_alpha must lie strictly between 0 and 1, got {fut!r}")
+    _require(
+        fut is None or (is_number(fut) and 0 < fut < 1),
+        where,
+        f"futility_alpha must lie strictly between 0 and 1, got {fut!r}",
+    )
     rules = [k for k in _RULE_KEYS if k in spec]
     _require(len(rules) <= 1, where, f"give at most one of {', '.join(_RULE_KEYS)} (got {', '.join(rules)})")
     fraction, every, indices = _parse_rule(spec, where)
     description = spec.get("description", "")
     _require(isinstance(description, str), where, "description must be a string")
-    return PolicyClass(str(name), float(radius), float(alpha), float(priority), int(max_samples),
-                       None if fut is None else float(fut), fraction, every, int(spec.get("offset", 0)), indices,
-                       description)
+    return PolicyClass(
+        str(name),
+        float(radius),
+        float(alpha),
+        float(priority),
+        int(max_samples),
+        None if fut is None else float(fut),
+        fraction,
+        every,
+        int(spec.get("offset", 0)),
+        indices,
+        description,
+    )
 
 
 def _parse_rule(spec: dict, where: str) -> tuple[float | None, int | None, tuple[int, ...] | None]:
     """The class's selection rule: (fraction, every, indices), at most one of them set."""
     fraction = spec.get("fraction")
-    _require(fraction is None or (is_number(fraction) and 0 < fraction <= 1), where,
-             f"fraction must lie in (0, 1], got {fraction!r}")
+    _require(
+        fraction is None or (is_number(fraction) and 0 < fraction <= 1),
+        where,
+        f"fraction must lie in (0, 1], got {fraction!r}",
+    )
     every = spec.get("every")
     _require(every is None or (_is_int(every) and every >= 1), where, f"every must be an integer >= 1, got {every!r}")
     offset = spec.get("offset", 0)
     _require("offset" not in spec or every is not None, where, "offset is only meaningful with every")
-    _require(_is_int(offset) and (every is None or 0 <= offset < every), where,
-             f"offset must be an integer in [0, every), got {offset!r}")
+    _require(
+        _is_int(offset) and (every is None or 0 <= offset < every),
+        where,
+        f"offset must be an integer in [0, every), got {offset!r}",
+    )
     indices = spec.get("indices")
     if indices is not None:
-        _require(isinstance(indices, list) and all(_is_int(i) and i >= 0 for i in indices), where,
-                 "indices must be a list of integers >= 0")
+        _require(
+            isinstance(indices, list) and all(_is_int(i) and i >= 0 for i in indices),
+            where,
+            "indices must be a list of integers >= 0",
+        )
         _require(len(set(indices)) == len(indices), where, "indices lists an index twice")
         indices = tuple(indices)
     return None if fraction is None else float(fraction), every, indices
@@ -122,16 +156,25 @@ def parse_policies(config: dict, sigma: float | None = None, source: str = "poli
     """
     _require(isinstance(config, dict), source, "expected a table with [classes.NAME] sections")
     extra = sorted(set(config) - {"classes"})
-    _require(not extra, source,
-             f"unknown top-level key(s) {', '.join(map(repr, extra))}; only [classes.NAME] tables are allowed")
+    _require(
+        not extra,
+        source,
+        f"unknown top-level key(s) {', '.join(map(repr, extra))}; only [classes.NAME] tables are allowed",
+    )
     classes = config.get("classes")
-    _require(isinstance(classes, dict) and bool(classes), source,
-             "no classes; add at least one [classes.NAME] table with radius and alpha")
+    _require(
+        isinstance(classes, dict) and bool(classes),
+        source,
+        "no classes; add at least one [classes.NAME] table with radius and alpha",
+    )
     out = [_parse_class(name, spec, f"{source}: class {name!r}") for name, spec in classes.items()]
     defaults = [p.name for p in out if p.rule == "default"]
-    _require(len(defaults) <= 1, source,
-             f"classes {', '.join(defaults)} have no selection rule; at most one class may take the remaining "
-             f"inputs (give the others indices, every or fraction)")
+    _require(
+        len(defaults) <= 1,
+        source,
+        f"classes {', '.join(defaults)} have no selection rule; at most one class may take the remaining "
+        f"inputs (give the others indices, every or fraction)",
+    )
     total = sum(p.fraction for p in out if p.fraction is not None)
     _require(total <= 1 + 1e-9, source, f"the fractions add up to {total:g} > 1")
     seen: dict[int, str] = {}
@@ -197,9 +240,11 @@ def assign_classes(policies: Sequence[PolicyClass], n_inputs: int, indices: Sequ
             share.append((default[0], max(0.0, 1.0 - total)))
         elif total < 1 - 1e-9:
             j = int(rest[0])
-            raise HaltfastError(f"{rest.size} input(s) match no class (the first: position {j}, index {int(ids[j])}); "
-                                f"the fractions add up to {total:g} < 1 and no class without a selection rule "
-                                f"takes the rest")
+            raise HaltfastError(
+                f"{rest.size} input(s) match no class (the first: position {j}, index {int(ids[j])}); "
+                f"the fractions add up to {total:g} < 1 and no class without a selection rule "
+                f"takes the rest"
+            )
         if not share:
             raise HaltfastError(f"{rest.size} input(s) match no class; add a class without a selection rule")
         ks = np.array([k for k, _ in share])

@@ -11,7 +11,8 @@ a learned prior is hedged with Jeffreys'.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol
+from typing import runtime_checkable
 
 import numpy as np
 
@@ -56,9 +57,8 @@ def resolve_prior(prior, pilot_hits: np.ndarray | None, pilot_size: int, n_items
                 "prior 'meta' needs the model's meta-learner: pass prior=MetaLearner.load(path, "
                 "weights_sha256) (the CLI finds <model>.meta.json beside the weights)"
             )
-        raise HaltfastError(
-            f"unknown prior {prior!r}; choose one of {', '.join([*NAMED_PRIORS, 'pilot'])}, a MetaLearner, or give (a, b)"
-        )
+        names = ", ".join([*NAMED_PRIORS, "pilot"])
+        raise HaltfastError(f"unknown prior {prior!r}; choose one of {names}, a MetaLearner, or give (a, b)")
     arr = np.asarray(prior, dtype=float)
     if arr.shape == (2,):
         arr = np.broadcast_to(arr, (n_items, 2))

@@ -9,13 +9,15 @@ finish, so an interrupted `haltfast record` resumes where it stopped.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import HaltfastError
-from .files import atomic_write, write_json
+from .files import atomic_write
+from .files import write_json
 from .streams import RecordedStreams
 
 if TYPE_CHECKING:
@@ -28,8 +30,13 @@ def _shard_path(directory: Path, k: int) -> Path:
     return directory / f"shard-{k:05d}.npz"
 
 
-def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, length: int,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
+def record_streams(
+    streams: LiveStreams,
+    directory: str | Path,
+    meta: dict,
+    length: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Record `length` labels of every input's stream (plus its clean prediction), resuming existing shards.
 
     Refuses to add to a directory whose meta.json describes a different configuration.
@@ -42,8 +49,10 @@ def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, leng
         old = _read_meta(meta_path)
         if old != meta:
             changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-            raise HaltfastError(f"{directory} holds a recording with a different configuration "
-                                f"({', '.join(changed)} differ); choose another --out directory")
+            raise HaltfastError(
+                f"{directory} holds a recording with a different configuration "
+                f"({', '.join(changed)} differ); choose another --out directory"
+            )
     else:
         write_json(meta_path, meta)
     n = len(streams.keys)
@@ -66,8 +75,14 @@ def record_streams(streams: LiveStreams, directory: str | Path, meta: dict, leng
                 progress(1, length + 1)
         if hasattr(streams, "forget"):
             streams.forget(items)
-        atomic_write(path, lambda tmp: np.savez_compressed(tmp, labels=np.stack(out).astype(np.uint8),
-                                                           clean=clean.astype(np.uint8)), suffix=".npz")
+        labels, clean_labels = np.stack(out).astype(np.uint8), clean.astype(np.uint8)
+        atomic_write(
+            path,
+            lambda tmp, labels=labels, clean_labels=clean_labels: np.savez_compressed(
+                tmp, labels=labels, clean=clean_labels
+            ),
+            suffix=".npz",
+        )
     return directory
 
 
@@ -75,8 +90,9 @@ def _read_meta(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
     except (ValueError, OSError) as exc:
-        raise HaltfastError(f"{path} is unreadable or corrupt ({exc}); delete the recording directory and record "
-                            f"again") from None
+        raise HaltfastError(
+            f"{path} is unreadable or corrupt ({exc}); delete the recording directory and record again"
+        ) from None
     if not isinstance(meta, dict) or "inputs" not in meta:
         raise HaltfastError(f"{path} is not a haltfast recording's meta data")
     return meta
@@ -84,7 +100,8 @@ def _read_meta(path: Path) -> dict:
 
 def recording_model_path(meta: dict, model_path: str | Path | None = None) -> Path:
     """The weights a recording was made with (a shipped model by name, or model_path), hash-checked."""
-    from .models import WEIGHTS_DIR, weights_hash
+    from .models import WEIGHTS_DIR
+    from .models import weights_hash
 
     path = Path(model_path) if model_path is not None else WEIGHTS_DIR / meta["model"]
     if not path.is_file():
@@ -94,7 +111,9 @@ def recording_model_path(meta: dict, model_path: str | Path | None = None) -> Pa
     return path
 
 
-def recording_logits(meta: dict, model_path: str | Path | None = None, data_dir: str | Path | None = None) -> np.ndarray:
+def recording_logits(
+    meta: dict, model_path: str | Path | None = None, data_dir: str | Path | None = None
+) -> np.ndarray:
     """The recording model's clean logits on the recorded images (one evaluation each, as in a live run)."""
     import torch
 
@@ -110,8 +129,9 @@ def recording_logits(meta: dict, model_path: str | Path | None = None, data_dir:
         return BaseClassifier(model, meta["num_classes"]).logits(images)
 
 
-def load_recording(directory: str | Path, max_items: int | None = None,
-                   with_logits: bool = False) -> tuple[RecordedStreams, dict]:
+def load_recording(
+    directory: str | Path, max_items: int | None = None, with_logits: bool = False
+) -> tuple[RecordedStreams, dict]:
     """The recorded streams (optionally the first max_items inputs) and the recording's meta data.
 
     with_logits: also the clean logits (recomputed with the recording's hash-checked model),
@@ -127,8 +147,10 @@ def load_recording(directory: str | Path, max_items: int | None = None,
     for k in range((n + SHARD - 1) // SHARD):
         path = _shard_path(directory, k)
         if not path.is_file():
-            raise HaltfastError(f"recording {directory} is incomplete ({path.name} missing): rerun the same "
-                                f"`haltfast record` command to finish it")
+            raise HaltfastError(
+                f"recording {directory} is incomplete ({path.name} missing): rerun the same "
+                f"`haltfast record` command to finish it"
+            )
         try:
             with np.load(path) as shard:
                 labels.extend(shard["labels"])

@@ -18,7 +18,9 @@ import os
 import time
 from pathlib import Path
 
-from .certificate import ABSTAIN, CERTIFIED, Certificate
+from .certificate import ABSTAIN
+from .certificate import CERTIFIED
+from .certificate import Certificate
 from .errors import HaltfastError
 from .files import atomic_write
 
@@ -51,7 +53,7 @@ class ResultsJournal:
         self._last_sync = time.monotonic()
 
     @classmethod
-    def open(cls, path: str | Path, config: dict, sync_seconds: float = 1.0) -> "ResultsJournal":
+    def open(cls, path: str | Path, config: dict, sync_seconds: float = 1.0) -> ResultsJournal:
         """Open `path` for appending, creating it or resuming it.
 
         Resuming keeps every complete row of a journal with the same configuration and
@@ -62,13 +64,14 @@ class ResultsJournal:
         path = Path(path)
         config = _normalized(config)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+b")
+        handle = open(path, "a+b")  # noqa: SIM115 - held open (and locked) for the whole run, closed by close()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise HaltfastError(f"another haltfast run is writing {path}; wait for it to finish or choose another "
-                                f"--out") from None
+            raise HaltfastError(
+                f"another haltfast run is writing {path}; wait for it to finish or choose another --out"
+            ) from None
         try:
             handle.seek(0)
             rows, keep = _read_rows(path, handle.read(), config)
@@ -106,7 +109,7 @@ class ResultsJournal:
             os.fsync(self._handle.fileno())
             self._handle.close()  # also releases the lock
 
-    def __enter__(self) -> "ResultsJournal":
+    def __enter__(self) -> ResultsJournal:
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -129,8 +132,10 @@ def _read_rows(path: Path, data: bytes, config: dict) -> tuple[list[dict], int |
     except ValueError:
         raise HaltfastError(f"{path} is not a haltfast results journal; move it away or choose another --out") from None
     if header["haltfast_journal"] != JOURNAL_FORMAT:
-        raise HaltfastError(f"{path} has journal format {header['haltfast_journal']}, this haltfast writes "
-                            f"{JOURNAL_FORMAT}; delete it (its results are lost) or choose another --out")
+        raise HaltfastError(
+            f"{path} has journal format {header['haltfast_journal']}, this haltfast writes "
+            f"{JOURNAL_FORMAT}; delete it (its results are lost) or choose another --out"
+        )
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         try:
@@ -138,18 +143,25 @@ def _read_rows(path: Path, data: bytes, config: dict) -> tuple[list[dict], int |
             if not isinstance(row, dict) or "index" not in row or "decision" not in row:
                 raise ValueError("not a certificate row")
         except ValueError:
-            raise HaltfastError(f"{path} is corrupt at line {number}; delete it to start over (its results are "
-                                f"lost) or choose another --out") from None
+            raise HaltfastError(
+                f"{path} is corrupt at line {number}; delete it to start over (its results are "
+                f"lost) or choose another --out"
+            ) from None
         rows.append(row)
     if not rows:
         return [], None
     old = header.get("config", {})
     if old != config:
-        changed = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}"
-                            for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k))
-        raise HaltfastError(f"{path} holds {len(rows)} results of a run with a different configuration ({changed}); "
-                            f"rerun with the original options to resume it, choose another --out, or delete "
-                            f"{path.name} to start over")
+        changed = ", ".join(
+            f"{k}: {old.get(k)!r} -> {config.get(k)!r}"
+            for k in sorted(set(old) | set(config))
+            if old.get(k) != config.get(k)
+        )
+        raise HaltfastError(
+            f"{path} holds {len(rows)} results of a run with a different configuration ({changed}); "
+            f"rerun with the original options to resume it, choose another --out, or delete "
+            f"{path.name} to start over"
+        )
     return rows, end
 
 
@@ -157,8 +169,23 @@ def _read_rows(path: Path, data: bytes, config: dict) -> tuple[list[dict], int |
 # Result files: one row per input, the same columns whatever the method or mode
 # ---------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("index", "label", "prediction", "correct", "radius", "decision", "evaluations", "tested",
-               "stopped_at", "selected", "p_lower", "log_evalue", "stop_reason", "seconds", "error")
+CSV_COLUMNS = (
+    "index",
+    "label",
+    "prediction",
+    "correct",
+    "radius",
+    "decision",
+    "evaluations",
+    "tested",
+    "stopped_at",
+    "selected",
+    "p_lower",
+    "log_evalue",
+    "stop_reason",
+    "seconds",
+    "error",
+)
 FORMATS = ("csv", "cohen")
 
 
@@ -182,6 +209,8 @@ def write_results(path: str | Path, certs: list[Certificate], format: str = "csv
         certified = c.decision == CERTIFIED
         predict = c.prediction if certified else ABSTAIN
         correct = int(certified and c.label is not None and c.prediction == c.label)
-        lines.append(f"{c.index}\t{c.label}\t{predict}\t{c.radius if certified else 0.0:.3}\t{correct}\t"
-                     f"{datetime.timedelta(seconds=c.seconds)}")
+        lines.append(
+            f"{c.index}\t{c.label}\t{predict}\t{c.radius if certified else 0.0:.3}\t{correct}\t"
+            f"{datetime.timedelta(seconds=c.seconds)}"
+        )
     return atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))

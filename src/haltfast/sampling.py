@@ -10,13 +10,15 @@ the number of workers, and a recorded stream replays exactly what a live run saw
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .errors import HaltfastError, ModelOutputError
+from .errors import HaltfastError
+from .errors import ModelOutputError
 
 NOISE_BLOCK = 32
 _MASK63 = (1 << 63) - 1
@@ -50,11 +52,12 @@ class BaseClassifier:
             self._check_logits(out.shape, bool(np.isfinite(out).all()), len(batch))
             return out.argmax(1).astype(np.int64)
         if out.ndim != 1 or len(out) != len(batch):
-            raise ModelOutputError(f"base classifier returned shape {out.shape} for a batch of {len(batch)}; "
-                                   f"expected ({len(batch)},) labels or ({len(batch)}, {self.num_classes}) logits")
-        if not np.issubdtype(out.dtype, np.integer):
-            if not np.all(np.isfinite(out)) or np.any(out != np.round(out)):
-                raise ModelOutputError("base classifier returned non-integer labels")
+            raise ModelOutputError(
+                f"base classifier returned shape {out.shape} for a batch of {len(batch)}; "
+                f"expected ({len(batch)},) labels or ({len(batch)}, {self.num_classes}) logits"
+            )
+        if not np.issubdtype(out.dtype, np.integer) and (not np.all(np.isfinite(out)) or np.any(out != np.round(out))):
+            raise ModelOutputError("base classifier returned non-integer labels")
         labels = out.astype(np.int64)
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ModelOutputError(f"base classifier returned labels outside [0, {self.num_classes})")
@@ -65,8 +68,10 @@ class BaseClassifier:
         out = self._raw(batch)
         out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
         if out.ndim != 2:
-            raise ModelOutputError("the base classifier returns labels, not logits (N, num_classes): features "
-                                   "such as the meta-learner's need its scores")
+            raise ModelOutputError(
+                "the base classifier returns labels, not logits (N, num_classes): features "
+                "such as the meta-learner's need its scores"
+            )
         self._check_logits(out.shape, bool(np.isfinite(out).all()), len(batch))
         return out.astype(np.float64)
 
@@ -75,14 +80,19 @@ class BaseClassifier:
 
     def _check_logits(self, shape: tuple, finite: bool, rows: int) -> None:
         if shape[0] != rows or shape[1] != self.num_classes:
-            raise ModelOutputError(f"base classifier returned logits of shape {tuple(shape)} for a batch of {rows}; "
-                                   f"expected ({rows}, {self.num_classes}) (num_classes={self.num_classes})")
+            raise ModelOutputError(
+                f"base classifier returned logits of shape {tuple(shape)} for a batch of {rows}; "
+                f"expected ({rows}, {self.num_classes}) (num_classes={self.num_classes})"
+            )
         if not finite:
             raise ModelOutputError("base classifier returned non-finite logits (NaN or inf)")
 
 
-def check_image(x: np.ndarray | torch.Tensor, shape: tuple[int, ...] | None = None,
-                value_range: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+def check_image(
+    x: np.ndarray | torch.Tensor,
+    shape: tuple[int, ...] | None = None,
+    value_range: tuple[float, float] | None = (0.0, 1.0),
+) -> torch.Tensor:
     """A finite float32 tensor of the expected shape and value range, or a clear HaltfastError."""
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().to(torch.float32).cpu()
     if shape is not None and tuple(t.shape) != tuple(shape):
@@ -94,16 +104,25 @@ def check_image(x: np.ndarray | torch.Tensor, shape: tuple[int, ...] | None = No
     if value_range is not None:
         lo, hi = value_range
         if t.numel() and (float(t.min()) < lo or float(t.max()) > hi):
-            raise HaltfastError(f"image pixels lie in [{float(t.min()):.3g}, {float(t.max()):.3g}], outside the "
-                                f"expected range [{lo}, {hi}] (pass value_range=None to skip this check)")
+            raise HaltfastError(
+                f"image pixels lie in [{float(t.min()):.3g}, {float(t.max()):.3g}], outside the "
+                f"expected range [{lo}, {hi}] (pass value_range=None to skip this check)"
+            )
     return t
 
 
 class NoiseSampler:
     """Evaluates the base classifier on x + N(0, sigma^2 I), filling model batches from many inputs at once."""
 
-    def __init__(self, classifier: BaseClassifier, sigma: float, seed: int = 0, batch_size: int = 2000,
-                 device: str | torch.device = "cpu", cache_bytes: int = 256 << 20):
+    def __init__(
+        self,
+        classifier: BaseClassifier,
+        sigma: float,
+        seed: int = 0,
+        batch_size: int = 2000,
+        device: str | torch.device = "cpu",
+        cache_bytes: int = 256 << 20,
+    ):
         if not sigma > 0 or not np.isfinite(sigma):
             raise HaltfastError(f"sigma must be a positive number, got {sigma}")
         self.classifier = classifier
@@ -151,19 +170,29 @@ class NoiseSampler:
             block, offset = divmod(pos, NOISE_BLOCK)
             take = min(NOISE_BLOCK - offset, count - written)
             noise = self._noise_block(key, block, tuple(x.shape))
-            torch.add(x, noise[offset:offset + take], alpha=self.sigma, out=dest[written:written + take])
+            torch.add(x, noise[offset : offset + take], alpha=self.sigma, out=dest[written : written + take])
             pos += take
             written += take
 
-    def sample(self, images: torch.Tensor | Sequence[torch.Tensor], keys: Sequence[int], starts: Sequence[int],
-               counts: Sequence[int]) -> list[np.ndarray]:
+    def sample(
+        self,
+        images: torch.Tensor | Sequence[torch.Tensor],
+        keys: Sequence[int],
+        starts: Sequence[int],
+        counts: Sequence[int],
+    ) -> list[np.ndarray]:
         """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream, one array each."""
         labels = self.sample_flat(images, keys, starts, counts)
         bounds = np.cumsum([0, *counts])
-        return [labels[bounds[i]:bounds[i + 1]] for i in range(len(counts))]
+        return [labels[bounds[i] : bounds[i + 1]] for i in range(len(counts))]
 
-    def sample_flat(self, images: torch.Tensor | Sequence[torch.Tensor], keys: Sequence[int], starts: Sequence[int],
-                    counts: Sequence[int]) -> np.ndarray:
+    def sample_flat(
+        self,
+        images: torch.Tensor | Sequence[torch.Tensor],
+        keys: Sequence[int],
+        starts: Sequence[int],
+        counts: Sequence[int],
+    ) -> np.ndarray:
         """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream, back to back.
 
         Model batches hold samples of many inputs; a failure of the model raises
@@ -185,15 +214,15 @@ class NoiseSampler:
                 pos = 0
                 while pos < count:
                     take = min(count - pos, self.batch_size - filled)
-                    self._fill(buf[filled:filled + take], x, keys[i], int(starts[i]) + pos, take)
+                    self._fill(buf[filled : filled + take], x, keys[i], int(starts[i]) + pos, take)
                     filled += take
                     pos += take
                     if filled == self.batch_size:
-                        labels[done:done + filled] = self.classifier(buf[:filled])
+                        labels[done : done + filled] = self.classifier(buf[:filled])
                         done += filled
                         filled = 0
             if filled:
-                labels[done:done + filled] = self.classifier(buf[:filled])
+                labels[done : done + filled] = self.classifier(buf[:filled])
         return labels
 
 
@@ -205,8 +234,9 @@ class LiveStreams:
     first needed and dropped by `forget`, so memory does not grow with the number of inputs.
     """
 
-    def __init__(self, sampler: NoiseSampler, images, keys: Sequence[int],
-                 value_range: tuple[float, float] | None = (0.0, 1.0)):
+    def __init__(
+        self, sampler: NoiseSampler, images, keys: Sequence[int], value_range: tuple[float, float] | None = (0.0, 1.0)
+    ):
         self.sampler = sampler
         self._tensor = images if isinstance(images, torch.Tensor) else None
         self._source = None if self._tensor is not None else images
@@ -239,7 +269,11 @@ class LiveStreams:
             drawn, errors = counts, {}
         except Exception as exc:  # isolate the input(s) the model fails on; the rest of the run goes on
             if len(items) == 1:
-                return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64), {items[0]: f"{type(exc).__name__}: {exc}"}
+                return (
+                    np.zeros(0, dtype=np.int64),
+                    np.zeros(1, dtype=np.int64),
+                    {items[0]: f"{type(exc).__name__}: {exc}"},
+                )
             parts = [self.draw_flat([item], [count]) for item, count in zip(items, counts)]
             labels = np.concatenate([p[0] for p in parts])
             drawn = np.concatenate([p[1] for p in parts])
@@ -279,10 +313,10 @@ class LiveStreams:
         errors: dict[int, str] = {}
         with torch.inference_mode():
             for lo in range(0, len(items), self.sampler.batch_size):
-                chunk = items[lo:lo + self.sampler.batch_size]
+                chunk = items[lo : lo + self.sampler.batch_size]
                 batch = self.images(chunk).to(self.sampler.device)
                 try:
-                    out[lo:lo + len(chunk)] = evaluate(batch)
+                    out[lo : lo + len(chunk)] = evaluate(batch)
                 except Exception as exc:
                     if len(chunk) == 1:
                         errors[chunk[0]] = f"{type(exc).__name__}: {exc}"

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .certificate import ABSTAIN, Certificate
+from .certificate import ABSTAIN
+from .certificate import Certificate
 from .errors import HaltfastError
-from .methods import cohen_predict, run_method
+from .methods import cohen_predict
+from .methods import run_method
 from .priors import Predictor
-from .progress import Progress, progress_bar
-from .sampling import BaseClassifier, LiveStreams, NoiseSampler, check_image
+from .progress import Progress
+from .progress import progress_bar
+from .sampling import BaseClassifier
+from .sampling import LiveStreams
+from .sampling import NoiseSampler
+from .sampling import check_image
 
 
 class Smooth:
@@ -30,9 +37,17 @@ class Smooth:
 
     ABSTAIN = ABSTAIN
 
-    def __init__(self, base_classifier: nn.Module | Callable, num_classes: int, sigma: float,
-                 seed: int | None = None, batch_size: int = 1000, device: str = "cpu",
-                 value_range: tuple[float, float] | None = (0.0, 1.0), weights_sha256: str | None = None):
+    def __init__(
+        self,
+        base_classifier: nn.Module | Callable,
+        num_classes: int,
+        sigma: float,
+        seed: int | None = None,
+        batch_size: int = 1000,
+        device: str = "cpu",
+        value_range: tuple[float, float] | None = (0.0, 1.0),
+        weights_sha256: str | None = None,
+    ):
         if not isinstance(sigma, (int, float)) or not np.isfinite(sigma) or sigma <= 0:
             raise HaltfastError(f"sigma must be a positive number, got {sigma}")
         self.classifier = BaseClassifier(base_classifier, num_classes)
@@ -74,21 +89,50 @@ class Smooth:
         streams = self.streams([_one_image(x)], None if key is None else [key], batch_size)
         return cohen_predict(streams, 0, n, alpha)
 
-    def certify(self, x, n0: int = 100, n: int = 100_000, alpha: float = 0.001, batch_size: int | None = None,
-                method: str = "cohen", key: int | None = None, **options) -> Certificate:
+    def certify(
+        self,
+        x,
+        n0: int = 100,
+        n: int = 100_000,
+        alpha: float = 0.001,
+        batch_size: int | None = None,
+        method: str = "cohen",
+        key: int | None = None,
+        **options,
+    ) -> Certificate:
         """Certify one input. method='cohen' is Cohen et al.'s CERTIFY; the result unpacks as (prediction, radius).
 
         With probability >= 1 - alpha over the noise, a certified radius is
         correct: g predicts `prediction` on the whole L2 ball of that radius.
         """
-        return self.certify_many([_one_image(x)], n0=n0, n=n, alpha=alpha, batch_size=batch_size, method=method,
-                                 keys=None if key is None else [key], progress=False, **options)[0]
+        return self.certify_many(
+            [_one_image(x)],
+            n0=n0,
+            n=n,
+            alpha=alpha,
+            batch_size=batch_size,
+            method=method,
+            keys=None if key is None else [key],
+            progress=False,
+            **options,
+        )[0]
 
-    def certify_many(self, images, labels: Sequence[int] | None = None, *, n0: int = 100, n: int = 100_000,
-                     alpha: float = 0.001, batch_size: int | None = None, method: str = "cohen",
-                     keys: Sequence[int] | None = None, indices: Sequence[int] | None = None,
-                     progress: bool | Progress = False,
-                     on_result: Callable[[Certificate], None] | None = None, **options) -> list[Certificate]:
+    def certify_many(
+        self,
+        images,
+        labels: Sequence[int] | None = None,
+        *,
+        n0: int = 100,
+        n: int = 100_000,
+        alpha: float = 0.001,
+        batch_size: int | None = None,
+        method: str = "cohen",
+        keys: Sequence[int] | None = None,
+        indices: Sequence[int] | None = None,
+        progress: bool | Progress = False,
+        on_result: Callable[[Certificate], None] | None = None,
+        **options,
+    ) -> list[Certificate]:
         """Certify many inputs; each certificate holds with probability >= 1 - alpha on its own.
 
         `progress`: True for a progress bar, or a callback (inputs, evaluations); `on_result(cert)` is
@@ -97,22 +141,38 @@ class Smooth:
         prior = options.get("prior")
         if isinstance(prior, Predictor) and hasattr(prior, "check_model"):
             if self.weights_sha256 is None:
-                raise HaltfastError("a meta-learner is tied to the weights it was fitted for: pass weights_sha256= "
-                                    "(the model card's, e.g. from load_base_model) to Smooth so it can be checked")
+                raise HaltfastError(
+                    "a meta-learner is tied to the weights it was fitted for: pass weights_sha256= "
+                    "(the model card's, e.g. from load_base_model) to Smooth so it can be checked"
+                )
             prior.check_model(self.weights_sha256)
         streams = self.streams(images, keys, batch_size)
         items = list(range(len(streams.keys)))
         if indices is None and keys is not None:
             indices = list(keys)
         with progress_bar(progress, len(items)) as tick:
-            return run_method(method, streams, items, sigma=self.sigma, n0=n0, n=n, alpha=alpha, labels=labels,
-                              indices=indices, progress=tick, on_result=on_result, **options)
+            return run_method(
+                method,
+                streams,
+                items,
+                sigma=self.sigma,
+                n0=n0,
+                n=n,
+                alpha=alpha,
+                labels=labels,
+                indices=indices,
+                progress=tick,
+                on_result=on_result,
+                **options,
+            )
 
 
 def _one_image(x):
     """One image for certify/predict; a batch of one (1, C, H, W) is refused with a pointer to certify_many."""
     shape = tuple(np.shape(x))
     if len(shape) == 4:
-        raise HaltfastError(f"certify and predict take one image (C, H, W); got an array of shape {shape}: pass "
-                            f"x[0] for a batch of one, or use certify_many for many images")
+        raise HaltfastError(
+            f"certify and predict take one image (C, H, W); got an array of shape {shape}: pass "
+            f"x[0] for a batch of one, or use certify_many for many images"
+        )
     return x

@@ -29,9 +29,9 @@ from scipy import special as sc
 __all__ = [
     "BetaMixtureTest",
     "ConfidenceSequence",
+    "Segments",
     "UnionConfidenceSequence",
     "UnionTest",
-    "Segments",
     "bernoulli_kl",
     "beta_mixture_lower_bound",
     "beta_mixture_upper_bound",
@@ -121,15 +121,13 @@ def log_betaincc(a, b, x):
         return np.log(q)
     fix = bad & (x > 0.0) & (x < 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.array(np.log(q), dtype=float)        # -inf at x = 1
+        out = np.array(np.log(q), dtype=float)  # -inf at x = 1
     if fix.any():
         # 1 - I_x(a, b) = I_{1-x}(b, a): lower tail of Beta(b, a) at 1 - x, by continued fraction.
         if out.ndim == 0:
             return _log_betainc_cf(b, a, 1.0 - x, x)[()]
         out[fix] = _log_betainc_cf(b[fix], a[fix], 1.0 - x[fix], x[fix])
     return out[()] if out.ndim == 0 else out
-
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -278,11 +276,7 @@ def outcome_batch(outcomes, streams, n_streams):
         X = X[None, :]
     if X.ndim != 2:
         raise ValueError(f"outcomes must be 1-D (m,) or 2-D (k, m), got shape {X.shape}")
-    if X.dtype != np.bool_:
-        if X.size and (not np.issubdtype(X.dtype, np.number) or X.min() < 0 or X.max() > 1
-                       or (np.issubdtype(X.dtype, np.floating) and np.any((X != 0) & (X != 1)))):
-            raise ValueError("outcomes must be 0/1 (or bool)")
-    X = X.astype(np.uint8, copy=False) if X.dtype != np.bool_ else X.view(np.uint8)
+    X = _binary(X).view(np.uint8)
     k = X.shape[0]
     if streams is None:
         if k != n_streams:
@@ -315,12 +309,21 @@ def flat_batch(outcomes, streams, lengths, n_streams):
         raise ValueError("stream index out of range")
     if rows.size > 1 and np.unique(rows).size != rows.size:
         raise ValueError("a stream may appear only once per update call")
-    if x.dtype != np.bool_:
-        if x.size and (not np.issubdtype(x.dtype, np.number) or x.min() < 0 or x.max() > 1
-                       or (np.issubdtype(x.dtype, np.floating) and np.any((x != 0) & (x != 1)))):
-            raise ValueError("outcomes must be 0/1 (or bool)")
-        x = x != 0
-    return x, rows, lengths
+    return _binary(x), rows, lengths
+
+
+def _binary(x: np.ndarray) -> np.ndarray:
+    """0/1 outcomes as bool; anything else is a ValueError."""
+    if x.dtype == np.bool_:
+        return x
+    if x.size and (
+        not np.issubdtype(x.dtype, np.number)
+        or x.min() < 0
+        or x.max() > 1
+        or (np.issubdtype(x.dtype, np.floating) and np.any((x != 0) & (x != 1)))
+    ):
+        raise ValueError("outcomes must be 0/1 (or bool)")
+    return x != 0
 
 
 def ragged_positions(start, length):
@@ -420,13 +423,15 @@ class BetaMixtureTest:
         _check_positive("b", b)
         self.a[rows], self.b[rows] = a, b
         self._ae[rows], self._be[rows] = (b, a) if self._mirrored else (a, b)
-        self._lnorm[rows] = sc.betaln(self._ae[rows], self._be[rows]) + log_betaincc(self._ae[rows], self._be[rows],
-                                                                                     self._p0e[rows])
+        self._lnorm[rows] = sc.betaln(self._ae[rows], self._be[rows]) + log_betaincc(
+            self._ae[rows], self._be[rows], self._p0e[rows]
+        )
 
     def _log_e(self, st, s_eff, t):
         """log E for streams st at effective successes s_eff after t trials (all arrays)."""
-        return _log_mixture_core(s_eff, t, self._p0e[st], self._ae[st], self._be[st],
-                                 self._lp0[st], self._l1p0[st], self._lnorm[st])
+        return _log_mixture_core(
+            s_eff, t, self._p0e[st], self._ae[st], self._be[st], self._lp0[st], self._l1p0[st], self._lnorm[st]
+        )
 
     def update(self, outcomes, streams=None):
         """Feed outcomes (k, m) (or (m,) for one stream) to streams (k,) (default: all, in order).
@@ -478,8 +483,9 @@ class BetaMixtureTest:
 
     def _log_e(self, st, s_eff, t):
         """log E for streams st at effective successes s_eff after t trials (all arrays)."""
-        return _log_mixture_core(s_eff, t, self._p0e[st], self._ae[st], self._be[st],
-                                 self._lp0[st], self._l1p0[st], self._lnorm[st])
+        return _log_mixture_core(
+            s_eff, t, self._p0e[st], self._ae[st], self._be[st], self._lp0[st], self._l1p0[st], self._lnorm[st]
+        )
 
     def _first_crossings(self, seg: Segments) -> np.ndarray:
         """Global position of each segment's first sample with log E >= log(1/alpha), or -1.
@@ -507,15 +513,17 @@ class BetaMixtureTest:
             s = s0[k] + seg.ones[pos] - seg.before[k]
             t = t0[k] + (pos - seg.starts[k]) + 1
             f = t - s
-            untruncated = _log_mixture_untruncated(s, f, self._ae[st], self._be[st], self._lp0[st], self._l1p0[st],
-                                                   self._lnorm[st])
+            untruncated = _log_mixture_untruncated(
+                s, f, self._ae[st], self._be[st], self._lp0[st], self._l1p0[st], self._lnorm[st]
+            )
             # log Q <= 0 (up to rounding), and E <= 1 unless the empirical rate exceeds p0 (the prior lies above it)
             cand = np.nonzero((untruncated >= thr[k] - 1e-9) & (s >= self._p0e[st] * t))[0]
             # the first few candidates of each segment get the exact value; rarely a segment needs another pass
             rank = _rank_within(rep[cand])
             cand = cand[rank < 8]
-            exact = untruncated[cand] + log_betaincc(self._ae[st[cand]] + s[cand], self._be[st[cand]] + f[cand],
-                                                     self._p0e[st[cand]])
+            exact = untruncated[cand] + log_betaincc(
+                self._ae[st[cand]] + s[cand], self._be[st[cand]] + f[cand], self._p0e[st[cand]]
+            )
             hit = cand[exact >= thr[k[cand]]]
             hit_rows, first_hit = np.unique(rep[hit], return_index=True)
             out[todo[hit_rows]] = pos[hit[first_hit]]
@@ -551,15 +559,16 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
 # Confidence sequences from the beta mixture
 # ----------------------------------------------------------------------------------------------
 
-_LOGIT_LO = -40.0   # p0 = 4e-18: below this the lower bound is reported as 0
-_LOGIT_HI = 36.7    # 1 - p0 = 1.1e-16, the largest double below 1 (p0 -> 1 - ulp)
+_LOGIT_LO = -40.0  # p0 = 4e-18: below this the lower bound is reported as 0
+_LOGIT_HI = 36.7  # 1 - p0 = 1.1e-16, the largest double below 1 (p0 -> 1 - ulp)
 
 
 def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, n_bisect=48, truncated=True):
     """Anytime-valid lower confidence bound L_t = inf{p0 : log E_t(p0) < log(1/alpha)}.
 
     E_t(p0) is the truncated Beta(a, b) mixture (truncated=False: the untruncated, point-null mixture,
-    whose bound is the lower end of the two-sided confidence sequence {p : E_t(p) < 1/alpha}).  With probability >= 1 - alpha the true p is >= L_t
+    whose bound is the lower end of the two-sided confidence sequence {p : E_t(p) < 1/alpha}).  With probability
+    >= 1 - alpha the true p is >= L_t
     at every t simultaneously (so the running max of L_t is also valid).  Computed by a coarse scan in
     logit(p0) (n_grid points on (4e-18, S/t)) followed by bisection in logit space of the first cell
     where the test stops rejecting; the returned value is the rejected end of the final bracket
@@ -577,7 +586,7 @@ def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, 
         s_, t_, a_, b_, thr_ = s[idx], t[idx], a[idx], b[idx], thr[idx]
         phat = s_ / t_
         with np.errstate(divide="ignore"):
-            hi = np.minimum(sc.logit(phat), _LOGIT_HI)       # E <= 1 for p0 >= S/t
+            hi = np.minimum(sc.logit(phat), _LOGIT_HI)  # E <= 1 for p0 >= S/t
         lo = np.full(idx.size, _LOGIT_LO)
 
         def rejects(z, sel):
@@ -589,7 +598,7 @@ def beta_mixture_lower_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, 
         rej = rejects(grid, np.arange(idx.size)[:, None])
         rej[:, -1] = False
         first_no = np.argmax(~rej, axis=1)
-        good = first_no > 0                                  # lowest grid point rejected
+        good = first_no > 0  # lowest grid point rejected
         res = np.zeros(idx.size)
         g = np.nonzero(good)[0]
         if g.size:
@@ -672,6 +681,7 @@ class ConfidenceSequence:
 # Hedging an informative prior: a union of tests at split levels (Bonferroni)
 # ----------------------------------------------------------------------------------------------
 
+
 class UnionTest:
     """Rejects H0 as soon as any component test rejects; components at levels alpha_i give level sum(alpha_i).
 
@@ -733,8 +743,12 @@ def hedged_mixture_test(p0, alpha, a, b, n_streams, alternative="greater", hedge
     w * alpha and a Jeffreys test at (1 - w) * alpha. Level alpha either way."""
     if hedge is None:
         return BetaMixtureTest(p0, alpha, a, b, n_streams=n_streams, alternative=alternative)
-    return UnionTest([BetaMixtureTest(p0, alpha * hedge, a, b, n_streams=n_streams, alternative=alternative),
-                      BetaMixtureTest(p0, alpha * (1.0 - hedge), n_streams=n_streams, alternative=alternative)])
+    return UnionTest(
+        [
+            BetaMixtureTest(p0, alpha * hedge, a, b, n_streams=n_streams, alternative=alternative),
+            BetaMixtureTest(p0, alpha * (1.0 - hedge), n_streams=n_streams, alternative=alternative),
+        ]
+    )
 
 
 class UnionConfidenceSequence:
@@ -758,4 +772,3 @@ class UnionConfidenceSequence:
     def update_flat(self, outcomes, streams, lengths):
         for c in self.sequences:
             c.update_flat(outcomes, streams, lengths)
-

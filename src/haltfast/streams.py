@@ -18,8 +18,13 @@ from .errors import HaltfastError
 class RecordedStreams:
     """Replays recorded label streams: the same interface as LiveStreams, identical noise draws for every method."""
 
-    def __init__(self, streams: Sequence[np.ndarray], num_classes: int, clean: Sequence[int] | None = None,
-                 logits: np.ndarray | None = None):
+    def __init__(
+        self,
+        streams: Sequence[np.ndarray],
+        num_classes: int,
+        clean: Sequence[int] | None = None,
+        logits: np.ndarray | None = None,
+    ):
         lengths = np.array([len(x) for x in streams], dtype=np.int64)
         if isinstance(streams, np.ndarray) and streams.ndim == 2:
             self._flat = streams.reshape(-1)
@@ -27,15 +32,16 @@ class RecordedStreams:
             self._flat = np.concatenate([np.asarray(x).reshape(-1) for x in streams]) if len(streams) else np.zeros(0)
         self._offset = np.cumsum(lengths) - lengths
         self._length = lengths
-        self.streams = [self._flat[o:o + n] for o, n in zip(self._offset, lengths)]
+        self.streams = [self._flat[o : o + n] for o, n in zip(self._offset, lengths)]
         self.positions = np.zeros(len(self.streams), dtype=np.int64)
         self.num_classes = int(num_classes)
         self.clean_predictions = None if clean is None else np.asarray(clean, dtype=np.int64)
         self.logits = None if logits is None else np.asarray(logits, dtype=np.float64)
         if self.logits is not None:
             if self.logits.shape != (len(self.streams), self.num_classes):
-                raise HaltfastError(f"clean logits have shape {self.logits.shape}, expected "
-                                    f"({len(self.streams)}, {self.num_classes})")
+                raise HaltfastError(
+                    f"clean logits have shape {self.logits.shape}, expected ({len(self.streams)}, {self.num_classes})"
+                )
             if self.clean_predictions is not None and np.any(self.logits.argmax(1) != self.clean_predictions):
                 raise HaltfastError("clean logits disagree with the recorded clean predictions: another model?")
 
@@ -50,8 +56,10 @@ class RecordedStreams:
 
     def clean_logits(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
         if self.logits is None:
-            raise HaltfastError("this replay holds no clean logits: load the recording with its model "
-                                "(load_recording(..., with_logits=True)) to use features of the clean input")
+            raise HaltfastError(
+                "this replay holds no clean logits: load the recording with its model "
+                "(load_recording(..., with_logits=True)) to use features of the clean input"
+            )
         return self.logits[np.asarray(items, dtype=np.int64)], {}
 
     def draw_flat(self, items: Sequence[int], counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -62,9 +70,11 @@ class RecordedStreams:
         over = start + counts > self._length[items]
         if over.any():
             k = int(np.argmax(over))
-            raise HaltfastError(f"recorded stream of input {int(items[k])} holds {int(self._length[items[k]])} labels; "
-                                f"this method needs more than {int(start[k] + counts[k])}: record longer streams "
-                                f"(haltfast record --n)")
+            raise HaltfastError(
+                f"recorded stream of input {int(items[k])} holds {int(self._length[items[k]])} labels; "
+                f"this method needs more than {int(start[k] + counts[k])}: record longer streams "
+                f"(haltfast record --n)"
+            )
         total = int(counts.sum())
         first = np.repeat(self._offset[items] + start - (np.cumsum(counts) - counts), counts)
         labels = self._flat[first + np.arange(total)]

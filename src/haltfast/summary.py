@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .certificate import ABSTAINED, CERTIFIED, DECISIONS, FAILED, Certificate
+from .certificate import ABSTAINED
+from .certificate import CERTIFIED
+from .certificate import DECISIONS
+from .certificate import FAILED
+from .certificate import Certificate
 
 
 def summarize(certs: list[Certificate], radii=(0.0, 0.25, 0.5, 0.75, 1.0), seconds: float | None = None) -> dict:
@@ -40,8 +44,11 @@ def format_summary(summary: dict) -> str:
     acc = summary["certified_accuracy"]
     decision_mode = summary.get("options", {}).get("radius") is not None
     # in decision mode a certificate's radius is the required one, so an average radius would say nothing
-    radius_line = ("decision mode: each certificate is at the required radius" if decision_mode else
-                   f"average certified radius: {summary['average_certified_radius']:.4f}")
+    radius_line = (
+        "decision mode: each certificate is at the required radius"
+        if decision_mode
+        else f"average certified radius: {summary['average_certified_radius']:.4f}"
+    )
     lines = [
         f"inputs: {summary['inputs']}   decisions: " + ", ".join(f"{k} {v}" for k, v in summary["decisions"].items()),
         "certified accuracy at radius " + "  ".join(f"r={r}: {v:.3f}" for r, v in acc.items()),
@@ -50,8 +57,10 @@ def format_summary(summary: dict) -> str:
         f"{summary['median_evaluations']:,.0f}  (total {summary['total_evaluations']:,})",
     ]
     if "seconds" in summary:
-        lines.append(f"time: {summary['seconds']:.1f} s, {summary['evaluations_per_second']:,.0f} evaluations/s"
-                     + (" (this run)" if summary.get("resumed") else ""))
+        lines.append(
+            f"time: {summary['seconds']:.1f} s, {summary['evaluations_per_second']:,.0f} evaluations/s"
+            + (" (this run)" if summary.get("resumed") else "")
+        )
     if summary.get("resumed"):
         lines.append(f"resumed: {summary['resumed']} inputs were finished by an earlier run (read from the journal)")
     return "\n".join(lines)

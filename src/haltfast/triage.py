@@ -17,31 +17,36 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 from scipy import special as sc
 
-from .certificate import (
-    ABSTAIN,
-    CERTIFIED,
-    FAILED,
-    NOT_CERTIFIED,
-    PENDING,
-    UNDECIDED,
-    StopReason,
-    is_number,
-    p_for_radius,
-    radius_from_p,
-    validate_count,
-)
-from .engine import decide, decision_chunks
+from .certificate import ABSTAIN
+from .certificate import CERTIFIED
+from .certificate import FAILED
+from .certificate import NOT_CERTIFIED
+from .certificate import PENDING
+from .certificate import UNDECIDED
+from .certificate import StopReason
+from .certificate import is_number
+from .certificate import p_for_radius
+from .certificate import radius_from_p
+from .certificate import validate_count
+from .engine import decide
+from .engine import decision_chunks
 from .errors import HaltfastError
 from .files import atomic_write
-from .policies import PolicyClass, assign_classes, load_policies, validate_policies
-from .priors import check_prior, resolve_prior
-from .statistics import BetaMixtureTest, bernoulli_kl, beta_mixture_lower_bound
+from .policies import assign_classes
+from .policies import load_policies
+from .policies import validate_policies
+from .priors import check_prior
+from .priors import resolve_prior
+from .statistics import BetaMixtureTest
+from .statistics import bernoulli_kl
+from .statistics import beta_mixture_lower_bound
 from .streams import RecordedStreams
 
 __all__ = ["POLICIES", "STATES", "Triage", "TriageReport", "format_triage_summary", "triage"]
@@ -81,10 +86,25 @@ class Triage:
     prior is fixed before its tested stream starts.
     """
 
-    def __init__(self, streams, items, policies, *, sigma: float, classes=None, policy="max-decisions",
-                 n0: int = 100, prior="pilot", batch: int = 4000, min_chunk: int = 16, growth: float = 1 / 16,
-                 labels=None, indices=None, progress: Callable[[int, int], None] | None = None,
-                 on_round: Callable[["Triage"], None] | None = None):
+    def __init__(
+        self,
+        streams,
+        items,
+        policies,
+        *,
+        sigma: float,
+        classes=None,
+        policy="max-decisions",
+        n0: int = 100,
+        prior="pilot",
+        batch: int = 4000,
+        min_chunk: int = 16,
+        growth: float = 1 / 16,
+        labels=None,
+        indices=None,
+        progress: Callable[[int, int], None] | None = None,
+        on_round: Callable[[Triage], None] | None = None,
+    ):
         if isinstance(policies, (str, Path)):
             policies = load_policies(policies, sigma)
         self.policies = list(policies)
@@ -112,12 +132,13 @@ class Triage:
         if classes is None:
             classes = assign_classes(self.policies, n, self.indices)
         classes = np.asarray(classes)
-        if classes.dtype.kind in "USO":            # class names
+        if classes.dtype.kind in "USO":  # class names
             number = {p.name: k for k, p in enumerate(self.policies)}
             unknown = sorted({str(c) for c in classes.tolist()} - set(number))
             if unknown:
-                raise HaltfastError(f"unknown class name(s) {', '.join(map(repr, unknown))}; the policies define "
-                                    f"{', '.join(number)}")
+                raise HaltfastError(
+                    f"unknown class name(s) {', '.join(map(repr, unknown))}; the policies define {', '.join(number)}"
+                )
             classes = np.array([number[str(c)] for c in classes.tolist()], dtype=np.int64)
         self.cls = np.asarray(classes, dtype=np.int64)
         if self.cls.shape != (n,) or (n and (self.cls.min() < 0 or self.cls.max() >= len(self.policies))):
@@ -136,16 +157,18 @@ class Triage:
         self.priority = np.array([P[k].priority for k in self.cls], dtype=float)
         self.cap = np.array([P[k].max_samples for k in self.cls], dtype=np.int64)
         self.p0 = np.array([p_for_radius(P[k].radius, self.sigma) for k in self.cls], dtype=float)
-        if isinstance(streams, RecordedStreams):         # a recording: refuse caps it cannot serve, up front
+        if isinstance(streams, RecordedStreams):  # a recording: refuse caps it cannot serve, up front
             recorded = streams.streams
             for j, item in enumerate(self.items):
                 have = len(recorded[item]) - int(streams.positions[item])
                 if have < self.n0 + self.cap[j]:
                     pc = P[self.cls[j]]
-                    raise HaltfastError(f"the recorded stream of input {int(self.indices[j])} has {have:,} labels "
-                                        f"left; class {pc.name!r} needs n0 + max_samples = "
-                                        f"{self.n0 + pc.max_samples:,}: set max_samples <= "
-                                        f"{max(have - self.n0, 0):,} for that class or record longer streams")
+                    raise HaltfastError(
+                        f"the recorded stream of input {int(self.indices[j])} has {have:,} labels "
+                        f"left; class {pc.name!r} needs n0 + max_samples = "
+                        f"{self.n0 + pc.max_samples:,}: set max_samples <= "
+                        f"{max(have - self.n0, 0):,} for that class or record longer streams"
+                    )
         self.thr = -np.log(self.alpha)
         self.thr_fut = -np.log(self.alpha_fut)
 
@@ -165,9 +188,8 @@ class Triage:
         self.errors: dict[int, str] = {}
         # one certification test over all inputs (each row gets its prior when its pilot ends) and one futility test
         self._cert = BetaMixtureTest(self.p0, self.alpha, 0.5, 0.5, n_streams=n) if n else None
-        self._fut = BetaMixtureTest(self.p0, self.alpha_fut, 0.5, 0.5, n_streams=n, alternative="less") \
-            if n else None
-        self._dirty = np.ones(n, dtype=bool)       # scheduler caches to refresh
+        self._fut = BetaMixtureTest(self.p0, self.alpha_fut, 0.5, 0.5, n_streams=n, alternative="less") if n else None
+        self._dirty = np.ones(n, dtype=bool)  # scheduler caches to refresh
         self._cost_q = np.zeros((n, _QUADRATURE))
         self.used = 0
         self.budget_evaluations: int | None = None
@@ -231,7 +253,7 @@ class Triage:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, budget_evaluations: int | None = None, budget_seconds: float | None = None) -> "TriageReport":
+    def run(self, budget_evaluations: int | None = None, budget_seconds: float | None = None) -> TriageReport:
         """Run rounds until every input is final, the budget is spent, or an interrupt; returns the report.
 
         `budget_evaluations` caps the total evaluations of this Triage (all runs, pilots included) and is
@@ -241,8 +263,12 @@ class Triage:
         """
         if budget_evaluations is not None:
             ok = isinstance(budget_evaluations, (int, np.integer, float)) and not isinstance(budget_evaluations, bool)
-            if not (ok and np.isfinite(budget_evaluations) and budget_evaluations == int(budget_evaluations)
-                    and budget_evaluations >= 0):
+            if not (
+                ok
+                and np.isfinite(budget_evaluations)
+                and budget_evaluations == int(budget_evaluations)
+                and budget_evaluations >= 0
+            ):
                 raise HaltfastError(f"budget_evaluations must be an integer >= 0, got {budget_evaluations!r}")
             self.budget_evaluations = int(budget_evaluations)
         else:
@@ -288,7 +314,7 @@ class Triage:
             return None
 
         def handler(signum, frame):
-            if self._stop_flag:            # a second Ctrl-C interrupts at once
+            if self._stop_flag:  # a second Ctrl-C interrupts at once
                 raise KeyboardInterrupt
             self._stop_flag = True
 
@@ -319,7 +345,7 @@ class Triage:
             if not self.piloted[j]:
                 c = self.n0
                 if c > room - total:
-                    continue          # a pilot is never split
+                    continue  # a pilot is never split
             else:
                 c = min(int(c), int(self.cap[j] - self.tested[j]), room - total)
                 if c < 1:
@@ -403,8 +429,14 @@ class Triage:
             self._fut.update(x, g)
         self.log_evalue[js] = self._cert.log_evalue[js]
         self.log_evalue_fut[js] = self._fut.log_evalue[js]
-        outcome = decide(self._cert.rejected[js], self._cert.stopping_time[js], self._fut.rejected[js],
-                         self._fut.stopping_time[js], self.tested[js], self.cap[js])
+        outcome = decide(
+            self._cert.rejected[js],
+            self._cert.stopping_time[js],
+            self._fut.rejected[js],
+            self._fut.stopping_time[js],
+            self.tested[js],
+            self.cap[js],
+        )
         for name, code in _STATE_CODES.items():
             hit = js[outcome == name]
             self.state[hit] = code
@@ -414,15 +446,16 @@ class Triage:
 
     # -- reporting ----------------------------------------------------------------------------
 
-    def report(self) -> "TriageReport":
+    def report(self) -> TriageReport:
         """The state of every input now: certified / not certified at its radius, pending or undecided with its
         anytime certified radius and E-value, or error. Valid at any moment, mid-run included."""
         live = self.piloted & (self.tested > 0) & (self.state != _CERTIFIED) & (self.state != _ERROR)
         js = np.nonzero(live)[0]
         lower = np.zeros(self.n)
-        if js.size:   # at the current counts, so the report does not depend on when it was asked for
-            lower[js] = beta_mixture_lower_bound(self.successes[js], self.tested[js], self.alpha[js], self.a[js],
-                                                 self.b[js])
+        if js.size:  # at the current counts, so the report does not depend on when it was asked for
+            lower[js] = beta_mixture_lower_bound(
+                self.successes[js], self.tested[js], self.alpha[js], self.a[js], self.b[js]
+            )
         p_lower = np.where(self.state == _CERTIFIED, self.p0, lower)
         cs_radius = np.where(lower > 0.5, radius_from_p(np.maximum(lower, 0.5), self.sigma), 0.0)
         cert_radius = np.where(self.state == _CERTIFIED, self.radius, cs_radius)
@@ -438,7 +471,7 @@ class Triage:
                 why = StopReason.MAX_SAMPLES
             elif s == _ERROR:
                 why = StopReason.MODEL_ERROR
-            elif self.stop_reason == "running":          # a report taken mid-run (from on_round)
+            elif self.stop_reason == "running":  # a report taken mid-run (from on_round)
                 why = "running" if self.piloted[j] else "not started"
             elif not self.piloted[j]:
                 why = f"not started ({self.stop_reason})"
@@ -446,25 +479,53 @@ class Triage:
                 why = f"paused ({self.stop_reason})"
             pred = int(self.c_hat[j])
             label = None if self.labels is None else int(self.labels[j])
-            rows.append({
-                "index": int(self.indices[j]), "label": label, "class": names[self.cls[j]],
-                "radius": float(self.radius[j]), "alpha": float(self.alpha[j]),
-                "priority": float(self.priority[j]), "state": str(_STATE_NAMES[s]), "prediction": pred,
-                "correct": None if label is None or pred == ABSTAIN else bool(pred == label),
-                "evaluations": int(self.evaluations[j]), "tested": int(self.tested[j]),
-                "stopped_at": int(self.stopped_at[j]), "log_evalue": float(self.log_evalue[j]),
-                "log_evalue_futility": float(self.log_evalue_fut[j]), "p_lower": float(p_lower[j]),
-                "certified_radius": float(cert_radius[j]), "stop_reason": why,
-                "error": self.errors.get(j),
-            })
-        return TriageReport(rows, {
-            "policy": self.policy_name, "sigma": self.sigma, "n0": self.n0, "batch": self.batch,
-            "evaluations": int(self.used), "budget_evaluations": self.budget_evaluations,
-            "budget_seconds": self.budget_seconds, "seconds": float(self.seconds), "rounds": int(self.rounds),
-            "stop_reason": self.stop_reason,
-            "classes": [{"name": p.name, "radius": p.radius, "alpha": p.alpha, "priority": p.priority,
-                         "max_samples": p.max_samples} for p in self.policies],
-        })
+            rows.append(
+                {
+                    "index": int(self.indices[j]),
+                    "label": label,
+                    "class": names[self.cls[j]],
+                    "radius": float(self.radius[j]),
+                    "alpha": float(self.alpha[j]),
+                    "priority": float(self.priority[j]),
+                    "state": str(_STATE_NAMES[s]),
+                    "prediction": pred,
+                    "correct": None if label is None or pred == ABSTAIN else bool(pred == label),
+                    "evaluations": int(self.evaluations[j]),
+                    "tested": int(self.tested[j]),
+                    "stopped_at": int(self.stopped_at[j]),
+                    "log_evalue": float(self.log_evalue[j]),
+                    "log_evalue_futility": float(self.log_evalue_fut[j]),
+                    "p_lower": float(p_lower[j]),
+                    "certified_radius": float(cert_radius[j]),
+                    "stop_reason": why,
+                    "error": self.errors.get(j),
+                }
+            )
+        return TriageReport(
+            rows,
+            {
+                "policy": self.policy_name,
+                "sigma": self.sigma,
+                "n0": self.n0,
+                "batch": self.batch,
+                "evaluations": int(self.used),
+                "budget_evaluations": self.budget_evaluations,
+                "budget_seconds": self.budget_seconds,
+                "seconds": float(self.seconds),
+                "rounds": int(self.rounds),
+                "stop_reason": self.stop_reason,
+                "classes": [
+                    {
+                        "name": p.name,
+                        "radius": p.radius,
+                        "alpha": p.alpha,
+                        "priority": p.priority,
+                        "max_samples": p.max_samples,
+                    }
+                    for p in self.policies
+                ],
+            },
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,7 +580,7 @@ def _decision_rates(tri: Triage, weighted: bool) -> tuple[np.ndarray, np.ndarray
         total += np.bincount(tri.cls[pil], whole, minlength=k)
         count += np.bincount(tri.cls[pil], minlength=k)
     done = np.nonzero(tri.piloted & ~tri.pending)[0]
-    if done.size:   # finished inputs tell what a whole input of their class cost
+    if done.size:  # finished inputs tell what a whole input of their class cost
         decided = (tri.state[done] == _CERTIFIED) | (tri.state[done] == _NOT_CERTIFIED)
         value = np.where(decided, 1.0 / np.maximum(tri.evaluations[done], 1), 0.0)
         total += np.bincount(tri.cls[done], value, minlength=k)
@@ -532,7 +593,7 @@ def _decision_rates(tri: Triage, weighted: bool) -> tuple[np.ndarray, np.ndarray
         rate[new] = class_rate[tri.cls[new]]
         expected[new] = class_cost[tri.cls[new]]
         unknown = new[np.isinf(rate[new])]
-        if unknown.size:      # explore a class by one pilot at a time, not a whole batch of them
+        if unknown.size:  # explore a class by one pilot at a time, not a whole batch of them
             first = np.unique(tri.cls[unknown], return_index=True)[1]
             rate[unknown] = 0.0
             rate[unknown[first]] = np.inf
@@ -556,7 +617,7 @@ def _schedule_max_decisions(tri: Triage, room: int, weighted: bool = False) -> t
     if left is not None and js.size > 1:
         keep = np.zeros(js.size, dtype=bool)
         keep[0] = True
-        room_left, most = float(left), room // tri.min_chunk + 1     # a round cannot take more inputs than that
+        room_left, most = float(left), room // tri.min_chunk + 1  # a round cannot take more inputs than that
         for i, (c, r) in enumerate(zip(expected[js].tolist(), rate[js].tolist())):
             if r > 0 and c <= room_left:
                 keep[i] = True
@@ -613,8 +674,17 @@ class TriageReport:
             if mine and mine[0]["label"] is not None:
                 entry["certified_correct"] = sum(r["state"] == "certified" and bool(r["correct"]) for r in mine)
             per_class[c["name"]] = entry
-        keys = ("policy", "sigma", "n0", "evaluations", "budget_evaluations", "budget_seconds", "seconds", "rounds",
-                "stop_reason")
+        keys = (
+            "policy",
+            "sigma",
+            "n0",
+            "evaluations",
+            "budget_evaluations",
+            "budget_seconds",
+            "seconds",
+            "rounds",
+            "stop_reason",
+        )
         out = {"inputs": len(self._rows), **{k: self.meta.get(k) for k in keys}}
         out["decided"] = states[CERTIFIED] + states[NOT_CERTIFIED]
         out["states"] = states
@@ -634,26 +704,51 @@ def format_triage_summary(summary: dict) -> str:
         return "no inputs"
     budget = summary.get("budget_evaluations")
     used = summary.get("evaluations") or 0
-    lines = [f"policy {summary['policy']}: {summary['decided']} of {summary['inputs']} inputs decided, "
-             f"{used:,} evaluations" + (f" of a budget of {budget:,}" if budget is not None else "")
-             + f" in {summary.get('seconds') or 0:.1f} s, {summary.get('rounds')} rounds; stopped: "
-             f"{summary.get('stop_reason')}"]
-    head = f"{'class':<14}{'radius':>7}{'alpha':>9}{'prio':>6}{'inputs':>8}{'certified':>11}{'not cert.':>11}" \
-           f"{'pending':>9}{'undecided':>11}{'error':>7}{'evaluations':>14}"
+    lines = [
+        f"policy {summary['policy']}: {summary['decided']} of {summary['inputs']} inputs decided, "
+        f"{used:,} evaluations"
+        + (f" of a budget of {budget:,}" if budget is not None else "")
+        + f" in {summary.get('seconds') or 0:.1f} s, {summary.get('rounds')} rounds; stopped: "
+        f"{summary.get('stop_reason')}"
+    ]
+    head = (
+        f"{'class':<14}{'radius':>7}{'alpha':>9}{'prio':>6}{'inputs':>8}{'certified':>11}{'not cert.':>11}"
+        f"{'pending':>9}{'undecided':>11}{'error':>7}{'evaluations':>14}"
+    )
     lines.append(head)
     for name, c in summary["classes"].items():
-        lines.append(f"{name[:13]:<14}{c['radius']:>7g}{c['alpha']:>9.0e}{c['priority']:>6g}{c['inputs']:>8}"
-                     f"{c[CERTIFIED]:>11}{c[NOT_CERTIFIED]:>11}{c['pending']:>9}{c['undecided']:>11}{c['error']:>7}"
-                     f"{c['evaluations']:>14,}")
+        lines.append(
+            f"{name[:13]:<14}{c['radius']:>7g}{c['alpha']:>9.0e}{c['priority']:>6g}{c['inputs']:>8}"
+            f"{c[CERTIFIED]:>11}{c[NOT_CERTIFIED]:>11}{c['pending']:>9}{c['undecided']:>11}{c['error']:>7}"
+            f"{c['evaluations']:>14,}"
+        )
     s = summary["states"]
-    lines.append(f"{'all':<14}{'':>7}{'':>9}{'':>6}{summary['inputs']:>8}{s[CERTIFIED]:>11}{s[NOT_CERTIFIED]:>11}"
-                 f"{s['pending']:>9}{s['undecided']:>11}{s['error']:>7}{used:>14,}")
+    lines.append(
+        f"{'all':<14}{'':>7}{'':>9}{'':>6}{summary['inputs']:>8}{s[CERTIFIED]:>11}{s[NOT_CERTIFIED]:>11}"
+        f"{s['pending']:>9}{s['undecided']:>11}{s['error']:>7}{used:>14,}"
+    )
     return "\n".join(lines)
 
 
-def triage(streams, items, policies, *, sigma: float, classes=None, budget_evaluations: int | None = None,
-           budget_seconds: float | None = None, policy="max-decisions", n0: int = 100, prior="pilot",
-           batch: int = 4000, labels=None, indices=None, progress=None, on_round=None, **options) -> TriageReport:
+def triage(
+    streams,
+    items,
+    policies,
+    *,
+    sigma: float,
+    classes=None,
+    budget_evaluations: int | None = None,
+    budget_seconds: float | None = None,
+    policy="max-decisions",
+    n0: int = 100,
+    prior="pilot",
+    batch: int = 4000,
+    labels=None,
+    indices=None,
+    progress=None,
+    on_round=None,
+    **options,
+) -> TriageReport:
     """Triage a set of inputs under a global budget; returns every input's state when it stops.
 
     Each certified input is wrong with probability at most its class alpha whatever the policy; the
@@ -661,6 +756,20 @@ def triage(streams, items, policies, *, sigma: float, classes=None, budget_evalu
     KeyboardInterrupt from on_round) returns the report of that moment. `policies` is a list of
     PolicyClass or the path of a TOML policy file; see Triage for the other arguments.
     """
-    tri = Triage(streams, items, policies, sigma=sigma, classes=classes, policy=policy, n0=n0, prior=prior,
-                 batch=batch, labels=labels, indices=indices, progress=progress, on_round=on_round, **options)
+    tri = Triage(
+        streams,
+        items,
+        policies,
+        sigma=sigma,
+        classes=classes,
+        policy=policy,
+        n0=n0,
+        prior=prior,
+        batch=batch,
+        labels=labels,
+        indices=indices,
+        progress=progress,
+        on_round=on_round,
+        **options,
+    )
     return tri.run(budget_evaluations, budget_seconds)

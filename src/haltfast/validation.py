@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .statistics import clopper_pearson_lower, least_integer, log_beta_mixture_evalue
+from .statistics import clopper_pearson_lower
+from .statistics import least_integer
+from .statistics import log_beta_mixture_evalue
 
-__all__ = ["beta_mixture_boundary", "boundary_crossing_probability", "clopper_pearson_boundary",
-           "sprt_stopping_time"]
+__all__ = [
+    "beta_mixture_boundary",
+    "boundary_crossing_probability",
+    "clopper_pearson_boundary",
+    "crossing_probabilities",
+    "decision_probabilities",
+    "sprt_stopping_time",
+]
 
 # ----------------------------------------------------------------------------------------------
 # Wald's SPRT (known p) for comparison
@@ -89,38 +97,61 @@ def clopper_pearson_boundary(trials, p0, alpha):
 def boundary_crossing_probability(boundary, p, prune=1e-17):
     """Exact P(S_t >= boundary[t-1] for some t <= len(boundary)) for i.i.d. Bernoulli(p) draws.
 
-    Forward recursion over the distribution of S_t on the paths that have not crossed yet.  Mass in
-    the far lower tail (cumulative < ``prune`` per step) is dropped to bound the work; the dropped
-    mass is returned so that the exact probability lies in [prob, prob + dropped].
-    Returns (prob, dropped).
+    Mass in the far lower tail (cumulative < ``prune`` per step) is dropped to bound the work; the dropped
+    mass is returned so that the exact probability lies in [prob, prob + dropped]. Returns (prob, dropped).
     """
-    c = np.asarray(boundary, dtype=np.int64)
+    upper, _, dropped = crossing_probabilities(p, boundary, prune=prune)
+    return upper, dropped
+
+
+def crossing_probabilities(p, upper, lower=None, prune=1e-17):
+    """Exact probabilities that an i.i.d. Bernoulli(p) path first reaches S_t >= upper[t-1] (t + 1: never), or
+    first reaches S_t <= lower[t-1] (-1: never), within len(upper) steps.
+
+    Forward recursion over the distribution of S_t on the paths that have crossed neither boundary yet.
+    Without a lower boundary, mass in the far lower tail (cumulative < ``prune`` per step) is dropped to
+    bound the work. Returns (P(upper first), P(lower first), dropped mass).
+    """
+    c = np.asarray(upper, dtype=np.int64)
+    f = None if lower is None else np.asarray(lower, dtype=np.int64)
     p = float(p)
-    q = 1.0 - p
-    dist = np.array([1.0])      # masses of S = s_lo .. s_lo + len - 1
-    s_lo = 0
-    crossed = 0.0
-    dropped = 0.0
+    dist = np.array([1.0])  # masses of S = s_lo .. s_lo + len - 1
+    s_lo, hit_upper, hit_lower, dropped = 0, 0.0, 0.0, 0.0
     for t in range(1, c.size + 1):
-        new = np.empty(dist.size + 1)
-        new[:-1] = dist * q
-        new[-1] = 0.0
+        new = np.zeros(dist.size + 1)
+        new[:-1] = dist * (1.0 - p)
         new[1:] += dist * p
         dist = new
-        # kill the paths at or above the boundary
-        k = int(c[t - 1]) - s_lo
+        k = int(c[t - 1]) - s_lo  # kill the paths at or above the upper boundary
         if k < dist.size:
-            if k <= 0:
-                crossed += float(dist.sum())
-                return crossed, dropped
-            crossed += float(dist[k:].sum())
-            dist = dist[:k]
-        # prune the far lower tail
-        if prune > 0 and dist.size > 64 and dist[0] < prune:
+            hit_upper += float(dist[max(k, 0) :].sum())
+            dist = dist[: max(k, 0)]
+        if f is not None and dist.size:
+            j = min(int(f[t - 1]) - s_lo + 1, dist.size)  # and those at or below the lower one
+            if j > 0:
+                hit_lower += float(dist[:j].sum())
+                dist, s_lo = dist[j:], s_lo + j
+        if not dist.size:
+            break
+        if f is None and prune > 0 and dist.size > 64 and dist[0] < prune:
             cm = np.cumsum(dist)
             j = int(np.searchsorted(cm, prune, side="right"))
             if j > 0:
                 dropped += float(cm[j - 1])
-                dist = dist[j:]
-                s_lo += j
-    return crossed, dropped
+                dist, s_lo = dist[j:], s_lo + j
+    return hit_upper, hit_lower, dropped
+
+
+def decision_probabilities(p, p0, alpha, parts, horizon: int, futility_alpha=None):
+    """The exact law of a decision-mode E-process certifier on a Bernoulli(p) stream capped at `horizon`.
+
+    `parts` are the prior's components (share of alpha, a, b), as the engine builds its tests: certified when
+    any certification component reaches its threshold before any futility component does (ties certify).
+    Returns (P(certified), P(not certified), dropped mass): at p <= p0, P(certified) is the false-certification
+    probability, which must be at most alpha.
+    """
+    t = np.arange(1, horizon + 1)
+    fut = alpha if futility_alpha is None else futility_alpha
+    upper = np.min([beta_mixture_boundary(t, p0, alpha * w, a, b) for w, a, b in parts], axis=0)
+    lower = np.max([t - beta_mixture_boundary(t, 1.0 - p0, fut * w, b, a) for w, a, b in parts], axis=0)
+    return crossing_probabilities(p, upper, lower)

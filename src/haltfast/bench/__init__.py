@@ -10,18 +10,30 @@ import os
 import time
 from pathlib import Path
 
-from .live import live_report, live_runs
+from .live import live_report
+from .live import live_runs
 from .plots import make_plots
-from .report import methods_text, replay_report
-from .run import ENTRIES, load_contexts, run_replays
+from .report import methods_text
+from .report import replay_report
+from .run import ENTRIES
+from .run import load_contexts
+from .run import run_replays
 
 
-
-def run_bench(recordings: list[str], max_images: int | None, alpha: float, out: Path | None, plots: Path | None,
-              live: int, command: str, log=print) -> str:
+def run_bench(
+    recordings: list[str],
+    max_images: int | None,
+    alpha: float,
+    out: Path | None,
+    plots: Path | None,
+    live: int,
+    command: str,
+    log=print,
+) -> str:
     """Run everything and return the report (also written to `out`, with plots under `plots`)."""
     from ..files import write_text
-    from ..provenance import git_commit, provenance
+    from ..provenance import git_commit
+    from ..provenance import provenance
 
     commit, start = git_commit(), time.perf_counter()
     contexts = load_contexts(recordings, max_images, alpha, log)
@@ -32,12 +44,18 @@ def run_bench(recordings: list[str], max_images: int | None, alpha: float, out: 
         results.append(run_replays(ctx, entries, log=log))
     replay_seconds = time.perf_counter() - start
     sizes = sorted({res.ctx.size for res in results})
-    text = ["# Results: haltfast against the published methods", "",
-            f"Fashion-MNIST, shipped noise-trained models, sigma in "
-            f"{{{', '.join(f'{res.ctx.sigma:g}' for res in results)}}}, alpha = {alpha:g}, "
-            f"{' / '.join(map(str, sizes))} evaluation images per sigma (every 20th test image"
-            f"{'; the protocol has 500' if max(sizes) < 500 else ''}).", "", methods_text(entries), "",
-            replay_report(results, entries)]
+    text = [
+        "# Results: haltfast against the published methods",
+        "",
+        f"Fashion-MNIST, shipped noise-trained models, sigma in "
+        f"{{{', '.join(f'{res.ctx.sigma:g}' for res in results)}}}, alpha = {alpha:g}, "
+        f"{' / '.join(map(str, sizes))} evaluation images per sigma (every 20th test image"
+        f"{'; the protocol has 500' if max(sizes) < 500 else ''}).",
+        "",
+        methods_text(entries),
+        "",
+        replay_report(results, entries),
+    ]
     if plots is not None:
         names = make_plots(results, plots, entries)
         rel = Path(os.path.relpath(plots.resolve(), out.parent.resolve()) if out is not None else plots)
@@ -48,7 +66,10 @@ def run_bench(recordings: list[str], max_images: int | None, alpha: float, out: 
             log(f"live: sigma = {res.ctx.sigma:g}, {live} images")
             live_results[res.ctx.sigma] = live_runs(res.ctx, live, entries=entries)
         text += ["", live_report(live_results)]
-    text += ["", f"Replay part {replay_seconds:.0f} s. " + provenance(command, time.perf_counter() - start, commit=commit)]
+    text += [
+        "",
+        f"Replay part {replay_seconds:.0f} s. " + provenance(command, time.perf_counter() - start, commit=commit),
+    ]
     report = "\n".join(text) + "\n"
     if out is not None:
         write_text(out, report)

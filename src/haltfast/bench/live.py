@@ -5,8 +5,16 @@ from __future__ import annotations
 import time
 
 from ..streams import RecordedStreams
-from .report import _fmt, _ratio
-from .run import ENTRIES, N, N0, Context, cohen, evaluations, replay
+from .report import _fmt
+from .report import _ratio
+from .run import ENTRIES
+from .run import N0
+from .run import Context
+from .run import N
+from .run import cohen
+from .run import evaluations
+from .run import replay
+
 
 def live_runs(ctx: Context, images: int, radius: float = 0.5, entries=ENTRIES) -> tuple[list[dict], bool]:
     """Run Cohen and each method live on the first `images` images of the recording, one after the other.
@@ -15,63 +23,95 @@ def live_runs(ctx: Context, images: int, radius: float = 0.5, entries=ENTRIES) -
     replay of the same images exactly (same noise seed and keys, so it must).
     """
     from ..data import load_dataset
-    from ..models import load_model, resolve_model_path
+    from ..models import load_model
+    from ..models import resolve_model_path
     from ..smooth import Smooth
 
     m = ctx.meta
     model, _ = load_model(resolve_model_path(m["model"].removesuffix(".pt")))
     data = load_dataset(m["data"], m["split"]).subset(m["skip"], images)
-    if list(data.indices) != list(m["indices"][:len(data)]):
+    if list(data.indices) != list(m["indices"][: len(data)]):
         raise RuntimeError("the data set's images are not the recording's")
-    logits = None if ctx.streams.logits is None else ctx.streams.logits[:len(data)]
-    sub = Context(RecordedStreams(ctx.streams.streams[:len(data)], ctx.streams.num_classes,
-                                  ctx.streams.clean_predictions[:len(data)], logits),
-                  {**m, "indices": m["indices"][:len(data)], "labels": m["labels"][:len(data)]}, ctx.alpha)
+    logits = None if ctx.streams.logits is None else ctx.streams.logits[: len(data)]
+    sub = Context(
+        RecordedStreams(
+            ctx.streams.streams[: len(data)],
+            ctx.streams.num_classes,
+            ctx.streams.clean_predictions[: len(data)],
+            logits,
+        ),
+        {**m, "indices": m["indices"][: len(data)], "labels": m["labels"][: len(data)]},
+        ctx.alpha,
+    )
     sub.learner = ctx.learner
     smooth = Smooth(model, ctx.streams.num_classes, ctx.sigma, seed=m["seed"], batch_size=2000)
     runs = [("Cohen", "radius", "cohen", {"n0": N0, "n": N}, lambda: cohen(sub))]
     for e in entries:
         if e.oracle:
             continue
-        runs.append((e.label, f"r = {radius:g}", e.method, {"radius": radius, **e.options(sub)},
-                     lambda e=e: replay(sub, e, radius)))
+        runs.append(
+            (
+                e.label,
+                f"r = {radius:g}",
+                e.method,
+                {"radius": radius, **e.options(sub)},
+                lambda e=e: replay(sub, e, radius),
+            )
+        )
         if e.radius_mode:
-            runs.append((e.label, "radius", e.method, {"radius": None, **e.options(sub)},
-                         lambda e=e: replay(sub, e, None)))
+            runs.append(
+                (e.label, "radius", e.method, {"radius": None, **e.options(sub)}, lambda e=e: replay(sub, e, None))
+            )
     rows, identical = [], True
     # decisions, classes and evaluation counts must match exactly; radii to 1e-6: the clean logits that
     # select the class and feed the meta-learner differ in their last float32 bits between batch sizes
     strip = lambda c: (c.index, c.prediction, c.decision, c.evaluations, round(c.radius, 6))
     for label, mode, method, options, replayed in runs:
         start = time.perf_counter()
-        certs = smooth.certify_many(data.images, data.labels, keys=data.indices, alpha=ctx.alpha, method=method,
-                                    progress=False, **options)
+        certs = smooth.certify_many(
+            data.images, data.labels, keys=data.indices, alpha=ctx.alpha, method=method, progress=False, **options
+        )
         seconds = time.perf_counter() - start
         identical &= [strip(c) for c in certs] == [strip(c) for c in replayed()]
-        rows.append({"label": label, "mode": mode, "seconds": seconds, "evaluations": evaluations(certs).mean(),
-                     "images": len(data)})
+        rows.append(
+            {
+                "label": label,
+                "mode": mode,
+                "seconds": seconds,
+                "evaluations": evaluations(certs).mean(),
+                "images": len(data),
+            }
+        )
     return rows, identical
 
 
 def live_report(live: dict) -> str:
     import torch
 
-    lines = ["## Live wall-clock", "",
-             f"The same methods run live (the shipped model on the images themselves, not replayed), one after the "
-             f"other in one process with {torch.get_num_threads()} torch threads, on the first images of each "
-             f"recording; ratios are Cohen's seconds over the method's. Timings vary with the machine's load; the "
-             f"replay tables above do not.", "",
-             "| sigma | images | method | task | seconds per image | mean evals | Cohen time / this |",
-             "|---|---|---|---|---|---|---|"]
-    for sigma, (rows, identical) in live.items():
+    lines = [
+        "## Live wall-clock",
+        "",
+        f"The same methods run live (the shipped model on the images themselves, not replayed), one after the "
+        f"other in one process with {torch.get_num_threads()} torch threads, on the first images of each "
+        f"recording; ratios are Cohen's seconds over the method's. Timings vary with the machine's load; the "
+        f"replay tables above do not.",
+        "",
+        "| sigma | images | method | task | seconds per image | mean evals | Cohen time / this |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for sigma, (rows, _identical) in live.items():
         base = rows[0]["seconds"]
         for row in rows:
-            lines.append(f"| {sigma:g} | {row['images']} | {row['label']} | {row['mode']} | "
-                         f"{row['seconds'] / row['images']:.3f} | {_fmt(row['evaluations'])} | "
-                         f"{_ratio(base / row['seconds'])} |")
+            lines.append(
+                f"| {sigma:g} | {row['images']} | {row['label']} | {row['mode']} | "
+                f"{row['seconds'] / row['images']:.3f} | {_fmt(row['evaluations'])} | "
+                f"{_ratio(base / row['seconds'])} |"
+            )
     same = all(identical for _, identical in live.values())
-    lines += ["", "Every live run gave the certificates of its replay (same noise seed and keys; same decision, "
-              "class and evaluation count, radius to 1e-6, since the clean logits differ in their last float32 "
-              f"bits between batch sizes): {'yes' if same else 'NO'}."]
+    lines += [
+        "",
+        "Every live run gave the certificates of its replay (same noise seed and keys; same decision, "
+        "class and evaluation count, radius to 1e-6, since the clean logits differ in their last float32 "
+        f"bits between batch sizes): {'yes' if same else 'NO'}.",
+    ]
     return "\n".join(lines)
-

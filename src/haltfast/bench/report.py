@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..certificate import ABSTAINED, NOT_CERTIFIED, UNDECIDED, max_certifiable_radius
+from ..certificate import ABSTAINED
+from ..certificate import NOT_CERTIFIED
+from ..certificate import UNDECIDED
+from ..certificate import max_certifiable_radius
 from ..meta import HEDGE
-from .run import COHEN, ENTRIES, META, OURS, RADIUS_GRID, SigmaResult, acr, certified_at, evaluations
+from .run import COHEN
+from .run import ENTRIES
+from .run import META
+from .run import OURS
+from .run import RADIUS_GRID
+from .run import SigmaResult
+from .run import acr
+from .run import certified_at
+from .run import evaluations
 
 
 def _fmt(x: float) -> str:
@@ -20,21 +31,30 @@ def _ratio(x: float) -> str:
 def decision_table(res: SigmaResult, entries=ENTRIES) -> list[str]:
     cohen_certs = res.cohen_n[max(res.cohen_n)]
     cohen_evals = evaluations(cohen_certs).mean()
-    lines = ["| r | method | cert. acc. | mean evals | median evals | Cohen / mean | mean / Wald limit | "
-             "not cert. | undecided |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| r | method | cert. acc. | mean evals | median evals | Cohen / mean | mean / Wald limit | "
+        "not cert. | undecided |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res.radii:
         wald = res.wald[r].mean()
-        lines.append(f"| {r:g} | {COHEN} | {certified_at(cohen_certs, r)[0]:.3f} | {_fmt(cohen_evals)} | "
-                     f"{_fmt(cohen_evals)} | 1.0x | {cohen_evals / wald:.1f} | | |")
+        lines.append(
+            f"| {r:g} | {COHEN} | {certified_at(cohen_certs, r)[0]:.3f} | {_fmt(cohen_evals)} | "
+            f"{_fmt(cohen_evals)} | 1.0x | {cohen_evals / wald:.1f} | | |"
+        )
         for e in entries:
             certs = res.decision[e.label, r]
             ev = evaluations(certs)
-            count = lambda d: sum(c.decision == d for c in certs)
-            lines.append(f"| {r:g} | {e.label} | {certified_at(certs, r)[0]:.3f} | {_fmt(ev.mean())} | "
-                         f"{_fmt(np.median(ev))} | {_ratio(cohen_evals / ev.mean())} | {ev.mean() / wald:.2f} | "
-                         f"{count(NOT_CERTIFIED)} | {count(UNDECIDED)} |")
-        lines.append(f"| {r:g} | Wald's limit (p known per image, miss rate alpha) | | {_fmt(wald)} | "
-                     f"{_fmt(np.median(res.wald[r]))} | {_ratio(cohen_evals / wald)} | 1.00 | | |")
+            count = lambda d, certs=certs: sum(c.decision == d for c in certs)
+            lines.append(
+                f"| {r:g} | {e.label} | {certified_at(certs, r)[0]:.3f} | {_fmt(ev.mean())} | "
+                f"{_fmt(np.median(ev))} | {_ratio(cohen_evals / ev.mean())} | {ev.mean() / wald:.2f} | "
+                f"{count(NOT_CERTIFIED)} | {count(UNDECIDED)} |"
+            )
+        lines.append(
+            f"| {r:g} | Wald's limit (p known per image, miss rate alpha) | | {_fmt(wald)} | "
+            f"{_fmt(np.median(res.wald[r]))} | {_ratio(cohen_evals / wald)} | 1.00 | | |"
+        )
     return lines
 
 
@@ -43,15 +63,23 @@ def radius_table(res: SigmaResult, entries=ENTRIES) -> list[str]:
     grid = [r for r in RADIUS_GRID if r < max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma)]
     cohen_certs = res.cohen_n[max(res.cohen_n)]
     cohen_evals = evaluations(cohen_certs).mean()
-    rows = [(COHEN, cohen_certs)] + [(e.label, res.radius[e.label, res.cap]) for e in entries if (e.label, res.cap) in res.radius]
-    lines = ["| method | " + " | ".join(f"r = {r:g}" for r in grid) + " | ACR | abstain | mean evals | "
-             "median evals | Cohen / mean |", "|---|" + "---|" * (len(grid) + 5)]
+    rows = [(COHEN, cohen_certs)] + [
+        (e.label, res.radius[e.label, res.cap]) for e in entries if (e.label, res.cap) in res.radius
+    ]
+    lines = [
+        "| method | " + " | ".join(f"r = {r:g}" for r in grid) + " | ACR | abstain | mean evals | "
+        "median evals | Cohen / mean |",
+        "|---|" + "---|" * (len(grid) + 5),
+    ]
     for label, certs in rows:
         ev = evaluations(certs)
         abstain = np.mean([c.decision == ABSTAINED for c in certs])
-        lines.append(f"| {label} | " + " | ".join(f"{a:.3f}" for a in certified_at(certs, grid)) +
-                     f" | {acr(certs):.4f} | {abstain:.3f} | {_fmt(ev.mean())} | {_fmt(np.median(ev))} | "
-                     f"{_ratio(cohen_evals / ev.mean())} |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{a:.3f}" for a in certified_at(certs, grid))
+            + f" | {acr(certs):.4f} | {abstain:.3f} | {_fmt(ev.mean())} | {_fmt(np.median(ev))} | "
+            f"{_ratio(cohen_evals / ev.mean())} |"
+        )
     return lines
 
 
@@ -59,13 +87,20 @@ def frontier_table(res: SigmaResult, entries=ENTRIES) -> list[str]:
     caps = sorted(res.cohen_n)
     acr_cohen = acr(res.cohen_n[max(caps)])
     labels = [e.label for e in entries if e.radius_mode and e.frontier and not e.oracle]
-    lines = ["| cap n | fixed-n Clopper-Pearson (Cohen) | " + " | ".join(labels) + " |",
-             "|---|---|" + "---|" * len(labels)]
+    lines = [
+        "| cap n | fixed-n Clopper-Pearson (Cohen) | " + " | ".join(labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
     for cap in caps:
         cells = [res.cohen_n[cap]] + [res.radius.get((label, cap)) for label in labels]
-        lines.append(f"| {cap:,} | " + " | ".join(
-            "" if c is None else f"{acr(c):.4f} ({acr(c) / acr_cohen:.3f}) at {_fmt(evaluations(c).mean())}"
-            for c in cells) + " |")
+        lines.append(
+            f"| {cap:,} | "
+            + " | ".join(
+                "" if c is None else f"{acr(c):.4f} ({acr(c) / acr_cohen:.3f}) at {_fmt(evaluations(c).mean())}"
+                for c in cells
+            )
+            + " |"
+        )
     return lines
 
 
@@ -73,12 +108,16 @@ def capped_table(res: SigmaResult) -> list[str]:
     """Decisions at r = 0.5 with a per-input cap: certified accuracy lost against Cohen, evaluations saved."""
     cohen_certs = res.cohen_n[max(res.cohen_n)]
     acc_cohen, cohen_evals = certified_at(cohen_certs, 0.5)[0], evaluations(cohen_certs).mean()
-    lines = ["| cap | method | cert. acc. | loss against Cohen (points) | mean evals | Cohen / mean |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| cap | method | cert. acc. | loss against Cohen (points) | mean evals | Cohen / mean |",
+        "|---|---|---|---|---|---|",
+    ]
     for (label, cap), certs in sorted(res.capped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         acc, ev = certified_at(certs, 0.5)[0], evaluations(certs).mean()
-        lines.append(f"| {cap:,} | {label} | {acc:.3f} | {100 * (acc_cohen - acc):.1f} | {_fmt(ev)} | "
-                     f"{_ratio(cohen_evals / ev)} |")
+        lines.append(
+            f"| {cap:,} | {label} | {acc:.3f} | {100 * (acc_cohen - acc):.1f} | {_fmt(ev)} | "
+            f"{_ratio(cohen_evals / ev)} |"
+        )
     return lines
 
 
@@ -101,16 +140,22 @@ def losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
         for e in others:
             theirs = res.decision[e.label, r]
             if evaluations(theirs).mean() < ev:
-                out.append(f"sigma = {ctx.sigma:g}, r = {r:g}: {e.label} needs fewer evaluations "
-                           f"({_fmt(evaluations(theirs).mean())} against our {_fmt(ev)}).")
+                out.append(
+                    f"sigma = {ctx.sigma:g}, r = {r:g}: {e.label} needs fewer evaluations "
+                    f"({_fmt(evaluations(theirs).mean())} against our {_fmt(ev)})."
+                )
             if certified_at(theirs, r)[0] > acc:
-                out.append(f"sigma = {ctx.sigma:g}, r = {r:g}: {e.label} certifies more "
-                           f"({certified_at(theirs, r)[0]:.3f} against our {acc:.3f}).")
+                out.append(
+                    f"sigma = {ctx.sigma:g}, r = {r:g}: {e.label} certifies more "
+                    f"({certified_at(theirs, r)[0]:.3f} against our {acc:.3f})."
+                )
         if certified_at(cohen_certs, r)[0] > acc:
-            out.append(f"sigma = {ctx.sigma:g}, r = {r:g}: Cohen's fixed n = {res.cap:,} certifies "
-                       f"{certified_at(cohen_certs, r)[0]:.3f} against our {acc:.3f} (inputs whose p lies so close "
-                       f"to Phi(r/sigma) that {res.cap:,} samples decide them but the sequential test stays undecided "
-                       f"or gives up).")
+            out.append(
+                f"sigma = {ctx.sigma:g}, r = {r:g}: Cohen's fixed n = {res.cap:,} certifies "
+                f"{certified_at(cohen_certs, r)[0]:.3f} against our {acc:.3f} (inputs whose p lies so close "
+                f"to Phi(r/sigma) that {res.cap:,} samples decide them but the sequential test stays undecided "
+                f"or gives up)."
+            )
     if (ours_label, res.cap) in res.radius:
         ours = res.radius[ours_label, res.cap]
         a_ours, a_cohen = acr(ours), acr(cohen_certs)
@@ -118,38 +163,54 @@ def losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
             grid = np.linspace(0, max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma), 400)
             gap = certified_at(cohen_certs, grid) - certified_at(ours, grid)
             worst = int(np.argmax(gap))
-            where = (f"; certified accuracy falls short of Cohen's by up to {gap[worst]:.3f} "
-                     f"(at r = {grid[worst]:.2f})" if gap[worst] > 0 else "")
-            out.append(f"sigma = {ctx.sigma:g}, radius mode: ACR {a_ours:.4f} against Cohen's {a_cohen:.4f} "
-                       f"({a_ours / a_cohen:.3f}) at {_fmt(evaluations(ours).mean())} evaluations per image{where}. "
-                       f"An anytime-valid bound pays for its validity at every sample, and near the top of the "
-                       f"curve a radius needs samples: there the fixed-n bound on all {res.cap:,} samples is tighter.")
+            where = (
+                f"; certified accuracy falls short of Cohen's by up to {gap[worst]:.3f} (at r = {grid[worst]:.2f})"
+                if gap[worst] > 0
+                else ""
+            )
+            out.append(
+                f"sigma = {ctx.sigma:g}, radius mode: ACR {a_ours:.4f} against Cohen's {a_cohen:.4f} "
+                f"({a_ours / a_cohen:.3f}) at {_fmt(evaluations(ours).mean())} evaluations per image{where}. "
+                f"An anytime-valid bound pays for its validity at every sample, and near the top of the "
+                f"curve a radius needs samples: there the fixed-n bound on all {res.cap:,} samples is tighter."
+            )
         abstain = lambda certs: np.mean([c.decision == ABSTAINED for c in certs])
         if abstain(ours) > abstain(cohen_certs):
-            out.append(f"sigma = {ctx.sigma:g}, radius mode: abstains on {abstain(ours):.3f} of the images against "
-                       f"Cohen's {abstain(cohen_certs):.3f}, so certified accuracy at r = 0 is "
-                       f"{certified_at(ours, 0)[0]:.3f} against {certified_at(cohen_certs, 0)[0]:.3f}: with p near "
-                       f"1/2 the stopping rule sees no radius worth the rest of the budget and stops below 1/2.")
+            out.append(
+                f"sigma = {ctx.sigma:g}, radius mode: abstains on {abstain(ours):.3f} of the images against "
+                f"Cohen's {abstain(cohen_certs):.3f}, so certified accuracy at r = 0 is "
+                f"{certified_at(ours, 0)[0]:.3f} against {certified_at(cohen_certs, 0)[0]:.3f}: with p near "
+                f"1/2 the stopping rule sees no radius worth the rest of the budget and stops below 1/2."
+            )
         for e in others:
             if (e.label, res.cap) in res.radius and acr(res.radius[e.label, res.cap]) > a_ours:
-                out.append(f"sigma = {ctx.sigma:g}, radius mode: {e.label} reaches a larger ACR "
-                           f"({acr(res.radius[e.label, res.cap]):.4f} against our {a_ours:.4f}).")
+                out.append(
+                    f"sigma = {ctx.sigma:g}, radius mode: {e.label} reaches a larger ACR "
+                    f"({acr(res.radius[e.label, res.cap]):.4f} against our {a_ours:.4f})."
+                )
     return out
 
 
 def replay_report(results: list[SigmaResult], entries=ENTRIES) -> str:
     """The deterministic part of the report: every replay table (no timings)."""
-    lines = ["## Headline", "",
-              "Decision at a required radius: mean model evaluations per image (certified accuracy), "
-              "every evaluation counted.", "",
-              "| sigma | r | " + " | ".join([COHEN] + [e.label for e in entries] + ["Wald's limit"]) + " |",
-              "|---|---|" + "---|" * (len(entries) + 2)]
+    lines = [
+        "## Headline",
+        "",
+        "Decision at a required radius: mean model evaluations per image (certified accuracy), "
+        "every evaluation counted.",
+        "",
+        "| sigma | r | " + " | ".join([COHEN] + [e.label for e in entries] + ["Wald's limit"]) + " |",
+        "|---|---|" + "---|" * (len(entries) + 2),
+    ]
     for res in results:
         cohen_certs = res.cohen_n[max(res.cohen_n)]
         for r in res.radii:
             cells = [f"{_fmt(evaluations(cohen_certs).mean())} ({certified_at(cohen_certs, r)[0]:.3f})"]
-            cells += [f"{_fmt(evaluations(res.decision[e.label, r]).mean())} "
-                      f"({certified_at(res.decision[e.label, r], r)[0]:.3f})" for e in entries]
+            cells += [
+                f"{_fmt(evaluations(res.decision[e.label, r]).mean())} "
+                f"({certified_at(res.decision[e.label, r], r)[0]:.3f})"
+                for e in entries
+            ]
             cells.append(_fmt(res.wald[r].mean()))
             lines.append(f"| {res.ctx.sigma:g} | {r:g} | " + " | ".join(cells) + " |")
     lines += ["", "## Where haltfast loses", ""]
@@ -158,56 +219,90 @@ def replay_report(results: list[SigmaResult], entries=ENTRIES) -> str:
     for res in results:
         ctx = res.ctx
         m = ctx.meta
-        lines += ["", f"## sigma = {ctx.sigma:g}", "",
-                  f"Recording `{m['recording']}`: {ctx.size} images (Fashion-MNIST {m['split']}, every "
-                  f"{m['skip']}th), model {m['model']} (sha256 {m['weights_sha256'][:12]}), noise seed {m['seed']}, "
-                  f"{m['length']:,} labels per image.", "",
-                  "### Decision at a required radius", "",
-                  f"Radii that no method can certify with {res.cap:,} samples (above "
-                  f"{max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma):.3f}) are left out. 'Cohen / mean': Cohen's "
-                  f"evaluations per image divided by the method's; 'mean / Wald limit': the method's mean over the "
-                  f"mean of the per-image Wald limits.", "", *decision_table(res, entries),
-                  "", "### Radius estimation", "",
-                  "Certified accuracy at each radius of the grid, average certified radius (ACR), abstain rate; "
-                  f"per-input budget {res.cap:,} tested samples. Horvath et al. define no radius estimation.", "",
-                  *radius_table(res, entries),
-                  *(["", "### Capped decisions at r = 0.5: the trade-off", "",
-                     "Each input stops at the cap (undecided) if its test has not decided by then.", "",
-                     *capped_table(res)] if res.capped else []),
-                  "", "### Budget frontier: ACR (fraction of Cohen's) at mean evaluations per image", "",
-                  "Cohen's procedure with n tested samples against the anytime methods capped at n tested samples "
-                  "per input (tolerance 0.01).", "", *frontier_table(res, entries)]
+        lines += [
+            "",
+            f"## sigma = {ctx.sigma:g}",
+            "",
+            f"Recording `{m['recording']}`: {ctx.size} images (Fashion-MNIST {m['split']}, every "
+            f"{m['skip']}th), model {m['model']} (sha256 {m['weights_sha256'][:12]}), noise seed {m['seed']}, "
+            f"{m['length']:,} labels per image.",
+            "",
+            "### Decision at a required radius",
+            "",
+            f"Radii that no method can certify with {res.cap:,} samples (above "
+            f"{max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma):.3f}) are left out. 'Cohen / mean': Cohen's "
+            f"evaluations per image divided by the method's; 'mean / Wald limit': the method's mean over the "
+            f"mean of the per-image Wald limits.",
+            "",
+            *decision_table(res, entries),
+            "",
+            "### Radius estimation",
+            "",
+            "Certified accuracy at each radius of the grid, average certified radius (ACR), abstain rate; "
+            f"per-input budget {res.cap:,} tested samples. Horvath et al. define no radius estimation.",
+            "",
+            *radius_table(res, entries),
+            *(
+                [
+                    "",
+                    "### Capped decisions at r = 0.5: the trade-off",
+                    "",
+                    "Each input stops at the cap (undecided) if its test has not decided by then.",
+                    "",
+                    *capped_table(res),
+                ]
+                if res.capped
+                else []
+            ),
+            "",
+            "### Budget frontier: ACR (fraction of Cohen's) at mean evaluations per image",
+            "",
+            "Cohen's procedure with n tested samples against the anytime methods capped at n tested samples "
+            "per input (tolerance 0.01).",
+            "",
+            *frontier_table(res, entries),
+        ]
     return "\n".join(lines)
 
 
 def methods_text(entries=ENTRIES) -> str:
-    return "\n".join([
-        "Methods (every one replays the same recorded noise draws; every model evaluation is counted):", "",
-        f"- **{COHEN}**: 100 pilot samples choose the class, 100,000 fresh samples give a one-sided "
-        "Clopper-Pearson bound. In decision mode it certifies r when its radius is >= r; its fixed-n column "
-        "of the frontier uses n tested samples.",
-        "- **Horvath et al. 2022 adaptive sampling**: stages of 1,000, 10,000 and 89,000 fresh samples (the "
-        "paper's 125,000 cut to the 100,000 budget), Clopper-Pearson at alpha/3, futility at beta = 1e-4. "
-        "Decision only.",
-        "- **Voracek 2024 union-bound CS**: Clopper-Pearson bounds at geometric checkpoints with alpha_j summing "
-        "to alpha; certify when the lower bound exceeds Phi(r/sigma), stop when the upper bound falls below it.",
-        "- **Voracek 2024 betting CS**: the Krichevsky-Trofimov bet, i.e. the untruncated Beta(1/2, 1/2) "
-        "mixture, with the public code's threshold 1/(2 alpha) (valid for p >= 0.5008, see docs/certification.md).",
-        f"- **{OURS}**: the truncated Beta(1/2, 1/2) mixture E-process (decision) and confidence sequence "
-        "(radius mode, stopping when the rest of the budget would add less than 0.01 to the radius), "
-        "chunks shared across inputs.",
-        "- **haltfast, Cohen's 100-sample pilot**: 100 noisy samples choose the class (counted) and give the "
-        "prior, their Jeffreys posterior; the tested stream starts after them.",
-        *(["- **haltfast (meta-learner prior, the default)**: each image's Beta prior predicted from its clean "
-           "logits by the model's meta-learner (`haltfast calibrate`, docs/meta-learner.md), hedged: the learned "
-           f"prior's test at {HEDGE:g} alpha beside a Jeffreys test at {1 - HEDGE:.2g} alpha."] if any(e.meta for e in entries) else []),
-        "- **haltfast + oracle prior**: the same with the prior Beta(hits + 1/2, misses + 1/2) of each image's "
-        "whole recorded stream. The prior is read off the tested stream, so this row is a yardstick for a "
-        "perfect meta-learner, not a valid method.",
-        "- **Wald's limit**: per image, Wald's lower bound on the expected samples of any level-alpha "
-        "sequential test at its p (miss rate alpha), capped at 100,000, plus 1 for class selection.",
-        "",
-        "All anytime methods and Horvath's select the class by the clean prediction (1 evaluation); the baselines "
-        "(union-bound, betting) stop in radius mode by the same rule as ours so the comparison is like for like "
-        "(Voracek stops at a target width instead).",
-    ])
+    return "\n".join(
+        [
+            "Methods (every one replays the same recorded noise draws; every model evaluation is counted):",
+            "",
+            f"- **{COHEN}**: 100 pilot samples choose the class, 100,000 fresh samples give a one-sided "
+            "Clopper-Pearson bound. In decision mode it certifies r when its radius is >= r; its fixed-n column "
+            "of the frontier uses n tested samples.",
+            "- **Horvath et al. 2022 adaptive sampling**: stages of 1,000, 10,000 and 89,000 fresh samples (the "
+            "paper's 125,000 cut to the 100,000 budget), Clopper-Pearson at alpha/3, futility at beta = 1e-4. "
+            "Decision only.",
+            "- **Voracek 2024 union-bound CS**: Clopper-Pearson bounds at geometric checkpoints with alpha_j summing "
+            "to alpha; certify when the lower bound exceeds Phi(r/sigma), stop when the upper bound falls below it.",
+            "- **Voracek 2024 betting CS**: the Krichevsky-Trofimov bet, i.e. the untruncated Beta(1/2, 1/2) "
+            "mixture, with the public code's threshold 1/(2 alpha) (valid for p >= 0.5008, see docs/certification.md).",
+            f"- **{OURS}**: the truncated Beta(1/2, 1/2) mixture E-process (decision) and confidence sequence "
+            "(radius mode, stopping when the rest of the budget would add less than 0.01 to the radius), "
+            "chunks shared across inputs.",
+            "- **haltfast, Cohen's 100-sample pilot**: 100 noisy samples choose the class (counted) and give the "
+            "prior, their Jeffreys posterior; the tested stream starts after them.",
+            *(
+                [
+                    "- **haltfast (meta-learner prior, the default)**: each image's Beta prior predicted from its "
+                    "clean logits by the model's meta-learner (`haltfast calibrate`, docs/meta-learner.md), hedged: "
+                    "the learned "
+                    f"prior's test at {HEDGE:g} alpha beside a Jeffreys test at {1 - HEDGE:.2g} alpha."
+                ]
+                if any(e.meta for e in entries)
+                else []
+            ),
+            "- **haltfast + oracle prior**: the same with the prior Beta(hits + 1/2, misses + 1/2) of each image's "
+            "whole recorded stream. The prior is read off the tested stream, so this row is a yardstick for a "
+            "perfect meta-learner, not a valid method.",
+            "- **Wald's limit**: per image, Wald's lower bound on the expected samples of any level-alpha "
+            "sequential test at its p (miss rate alpha), capped at 100,000, plus 1 for class selection.",
+            "",
+            "All anytime methods and Horvath's select the class by the clean prediction (1 evaluation); the baselines "
+            "(union-bound, betting) stop in radius mode by the same rule as ours so the comparison is like for like "
+            "(Voracek stops at a target width instead).",
+        ]
+    )

@@ -11,23 +11,27 @@ on the recording, as the oracle prior does). Adding a row is one line.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
 
 import numpy as np
 
-from ..certificate import CERTIFIED, Certificate, max_certifiable_radius, p_for_radius
+from ..certificate import CERTIFIED
+from ..certificate import Certificate
+from ..certificate import max_certifiable_radius
+from ..certificate import p_for_radius
 from ..errors import HaltfastError
 from ..methods import run_method
 from ..recording import load_recording
 from ..statistics import wald_expected_samples
 from ..streams import RecordedStreams
 
-N0, N = 100, 100_000                      # Cohen's selection and estimation samples
+N0, N = 100, 100_000  # Cohen's selection and estimation samples
 DECISION_RADII = (0.25, 0.5, 0.75, 1.0)
 RADIUS_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
-CAPS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)   # budget frontier: per-input caps / Cohen's n
-DECISION_CAPS = (500, 1_000, 2_000, 5_000, 10_000, 20_000)        # the capped trade-off of decisions at r = 0.5
+CAPS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)  # budget frontier: per-input caps / Cohen's n
+DECISION_CAPS = (500, 1_000, 2_000, 5_000, 10_000, 20_000)  # the capped trade-off of decisions at r = 0.5
 COHEN = "Cohen et al. 2019 (n0 = 100, n = 100,000)"
 OURS = "haltfast (Jeffreys prior, no meta-learner)"
 
@@ -39,8 +43,8 @@ class Context:
     streams: RecordedStreams
     meta: dict
     alpha: float
-    p_hat: np.ndarray = field(init=False)   # each image's p for its clean-predicted class, from its whole stream
-    learner: object = None                  # the model's MetaLearner, when it has one
+    p_hat: np.ndarray = field(init=False)  # each image's p for its clean-predicted class, from its whole stream
+    learner: object = None  # the model's MetaLearner, when it has one
 
     def __post_init__(self):
         clean = self.streams.clean_predictions
@@ -82,9 +86,9 @@ class Entry:
     method: str
     options: Callable[[Context], dict] = lambda ctx: {}
     radius_mode: bool = True
-    oracle: bool = False     # reads the tested stream: a yardstick, not a method (never run live)
-    frontier: bool = True    # run radius mode at every cap of the budget frontier
-    meta: bool = False       # needs the model's meta-learner
+    oracle: bool = False  # reads the tested stream: a yardstick, not a method (never run live)
+    frontier: bool = True  # run radius mode at every cap of the budget frontier
+    meta: bool = False  # needs the model's meta-learner
 
 
 META = "haltfast (meta-learner prior, the default)"
@@ -101,14 +105,34 @@ ENTRIES = (
 
 def replay(ctx: Context, entry: Entry, radius: float | None, max_samples: int = N) -> list[Certificate]:
     """One method on a fresh copy of the recording (clean-prediction class selection, counted)."""
-    return run_method(entry.method, ctx.streams.rewound(), range(ctx.size), sigma=ctx.sigma, n0=N0, n=N,
-                      alpha=ctx.alpha, labels=ctx.meta["labels"], indices=ctx.meta["indices"], radius=radius,
-                      max_samples=max_samples, **entry.options(ctx))
+    return run_method(
+        entry.method,
+        ctx.streams.rewound(),
+        range(ctx.size),
+        sigma=ctx.sigma,
+        n0=N0,
+        n=N,
+        alpha=ctx.alpha,
+        labels=ctx.meta["labels"],
+        indices=ctx.meta["indices"],
+        radius=radius,
+        max_samples=max_samples,
+        **entry.options(ctx),
+    )
 
 
 def cohen(ctx: Context, n: int = N) -> list[Certificate]:
-    return run_method("cohen", ctx.streams.rewound(), range(ctx.size), sigma=ctx.sigma, n0=N0, n=n, alpha=ctx.alpha,
-                      labels=ctx.meta["labels"], indices=ctx.meta["indices"])
+    return run_method(
+        "cohen",
+        ctx.streams.rewound(),
+        range(ctx.size),
+        sigma=ctx.sigma,
+        n0=N0,
+        n=n,
+        alpha=ctx.alpha,
+        labels=ctx.meta["labels"],
+        indices=ctx.meta["indices"],
+    )
 
 
 def wald_limit(ctx: Context, radius: float, cap: int = N) -> np.ndarray:
@@ -136,13 +160,13 @@ class SigmaResult:
     """Everything the report and the plots need for one recording."""
 
     ctx: Context
-    decision: dict = field(default_factory=dict)     # (label, r) -> certs
-    radius: dict = field(default_factory=dict)       # (label, cap) -> certs
-    cohen_n: dict = field(default_factory=dict)      # n -> certs
-    wald: dict = field(default_factory=dict)         # r -> per-image limit
+    decision: dict = field(default_factory=dict)  # (label, r) -> certs
+    radius: dict = field(default_factory=dict)  # (label, cap) -> certs
+    cohen_n: dict = field(default_factory=dict)  # n -> certs
+    wald: dict = field(default_factory=dict)  # r -> per-image limit
     radii: tuple = ()
-    cap: int = N                                     # per-input budget: Cohen's n, every method's max_samples
-    capped: dict = field(default_factory=dict)       # (label, cap) -> certs of decisions at r = 0.5
+    cap: int = N  # per-input budget: Cohen's n, every method's max_samples
+    capped: dict = field(default_factory=dict)  # (label, cap) -> certs of decisions at r = 0.5
 
 
 def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaResult:
@@ -170,7 +194,7 @@ def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaRes
         if not e.radius_mode:
             continue
         # the budget frontier: baselines and ours at every cap; the oracle only at the full budget
-        for cap in (caps if e.frontier and not e.oracle else (cap_full,)):
+        for cap in caps if e.frontier and not e.oracle else (cap_full,):
             if cap <= cap_full:
                 start = time.perf_counter()
                 res.radius[e.label, cap] = replay(ctx, e, None, cap)
@@ -180,8 +204,10 @@ def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaRes
 
 def load_contexts(recordings, max_images: int | None, alpha: float, log=print) -> list[Context]:
     """One Context per recording, with the recording model's meta-learner and clean logits where it has one."""
-    from ..meta import MetaLearner, find_meta_learner
-    from ..recording import recording_logits, recording_model_path
+    from ..meta import MetaLearner
+    from ..meta import find_meta_learner
+    from ..recording import recording_logits
+    from ..recording import recording_model_path
 
     contexts = []
     for path in recordings:
@@ -193,8 +219,9 @@ def load_contexts(recordings, max_images: int | None, alpha: float, log=print) -
         except HaltfastError:
             learner = None
         if learner is not None:
-            streams = RecordedStreams(streams.streams, streams.num_classes, streams.clean_predictions,
-                                      recording_logits(meta))
+            streams = RecordedStreams(
+                streams.streams, streams.num_classes, streams.clean_predictions, recording_logits(meta)
+            )
         else:
             log(f"{path}: the model {meta['model']} has no meta-learner (haltfast calibrate makes one)")
         ctx = Context(streams, {**meta, "recording": str(path)}, alpha)

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from ..errors import HaltfastError
-from . import certify, commands
+from . import certify
+from . import commands
 from .options import HelpFormatter
 
 
@@ -15,9 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="haltfast", formatter_class=HelpFormatter,
+        prog="haltfast",
+        formatter_class=HelpFormatter,
         description="Certify image classifiers by randomized smoothing with anytime-valid early stopping. "
-                    "Run `haltfast COMMAND --help` for each command's options.")
+        "Run `haltfast COMMAND --help` for each command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"haltfast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     commands.add_train(sub)

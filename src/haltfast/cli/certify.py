@@ -11,20 +11,22 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HaltfastError
-from .inputs import Inputs, batch_size, load_inputs
-from .options import (
-    add_data_options,
-    add_model_options,
-    add_output_options,
-    add_sampling_options,
-    positive_int,
-    probability,
-)
+from .inputs import Inputs
+from .inputs import batch_size
+from .inputs import load_inputs
+from .options import add_data_options
+from .options import add_model_options
+from .options import add_output_options
+from .options import add_sampling_options
+from .options import positive_int
+from .options import probability
 
 PRIORS = ("meta", "jeffreys", "uniform", "pilot", "oracle")
-METHOD_HELP = ("anytime: early-stopping E-process / confidence sequence; cohen: Cohen et al.'s fixed-n CERTIFY; "
-               "baselines: horvath (Horvath et al. 2022 adaptive sampling, needs --radius), union-bound and betting "
-               "(Voracek 2024 confidence sequences)")
+METHOD_HELP = (
+    "anytime: early-stopping E-process / confidence sequence; cohen: Cohen et al.'s fixed-n CERTIFY; "
+    "baselines: horvath (Horvath et al. 2022 adaptive sampling, needs --radius), union-bound and betting "
+    "(Voracek 2024 confidence sequences)"
+)
 
 
 def add_parser(sub) -> None:
@@ -32,51 +34,101 @@ def add_parser(sub) -> None:
     from ..results import FORMATS
     from .options import HelpFormatter
 
-    p = sub.add_parser("certify", help="certify inputs of a data set with a smoothed classifier",
-                       formatter_class=HelpFormatter,
-                       description="Certify every --skip-th image of a data set (or replay a recording); write one "
-                                   "row per input and print certified accuracy, abstain rate and evaluations.")
+    p = sub.add_parser(
+        "certify",
+        help="certify inputs of a data set with a smoothed classifier",
+        formatter_class=HelpFormatter,
+        description="Certify every --skip-th image of a data set (or replay a recording); write one "
+        "row per input and print certified accuracy, abstain rate and evaluations.",
+    )
     add_data_options(p)
     add_model_options(p)
     g = p.add_argument_group("certification")
     g.add_argument("--method", default="anytime", choices=list(METHODS), help=METHOD_HELP)
     g.add_argument("--alpha", type=probability, default=0.001, help="failure probability of each certificate")
-    g.add_argument("--radius", type=float, default=None,
-                   help="decide certification at this required radius (decision mode); omit to estimate each "
-                        "input's radius (radius mode)")
-    g.add_argument("--n0", type=positive_int, default=100, help="selection (pilot) samples of cohen and --selection "
-                                                                  "pilot")
+    g.add_argument(
+        "--radius",
+        type=float,
+        default=None,
+        help="decide certification at this required radius (decision mode); omit to estimate each "
+        "input's radius (radius mode)",
+    )
+    g.add_argument(
+        "--n0", type=positive_int, default=100, help="selection (pilot) samples of cohen and --selection pilot"
+    )
     g.add_argument("--n", type=positive_int, default=100_000, help="estimation samples of cohen")
-    g.add_argument("--max-samples", type=positive_int, default=100_000,
-                   help="anytime and baselines: most tested samples per input (selection not included)")
-    g.add_argument("--prior", default=None, choices=PRIORS,
-                   help="anytime: meta (the model's meta-learner predicts each input's prior; the default where "
-                        "one exists, else jeffreys), jeffreys, uniform, pilot (the Jeffreys posterior after the "
-                        "selection pilot; needs --selection pilot), or oracle (replays only: the posterior of the "
-                        "whole recorded stream, a yardstick, not a valid prior)")
-    g.add_argument("--meta", type=Path, default=None,
-                   help="meta-learner file (default: beside the weights, else the user's haltfast folder)")
-    g.add_argument("--selection", default="clean", choices=["clean", "pilot"],
-                   help="anytime: choose the class by the clean prediction (1 evaluation) or by n0 noisy pilot "
-                        "samples (Cohen's selection)")
-    g.add_argument("--tolerance", type=float, default=0.01,
-                   help="radius mode: stop when the rest of the budget would add less than this radius")
-    g.add_argument("--futility-alpha", type=probability, default=None,
-                   help="anytime decision mode: level of the 'not certified' test (default: --alpha)")
-    g.add_argument("--streams", type=Path, default=None,
-                   help="replay a recording made by `haltfast record` instead of running the model")
+    g.add_argument(
+        "--max-samples",
+        type=positive_int,
+        default=100_000,
+        help="anytime and baselines: most tested samples per input (selection not included)",
+    )
+    g.add_argument(
+        "--prior",
+        default=None,
+        choices=PRIORS,
+        help="anytime: meta (the model's meta-learner predicts each input's prior; the default where "
+        "one exists, else jeffreys), jeffreys, uniform, pilot (the Jeffreys posterior after the "
+        "selection pilot; needs --selection pilot), or oracle (replays only: the posterior of the "
+        "whole recorded stream, a yardstick, not a valid prior)",
+    )
+    g.add_argument(
+        "--meta",
+        type=Path,
+        default=None,
+        help="meta-learner file (default: beside the weights, else the user's haltfast folder)",
+    )
+    g.add_argument(
+        "--selection",
+        default="clean",
+        choices=["clean", "pilot"],
+        help="anytime: choose the class by the clean prediction (1 evaluation) or by n0 noisy pilot "
+        "samples (Cohen's selection)",
+    )
+    g.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="radius mode: stop when the rest of the budget would add less than this radius",
+    )
+    g.add_argument(
+        "--futility-alpha",
+        type=probability,
+        default=None,
+        help="anytime decision mode: level of the 'not certified' test (default: --alpha)",
+    )
+    g.add_argument(
+        "--streams",
+        type=Path,
+        default=None,
+        help="replay a recording made by `haltfast record` instead of running the model",
+    )
     add_sampling_options(p)
     g = p.add_argument_group("scale-out")
-    g.add_argument("--workers", type=positive_int, default=None,
-                   help="certify on a local Ray cluster of this many worker processes (one thread, or one GPU with "
-                        "--device cuda, each; pip install 'haltfast[ray]'); certificates equal a single process's")
-    g.add_argument("--ray-address", default=None,
-                   help="certify on an existing Ray cluster (e.g. auto); one worker per CPU unless --workers")
-    add_output_options(p, "results file, one row per input in input order; each finished input is also appended "
-                          "to OUT.journal at once, so rerunning the same command resumes; a journal of another "
-                          "configuration is refused")
-    p.add_argument("--format", default="csv", choices=list(FORMATS),
-                   help="csv (haltfast's columns) or cohen (Cohen et al.'s TSV: idx label predict radius correct time)")
+    g.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="certify on a local Ray cluster of this many worker processes (one thread, or one GPU with "
+        "--device cuda, each; pip install 'haltfast[ray]'); certificates equal a single process's",
+    )
+    g.add_argument(
+        "--ray-address",
+        default=None,
+        help="certify on an existing Ray cluster (e.g. auto); one worker per CPU unless --workers",
+    )
+    add_output_options(
+        p,
+        "results file, one row per input in input order; each finished input is also appended "
+        "to OUT.journal at once, so rerunning the same command resumes; a journal of another "
+        "configuration is refused",
+    )
+    p.add_argument(
+        "--format",
+        default="csv",
+        choices=list(FORMATS),
+        help="csv (haltfast's columns) or cohen (Cohen et al.'s TSV: idx label predict radius correct time)",
+    )
     p.set_defaults(func=cmd_certify)
 
 
@@ -86,8 +138,9 @@ def cmd_certify(args: argparse.Namespace) -> int:
 
     distributed = args.workers is not None or args.ray_address is not None
     if distributed and args.streams:
-        raise HaltfastError("--workers and --ray-address run the model; replaying --streams is cheap, run it without "
-                            "them")
+        raise HaltfastError(
+            "--workers and --ray-address run the model; replaying --streams is cheap, run it without them"
+        )
     check_writable(args.out, "results file")
     check_writable(journal_path(args.out) if args.out else None, "results journal")
     check_writable(args.summary_json, "summary file")
@@ -109,15 +162,15 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
     if args.method != "anytime":
         return options, None
     prior, prior_id = resolve_prior(args, inputs)
-    options.update(prior=prior, selection=args.selection, tolerance=args.tolerance,
-                   futility_alpha=args.futility_alpha)
+    options.update(prior=prior, selection=args.selection, tolerance=args.tolerance, futility_alpha=args.futility_alpha)
     return options, prior_id
 
 
 def resolve_prior(args: argparse.Namespace, inputs: Inputs):
     """The prior the user asked for and its identity: a name, or the model's meta-learner (the default where one
     exists). 'oracle' is resolved per input when the run starts."""
-    from ..meta import MetaLearner, find_meta_learner
+    from ..meta import MetaLearner
+    from ..meta import find_meta_learner
     from ..models import weights_hash
 
     path = args.meta or find_meta_learner(inputs.weights_path, inputs.weights_sha256)
@@ -125,8 +178,10 @@ def resolve_prior(args: argparse.Namespace, inputs: Inputs):
         args.prior = "meta" if path is not None else "jeffreys"
     if args.prior == "meta":
         if path is None:
-            raise HaltfastError(f"no meta-learner for {inputs.model_name}: run `haltfast calibrate` with the same "
-                                f"--model (and --weights), pass --meta FILE, or choose --prior jeffreys")
+            raise HaltfastError(
+                f"no meta-learner for {inputs.model_name}: run `haltfast calibrate` with the same "
+                f"--model (and --weights), pass --meta FILE, or choose --prior jeffreys"
+            )
         learner = MetaLearner.load(path, inputs.weights_sha256)
         if not inputs.live:
             inputs.recording = with_clean_logits(inputs)
@@ -143,10 +198,16 @@ def with_clean_logits(inputs: Inputs):
 
     rec = inputs.recording
     if inputs.weights_path is None:
-        raise HaltfastError(f"the meta-learner needs the clean logits of the recording's model {inputs.model_name}, "
-                            f"which is not a shipped model; choose --prior jeffreys")
-    return RecordedStreams(rec.streams, rec.num_classes, rec.clean_predictions,
-                           recording_logits(inputs.recording_meta, inputs.weights_path))
+        raise HaltfastError(
+            f"the meta-learner needs the clean logits of the recording's model {inputs.model_name}, "
+            f"which is not a shipped model; choose --prior jeffreys"
+        )
+    return RecordedStreams(
+        rec.streams,
+        rec.num_classes,
+        rec.clean_predictions,
+        recording_logits(inputs.recording_meta, inputs.weights_path),
+    )
 
 
 def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id: str | None) -> dict:
@@ -160,25 +221,40 @@ def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id
     identity = {k: v for k, v in inputs.identity.items() if k != "skip"}
     shown = {k: (prior_id if k == "prior" else v) for k, v in options.items()}
     seed = inputs.recording_meta["seed"] if not inputs.live else args.seed
-    return {"haltfast": __version__, "sigma": inputs.sigma, "alpha": args.alpha, "method": args.method, **sizes,
-            **shown, "seed": seed, **identity}
+    return {
+        "haltfast": __version__,
+        "sigma": inputs.sigma,
+        "alpha": args.alpha,
+        "method": args.method,
+        **sizes,
+        **shown,
+        "seed": seed,
+        **identity,
+    }
 
 
 def run_journaled(args, inputs: Inputs, options: dict, config: dict, distributed: bool):
     """Certify the inputs the journal does not hold yet; returns (all certificates in input order, the new ones,
     seconds)."""
-    from ..results import ResultsJournal, journal_path
+    from ..results import ResultsJournal
+    from ..results import journal_path
 
     journal = ResultsJournal.open(journal_path(args.out), config) if args.out else None
     with journal or contextlib.nullcontext():
         done = journal.finished if journal else {}
         todo = np.array([k for k, index in enumerate(inputs.indices) if int(index) not in done], dtype=np.int64)
         if len(inputs.indices) - len(todo):
-            print(f"resuming {journal.path}: {len(inputs.indices) - len(todo)} of {len(inputs.indices)} inputs "
-                  f"already finished, certifying the other {len(todo)}", file=sys.stderr)
-        print(f"certifying {inputs.describe()}, sigma={inputs.sigma:g}, method={args.method}, alpha={args.alpha:g}"
-              + (f", prior {args.prior}" if args.method == "anytime" else "")
-              + (f", on Ray ({args.ray_address or 'local'})" if distributed else ""), file=sys.stderr)
+            print(
+                f"resuming {journal.path}: {len(inputs.indices) - len(todo)} of {len(inputs.indices)} inputs "
+                f"already finished, certifying the other {len(todo)}",
+                file=sys.stderr,
+            )
+        print(
+            f"certifying {inputs.describe()}, sigma={inputs.sigma:g}, method={args.method}, alpha={args.alpha:g}"
+            + (f", prior {args.prior}" if args.method == "anytime" else "")
+            + (f", on Ray ({args.ray_address or 'local'})" if distributed else ""),
+            file=sys.stderr,
+        )
         if args.prior == "oracle" and len(todo):
             from ..meta import oracle_prior
 
@@ -201,25 +277,57 @@ def run_inputs(args, inputs: Inputs, todo: np.ndarray, options: dict, on_result,
     common = {"n0": args.n0, "n": args.n, "alpha": args.alpha, "on_result": on_result, **options}
     with progress_bar(not args.quiet, len(todo), desc="certify") as tick:
         if not inputs.live:
-            return run_method(args.method, inputs.recording, todo.tolist(), sigma=inputs.sigma, labels=labels,
-                              indices=indices, progress=tick, **common)
+            return run_method(
+                args.method,
+                inputs.recording,
+                todo.tolist(),
+                sigma=inputs.sigma,
+                labels=labels,
+                indices=indices,
+                progress=tick,
+                **common,
+            )
         if distributed:
             return run_on_ray(args, inputs, todo, options, on_result, tick)
         smooth = inputs.smooth(args)
-        return smooth.certify_many(Selection(inputs.source, todo), labels, method=args.method, keys=indices,
-                                   indices=indices, progress=tick or False, **common)
+        return smooth.certify_many(
+            Selection(inputs.source, todo),
+            labels,
+            method=args.method,
+            keys=indices,
+            indices=indices,
+            progress=tick or False,
+            **common,
+        )
 
 
 def run_on_ray(args, inputs: Inputs, todo: np.ndarray, options: dict, on_result, tick) -> list:
-    from ..distributed import RayPool, WorkerSpec
+    from ..distributed import RayPool
+    from ..distributed import WorkerSpec
 
-    spec = WorkerSpec(inputs.model, inputs.num_classes, inputs.sigma, args.seed, batch_size(args, inputs),
-                      args.method, args.n0, args.n, args.alpha, options, device=inputs.identity["device"],
-                      weights_sha256=inputs.weights_sha256)
+    spec = WorkerSpec(
+        inputs.model,
+        inputs.num_classes,
+        inputs.sigma,
+        args.seed,
+        batch_size(args, inputs),
+        args.method,
+        args.n0,
+        args.n,
+        args.alpha,
+        options,
+        device=inputs.identity["device"],
+        weights_sha256=inputs.weights_sha256,
+    )
     with RayPool(spec, args.workers, args.ray_address) as pool:
         print(f"{pool.workers} Ray workers", file=sys.stderr)
-        return pool.certify(Selection(inputs.source, todo), inputs.labels[todo], inputs.indices[todo],
-                            on_result=on_result, progress=tick)
+        return pool.certify(
+            Selection(inputs.source, todo),
+            inputs.labels[todo],
+            inputs.indices[todo],
+            on_result=on_result,
+            progress=tick,
+        )
 
 
 class Selection:
@@ -239,7 +347,8 @@ def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, optio
     """Error lines, the results file, the summary JSON and the printed summary."""
     from ..files import write_json
     from ..results import write_results
-    from ..summary import format_summary, summarize
+    from ..summary import format_summary
+    from ..summary import summarize
 
     failed = [c for c in certs if c.decision == "error"]
     if certs and len(failed) == len(certs):
@@ -248,9 +357,16 @@ def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, optio
         print(f"input {c.index}: error: {c.error}", file=sys.stderr)
     radii = (0.0, 0.25, 0.5, 0.75, 1.0) if args.radius is None or args.method == "cohen" else (args.radius,)
     summary = summarize(certs, radii=radii, seconds=seconds)
-    summary.update({"model": inputs.model_name, "weights_sha256": inputs.weights_sha256, "sigma": inputs.sigma,
-                    "method": args.method, "alpha": args.alpha,
-                    "options": {k: (v if k != "prior" else args.prior) for k, v in options.items()}})
+    summary.update(
+        {
+            "model": inputs.model_name,
+            "weights_sha256": inputs.weights_sha256,
+            "sigma": inputs.sigma,
+            "method": args.method,
+            "alpha": args.alpha,
+            "options": {k: (v if k != "prior" else args.prior) for k, v in options.items()},
+        }
+    )
     if not inputs.live:
         summary["recording"] = str(args.streams)
     if len(certs) > len(fresh):

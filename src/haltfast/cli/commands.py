@@ -10,17 +10,15 @@ from pathlib import Path
 
 from ..errors import HaltfastError
 from .inputs import load_inputs
-from .options import (
-    HelpFormatter,
-    add_data_options,
-    add_model_options,
-    add_output_options,
-    add_sampling_options,
-    image_size,
-    positive_float,
-    positive_int,
-    probability,
-)
+from .options import HelpFormatter
+from .options import add_data_options
+from .options import add_model_options
+from .options import add_output_options
+from .options import add_sampling_options
+from .options import image_size
+from .options import positive_float
+from .options import positive_int
+from .options import probability
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -29,10 +27,15 @@ def command_line(args: argparse.Namespace) -> str:
 
 # ---------------------------------------------------------------------------------------------- train
 
+
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a noise-augmented base classifier", formatter_class=HelpFormatter,
-                       description="Train a StrideCNN on fashion-mnist or digits with Gaussian noise augmentation and "
-                                   "write the weights and their model card.")
+    p = sub.add_parser(
+        "train",
+        help="train a noise-augmented base classifier",
+        formatter_class=HelpFormatter,
+        description="Train a StrideCNN on fashion-mnist or digits with Gaussian noise augmentation and "
+        "write the weights and their model card.",
+    )
     p.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "digits"], help="data set")
     p.add_argument("--data-dir", default=None, help="directory of MNIST-format idx files")
     p.add_argument("--sigma", type=positive_float, required=True, help="noise level of the augmentation")
@@ -53,7 +56,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ..data import load_dataset
     from ..files import check_writable
-    from ..models import card_path, measure_throughput, noisy_accuracy, save_model, train_model
+    from ..models import card_path
+    from ..models import measure_throughput
+    from ..models import noisy_accuracy
+    from ..models import save_model
+    from ..models import train_model
 
     check_writable(args.out, "weights file")
     check_writable(card_path(args.out), "model card")
@@ -63,13 +70,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     test = load_dataset(args.data, "test", args.data_dir)
     with tqdm(total=args.epochs, desc=f"train sigma={args.sigma:g}", unit="epoch", disable=args.quiet) as bar:
         start = time.perf_counter()
-        model = train_model(train, args.sigma, epochs=args.epochs, seed=args.seed, batch_size=args.batch, lr=args.lr,
-                            width=args.width, progress=lambda epoch, loss: (bar.set_postfix(loss=f"{loss:.4f}"),
-                                                                            bar.update(1)))
+        model = train_model(
+            train,
+            args.sigma,
+            epochs=args.epochs,
+            seed=args.seed,
+            batch_size=args.batch,
+            lr=args.lr,
+            width=args.width,
+            progress=lambda epoch, loss: (bar.set_postfix(loss=f"{loss:.4f}"), bar.update(1)),
+        )
     card = {
-        "data": {"name": args.data, "train_split": f"train[0:{len(train)}]",
-                 "calibration_split": "train[50000:60000] (held out)", "test_split": f"test ({len(test)} images)"},
-        "sigma": args.sigma, "epochs": args.epochs, "seed": args.seed, "batch_size": args.batch, "lr": args.lr,
+        "data": {
+            "name": args.data,
+            "train_split": f"train[0:{len(train)}]",
+            "calibration_split": "train[50000:60000] (held out)",
+            "test_split": f"test ({len(test)} images)",
+        },
+        "sigma": args.sigma,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "batch_size": args.batch,
+        "lr": args.lr,
         "train_seconds": round(time.perf_counter() - start, 1),
         "clean_test_accuracy": noisy_accuracy(model, test.images, test.labels, 0.0),
         "noisy_test_accuracy": noisy_accuracy(model, test.images, test.labels, args.sigma, seed=1),
@@ -78,19 +100,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         "command": command_line(args),
     }
     card = save_model(model, args.out, card)
-    print(f"saved {args.out}: clean accuracy {card['clean_test_accuracy']:.4f}, "
-          f"noisy accuracy {card['noisy_test_accuracy']:.4f}, {card['samples_per_second']:,} samples/s")
+    print(
+        f"saved {args.out}: clean accuracy {card['clean_test_accuracy']:.4f}, "
+        f"noisy accuracy {card['noisy_test_accuracy']:.4f}, {card['samples_per_second']:,} samples/s"
+    )
     return 0
 
 
 # ---------------------------------------------------------------------------------------------- record
 
+
 def add_record(sub) -> None:
-    p = sub.add_parser("record", help="record each input's stream of noisy predictions for replay",
-                       formatter_class=HelpFormatter,
-                       description="Record n0 + n predicted labels under noise per input (and the clean prediction), "
-                                   "so every method can be compared on identical noise draws. Resumable: rerun the "
-                                   "same command to finish an interrupted recording.")
+    p = sub.add_parser(
+        "record",
+        help="record each input's stream of noisy predictions for replay",
+        formatter_class=HelpFormatter,
+        description="Record n0 + n predicted labels under noise per input (and the clean prediction), "
+        "so every method can be compared on identical noise draws. Resumable: rerun the "
+        "same command to finish an interrupted recording.",
+    )
     add_data_options(p)
     add_model_options(p)
     p.add_argument("--n0", type=positive_int, default=100, help="selection samples recorded first")
@@ -108,9 +136,18 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     check_writable_dir(args.out, "recording directory")
     inputs = load_inputs(args)
-    meta = {"model": inputs.model_name, "weights_sha256": inputs.weights_sha256, "sigma": inputs.sigma,
-            "seed": args.seed, "data": inputs.identity["data"], "split": inputs.identity["split"], "skip": args.skip,
-            "num_classes": inputs.num_classes, "indices": inputs.indices.tolist(), "labels": inputs.labels.tolist()}
+    meta = {
+        "model": inputs.model_name,
+        "weights_sha256": inputs.weights_sha256,
+        "sigma": inputs.sigma,
+        "seed": args.seed,
+        "data": inputs.identity["data"],
+        "split": inputs.identity["split"],
+        "skip": args.skip,
+        "num_classes": inputs.num_classes,
+        "indices": inputs.indices.tolist(),
+        "labels": inputs.labels.tolist(),
+    }
     length = args.n0 + args.n
     with progress_bar(not args.quiet, len(inputs.indices), desc="record") as tick:
         record_streams(inputs.streams(args), args.out, meta, length, progress=tick)
@@ -120,87 +157,138 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- calibrate
 
+
 def add_calibrate(sub) -> None:
-    p = sub.add_parser("calibrate", help="fit the meta-learner that predicts each input's prior",
-                       formatter_class=HelpFormatter,
-                       description="Run the base model on calibration images (held out of training and evaluation): "
-                                   "one clean evaluation per image for the features and --samples noisy ones for "
-                                   "the target p; fit the meta-learner, tied to the weights' SHA-256. The "
-                                   "calibration data is kept and reused; --resample draws it again.")
+    p = sub.add_parser(
+        "calibrate",
+        help="fit the meta-learner that predicts each input's prior",
+        formatter_class=HelpFormatter,
+        description="Run the base model on calibration images (held out of training and evaluation): "
+        "one clean evaluation per image for the features and --samples noisy ones for "
+        "the target p; fit the meta-learner, tied to the weights' SHA-256. The "
+        "calibration data is kept and reused; --resample draws it again.",
+    )
     add_data_options(p, split="calibration", skip=1)
     add_model_options(p)
     p.add_argument("--samples", type=positive_int, default=1000, help="noisy evaluations per image")
     p.add_argument("--alpha", type=probability, default=0.001, help="alpha the prior strengths are tuned for")
-    p.add_argument("--tune-max-samples", type=positive_int, default=20_000,
-                   help="cap of the simulated E-processes that tune the prior strength")
-    p.add_argument("--tune-images", type=positive_int, default=2000,
-                   help="held-out calibration images whose simulated E-processes tune the prior strength")
+    p.add_argument(
+        "--tune-max-samples",
+        type=positive_int,
+        default=20_000,
+        help="cap of the simulated E-processes that tune the prior strength",
+    )
+    p.add_argument(
+        "--tune-images",
+        type=positive_int,
+        default=2000,
+        help="held-out calibration images whose simulated E-processes tune the prior strength",
+    )
     add_sampling_options(p, seed=1)
-    p.add_argument("--data-out", type=Path, default=None,
-                   help="calibration data file (default: the user's haltfast folder, see docs/meta-learner.md)")
+    p.add_argument(
+        "--data-out",
+        type=Path,
+        default=None,
+        help="calibration data file (default: the user's haltfast folder, see docs/meta-learner.md)",
+    )
     p.add_argument("--resample", action="store_true", help="draw the calibration data again even if it exists")
-    p.add_argument("--out", type=Path, default=None,
-                   help="meta-learner file (default: the user's haltfast folder, where certify finds it)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="meta-learner file (default: the user's haltfast folder, where certify finds it)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate, streams=None)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from ..files import check_writable, data_home
-    from ..meta import fit_meta_learner, format_strengths, user_meta_learner_path
+    from ..files import check_writable
+    from ..files import data_home
+    from ..meta import fit_meta_learner
+    from ..meta import format_strengths
+    from ..meta import user_meta_learner_path
 
     inputs = load_inputs(args)
     out = args.out or user_meta_learner_path(inputs.weights_sha256)
-    data_path = args.data_out or (data_home() / "calibration" /
-                                  f"{inputs.weights_sha256[:16]}-{inputs.identity['split']}-{args.samples}.npz")
+    data_path = args.data_out or (
+        data_home() / "calibration" / f"{inputs.weights_sha256[:16]}-{inputs.identity['split']}-{args.samples}.npz"
+    )
     check_writable(out, "meta-learner file")
     check_writable(data_path, "calibration data file")
     calib = calibration_data(args, inputs, data_path)
-    learner, fit = fit_meta_learner(calib, alpha=args.alpha, max_samples=args.tune_max_samples,
-                                    tune_images=args.tune_images)
+    learner, fit = fit_meta_learner(
+        calib, alpha=args.alpha, max_samples=args.tune_max_samples, tune_images=args.tune_images
+    )
     learner.params["command"] = command_line(args)
     learner.save(out)
-    print(f"meta-learner for {inputs.model_name} -> {out}\n"
-          f"held-out error: |logit p| {fit['heldout_logit_mae']:.3f}, |p| {fit['heldout_p_mae']:.4f}\n"
-          f"{format_strengths(learner)}")
+    print(
+        f"meta-learner for {inputs.model_name} -> {out}\n"
+        f"held-out error: |logit p| {fit['heldout_logit_mae']:.3f}, |p| {fit['heldout_p_mae']:.4f}\n"
+        f"{format_strengths(learner)}"
+    )
     return 0
 
 
 def calibration_data(args: argparse.Namespace, inputs, data_path: Path):
     """The calibration data of these inputs: reused from data_path when it matches, else drawn and saved."""
-    from ..meta import CalibrationData, calibrate
+    from ..meta import CalibrationData
+    from ..meta import calibrate
     from ..progress import progress_bar
 
     if data_path.exists() and not args.resample:
         calib = CalibrationData.load(data_path)
-        if (calib.weights_sha256, calib.sigma, calib.samples, len(calib.hits)) != \
-                (inputs.weights_sha256, inputs.sigma, args.samples, len(inputs.indices)):
-            raise HaltfastError(f"{data_path} holds calibration data of another configuration; pass --resample to "
-                                f"overwrite it or --data-out for another file")
+        if (calib.weights_sha256, calib.sigma, calib.samples, len(calib.hits)) != (
+            inputs.weights_sha256,
+            inputs.sigma,
+            args.samples,
+            len(inputs.indices),
+        ):
+            raise HaltfastError(
+                f"{data_path} holds calibration data of another configuration; pass --resample to "
+                f"overwrite it or --data-out for another file"
+            )
         print(f"reusing calibration data {data_path} ({len(calib.hits):,} images)", file=sys.stderr)
         return calib
     start = time.perf_counter()
     with progress_bar(not args.quiet, len(inputs.indices), desc="calibrate", unit="image") as tick:
         logits, hits = calibrate(inputs.streams(args), args.samples, progress=tick)
-    calib = CalibrationData(logits, hits, args.samples, inputs.indices, inputs.labels, inputs.sigma, args.seed,
-                            inputs.weights_sha256, inputs.model_name, round(time.perf_counter() - start, 1))
+    calib = CalibrationData(
+        logits,
+        hits,
+        args.samples,
+        inputs.indices,
+        inputs.labels,
+        inputs.sigma,
+        args.seed,
+        inputs.weights_sha256,
+        inputs.model_name,
+        round(time.perf_counter() - start, 1),
+    )
     calib.save(data_path)
-    print(f"calibration data: {len(hits):,} images x {args.samples + 1:,} evaluations in {calib.seconds:.0f} s -> "
-          f"{data_path}", file=sys.stderr)
+    print(
+        f"calibration data: {len(hits):,} images x {args.samples + 1:,} evaluations in {calib.seconds:.0f} s -> "
+        f"{data_path}",
+        file=sys.stderr,
+    )
     return calib
 
 
 # ---------------------------------------------------------------------------------------------- triage
 
+
 def add_triage(sub) -> None:
     from ..triage import POLICIES
 
-    p = sub.add_parser("triage", help="spend one budget across many inputs by their risk policies",
-                       formatter_class=HelpFormatter,
-                       description="Certify many inputs, each with its own required radius and alpha (a TOML policy "
-                                   "file, see docs/triage.md), under one global budget; a scheduler decides which "
-                                   "inputs get the next model batch. Ctrl-C or an exhausted budget still reports "
-                                   "every input's state (certified / not certified / pending / undecided).")
+    p = sub.add_parser(
+        "triage",
+        help="spend one budget across many inputs by their risk policies",
+        formatter_class=HelpFormatter,
+        description="Certify many inputs, each with its own required radius and alpha (a TOML policy "
+        "file, see docs/triage.md), under one global budget; a scheduler decides which "
+        "inputs get the next model batch. Ctrl-C or an exhausted budget still reports "
+        "every input's state (certified / not certified / pending / undecided).",
+    )
     add_data_options(p)
     add_model_options(p)
     p.add_argument("--policies", type=Path, required=True, help="TOML policy file (see docs/triage-example.toml)")
@@ -208,8 +296,12 @@ def add_triage(sub) -> None:
     p.add_argument("--seconds", type=positive_float, default=None, help="wall-clock budget (approximate)")
     p.add_argument("--policy", default="max-decisions", choices=list(POLICIES), help="scheduling policy")
     p.add_argument("--n0", type=positive_int, default=100, help="selection pilot samples per input")
-    p.add_argument("--prior", default="pilot", choices=["pilot", "jeffreys", "uniform"],
-                   help="prior of each input's tests: the Jeffreys posterior after its pilot, or a fixed one")
+    p.add_argument(
+        "--prior",
+        default="pilot",
+        choices=["pilot", "jeffreys", "uniform"],
+        help="prior of each input's tests: the Jeffreys posterior after its pilot, or a fixed one",
+    )
     add_sampling_options(p)
     p.add_argument("--streams", type=Path, default=None, help="replay a recording instead of running the model")
     add_output_options(p, "CSV: every input's state")
@@ -217,19 +309,32 @@ def add_triage(sub) -> None:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from ..files import check_writable, write_json
+    from ..files import check_writable
+    from ..files import write_json
     from ..policies import load_policies
     from ..progress import progress_bar
-    from ..triage import format_triage_summary, triage
+    from ..triage import format_triage_summary
+    from ..triage import triage
 
     check_writable(args.out, "results file")
     check_writable(args.summary_json, "summary file")
     inputs = load_inputs(args)
     policies = load_policies(args.policies, inputs.sigma)
     with progress_bar(not args.quiet, len(inputs.indices), desc=f"triage ({args.policy})") as tick:
-        report = triage(inputs.streams(args), list(range(len(inputs.indices))), policies, sigma=inputs.sigma,
-                        budget_evaluations=args.budget, budget_seconds=args.seconds, policy=args.policy, n0=args.n0,
-                        prior=args.prior, labels=inputs.labels, indices=inputs.indices, progress=tick)
+        report = triage(
+            inputs.streams(args),
+            list(range(len(inputs.indices))),
+            policies,
+            sigma=inputs.sigma,
+            budget_evaluations=args.budget,
+            budget_seconds=args.seconds,
+            policy=args.policy,
+            n0=args.n0,
+            prior=args.prior,
+            labels=inputs.labels,
+            indices=inputs.indices,
+            progress=tick,
+        )
     if args.out:
         report.write_csv(args.out)
     summary = report.summary()
@@ -241,13 +346,17 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- bench
 
+
 def add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="reproduce the results report: every method on recorded streams, plots, live",
-                       formatter_class=HelpFormatter,
-                       description="Replay every method (Cohen, Horvath et al., Voracek's union-bound and betting "
-                                   "confidence sequences, haltfast, the oracle prior, Wald's limit) on recorded "
-                                   "streams (one recording per sigma, made by `haltfast record`), time them live on "
-                                   "a few images, and write the Markdown report and PNG plots (docs/results.md).")
+    p = sub.add_parser(
+        "bench",
+        help="reproduce the results report: every method on recorded streams, plots, live",
+        formatter_class=HelpFormatter,
+        description="Replay every method (Cohen, Horvath et al., Voracek's union-bound and betting "
+        "confidence sequences, haltfast, the oracle prior, Wald's limit) on recorded "
+        "streams (one recording per sigma, made by `haltfast record`), time them live on "
+        "a few images, and write the Markdown report and PNG plots (docs/results.md).",
+    )
     p.add_argument("--streams", type=Path, nargs="+", required=True, help="recording directories, one per sigma")
     p.add_argument("--max", type=positive_int, default=None, help="use only the first N images of each recording")
     p.add_argument("--alpha", type=probability, default=0.001, help="failure probability of each certificate")
@@ -260,7 +369,8 @@ def add_bench(sub) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import run_bench
-    from ..files import check_writable, check_writable_dir
+    from ..files import check_writable
+    from ..files import check_writable_dir
 
     check_writable(args.out, "report file")
     if args.plots is not None:
@@ -269,8 +379,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    report = run_bench(args.streams, args.max, args.alpha, args.out, args.plots, args.live, command_line(args),
-                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    report = run_bench(
+        args.streams,
+        args.max,
+        args.alpha,
+        args.out,
+        args.plots,
+        args.live,
+        command_line(args),
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     if args.out is None:
         print(report)
     return 0
@@ -278,19 +396,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- card
 
+
 def add_card(sub) -> None:
-    p = sub.add_parser("card", help="write the model card that vouches for your weights",
-                       formatter_class=HelpFormatter,
-                       description="Load a model (TorchScript file, or file.py:factory with --weights), run it once, "
-                                   "and write <weights>.card.json beside the weights: their SHA-256, sigma, "
-                                   "normalization, number of classes and input shape. Certify, record, calibrate "
-                                   "and the results journal then bind to exactly these weights.")
+    p = sub.add_parser(
+        "card",
+        help="write the model card that vouches for your weights",
+        formatter_class=HelpFormatter,
+        description="Load a model (TorchScript file, or file.py:factory with --weights), run it once, "
+        "and write <weights>.card.json beside the weights: their SHA-256, sigma, "
+        "normalization, number of classes and input shape. Certify, record, calibrate "
+        "and the results journal then bind to exactly these weights.",
+    )
     p.add_argument("--model", required=True, help="TorchScript file, or file.py:factory / package.module:factory")
     p.add_argument("--weights", type=Path, default=None, help="weights of a factory model")
     p.add_argument("--sigma", type=positive_float, default=None, help="noise level the model was trained for")
     p.add_argument("--normalize", default=None, help="cifar10, imagenet, or M1,M2,M3/S1,S2,S3 (see certify --help)")
-    p.add_argument("--input-shape", default=None,
-                   help="C,H,W of the model's inputs (default: the shape of --data's images)")
+    p.add_argument(
+        "--input-shape", default=None, help="C,H,W of the model's inputs (default: the shape of --data's images)"
+    )
     p.add_argument("--data", default=None, help="the data set the model is for (its images give the input shape)")
     p.add_argument("--resize", type=image_size, default=None, help="as for certify")
     p.add_argument("--center-crop", type=image_size, default=None, help="as for certify")
@@ -312,7 +435,15 @@ def cmd_card(args: argparse.Namespace) -> int:
         shape = open_dataset(args.data, resize=args.resize, center_crop=args.center_crop).shape
     else:
         raise HaltfastError("give --input-shape C,H,W or --data (whose images give the shape)")
-    path, card = make_card(args.model, args.weights, input_shape=shape, sigma=args.sigma, data=args.data,
-                           normalize=args.normalize, command=command_line(args), overwrite=args.overwrite)
+    path, card = make_card(
+        args.model,
+        args.weights,
+        input_shape=shape,
+        sigma=args.sigma,
+        data=args.data,
+        normalize=args.normalize,
+        command=command_line(args),
+        overwrite=args.overwrite,
+    )
     print(f"wrote {path}: sha256 {card['weights_sha256'][:16]}..., {card['num_classes']} classes, input {shape}")
     return 0

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, HaltfastError
+from ..errors import DataError
+from ..errors import HaltfastError
 
 
 @dataclass
@@ -39,15 +41,24 @@ class Inputs:
     def describe(self) -> str:
         if not self.live:
             return f"replaying {len(self.indices)} recorded streams ({self.recording_meta.get('model')})"
-        return (f"{len(self.indices)} {self.identity['data']}/{self.identity['split']} images (skip "
-                f"{self.identity['skip']}) with {self.model_name}")
+        return (
+            f"{len(self.indices)} {self.identity['data']}/{self.identity['split']} images (skip "
+            f"{self.identity['skip']}) with {self.model_name}"
+        )
 
     def smooth(self, args: argparse.Namespace):
         """The smoothed classifier of a live run (its noise stream keyed by seed and data set index)."""
         from ..smooth import Smooth
 
-        return Smooth(self.model, self.num_classes, self.sigma, seed=args.seed, batch_size=batch_size(args, self),
-                      device=self.identity["device"], weights_sha256=self.weights_sha256)
+        return Smooth(
+            self.model,
+            self.num_classes,
+            self.sigma,
+            seed=args.seed,
+            batch_size=batch_size(args, self),
+            device=self.identity["device"],
+            weights_sha256=self.weights_sha256,
+        )
 
     def streams(self, args: argparse.Namespace):
         """Each input's stream: drawn live (images read as the inputs are reached) or replayed."""
@@ -70,52 +81,92 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
 
 def live_inputs(args: argparse.Namespace) -> Inputs:
     from ..data import open_dataset
-    from ..models import infer_num_classes, load_base_model, prepare_model
+    from ..models import infer_num_classes
+    from ..models import load_base_model
+    from ..models import prepare_model
 
-    source = open_dataset(args.data, args.split, args.data_dir, resize=args.resize, center_crop=args.center_crop,
-                          layout=args.layout)
-    model, card = load_base_model(args.model, args.weights, sigma=args.sigma, normalize=args.normalize,
-                                  allow_unverified=args.allow_unverified)
+    source = open_dataset(
+        args.data, args.split, args.data_dir, resize=args.resize, center_crop=args.center_crop, layout=args.layout
+    )
+    model, card = load_base_model(
+        args.model, args.weights, sigma=args.sigma, normalize=args.normalize, allow_unverified=args.allow_unverified
+    )
     name = Path(card.get("weights_path") or card.get("model_spec") or "model").name
     expected = card.get("input_shape")
     if expected and tuple(expected) != tuple(source.shape):
-        raise HaltfastError(f"model {name} expects images of shape {tuple(expected)}, data set {args.data} has "
-                            f"{tuple(source.shape)} (--resize / --center-crop change the size)")
+        raise HaltfastError(
+            f"model {name} expects images of shape {tuple(expected)}, data set {args.data} has "
+            f"{tuple(source.shape)} (--resize / --center-crop change the size)"
+        )
     sigma = args.sigma if args.sigma is not None else card.get("sigma")
     if sigma is None:
         raise HaltfastError(f"--sigma is required: the model card of {name} records none")
     if card.get("sigma") not in (None, sigma):
-        print(f"note: model {name} was trained at sigma={card['sigma']}, certifying at sigma={sigma}",
-              file=sys.stderr)
+        print(f"note: model {name} was trained at sigma={card['sigma']}, certifying at sigma={sigma}", file=sys.stderr)
     prepared = prepare_model(model, args.device, args.dtype)
     num_classes = infer_num_classes(prepared, source.shape)
     if source.num_classes > num_classes:
-        raise DataError(f"the data's labels go up to {source.num_classes - 1} but {name} predicts {num_classes} "
-                        f"classes: another model or data set?")
+        raise DataError(
+            f"the data's labels go up to {source.num_classes - 1} but {name} predicts {num_classes} "
+            f"classes: another model or data set?"
+        )
     full_fingerprint = source.fingerprint()
     selected = source.subset(args.skip, args.max)
-    identity = {"model_sha256": card["weights_sha256"], "model": str(card.get("model_spec")),
-                "normalize": card.get("normalize"), "dtype": args.dtype, "device": str(prepared.device.type),
-                "data": str(args.data), "split": source.split, "data_sha256": full_fingerprint, "skip": args.skip}
+    identity = {
+        "model_sha256": card["weights_sha256"],
+        "model": str(card.get("model_spec")),
+        "normalize": card.get("normalize"),
+        "dtype": args.dtype,
+        "device": str(prepared.device.type),
+        "data": str(args.data),
+        "split": source.split,
+        "data_sha256": full_fingerprint,
+        "skip": args.skip,
+    }
     weights_path = Path(card["weights_path"]) if card.get("weights_path") else None
-    return Inputs(np.asarray(selected.labels), np.asarray(selected.indices), float(sigma), num_classes, name,
-                  card["weights_sha256"], identity, source=selected, model=prepared, card=card,
-                  weights_path=weights_path)
+    return Inputs(
+        np.asarray(selected.labels),
+        np.asarray(selected.indices),
+        float(sigma),
+        num_classes,
+        name,
+        card["weights_sha256"],
+        identity,
+        source=selected,
+        model=prepared,
+        card=card,
+        weights_path=weights_path,
+    )
 
 
 def recording_inputs(args: argparse.Namespace) -> Inputs:
-    from ..recording import load_recording, recording_model_path
+    from ..recording import load_recording
+    from ..recording import recording_model_path
 
     streams, meta = load_recording(args.streams, args.max)
     try:
         weights_path = recording_model_path(meta)
     except HaltfastError:
         weights_path = None
-    identity = {"model_sha256": meta["weights_sha256"], "recording": str(args.streams), "data": meta.get("data"),
-                "split": meta.get("split"), "device": "recording"}
-    return Inputs(np.asarray(meta["labels"]), np.asarray(meta["indices"]), float(meta["sigma"]), streams.num_classes,
-                  meta["model"], meta["weights_sha256"], identity, recording=streams, recording_meta=meta,
-                  weights_path=weights_path)
+    identity = {
+        "model_sha256": meta["weights_sha256"],
+        "recording": str(args.streams),
+        "data": meta.get("data"),
+        "split": meta.get("split"),
+        "device": "recording",
+    }
+    return Inputs(
+        np.asarray(meta["labels"]),
+        np.asarray(meta["indices"]),
+        float(meta["sigma"]),
+        streams.num_classes,
+        meta["model"],
+        meta["weights_sha256"],
+        identity,
+        recording=streams,
+        recording_meta=meta,
+        weights_path=weights_path,
+    )
 
 
 def batch_size(args: argparse.Namespace, inputs: Inputs) -> int:

@@ -57,60 +57,98 @@ def radii_list(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated radii such as 0.25,0.5,0.75, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated radii such as 0.25,0.5,0.75, got {text!r}"
+        ) from None
 
 
 def add_data_options(p: argparse.ArgumentParser, split: str | None = None, skip: int = 20) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="fashion-mnist",
-                   help="fashion-mnist, digits, idx (with --data-dir), or a path: a folder of class folders of "
-                        "images, an .npz with x and y, a folder with x.npy and y.npy, or cifar-10-batches-bin "
-                        "(see docs/data.md)")
-    g.add_argument("--data-dir", default=None,
-                   help="directory of MNIST-format idx files (default: $HALTFAST_DATA_DIR or "
-                        "/usr/share/datasets/fashion-mnist)")
-    g.add_argument("--split", default=split, choices=["train", "calibration", "test"],
-                   help=f"split of a data set that has splits (default: {split or 'test'}; folders and arrays "
-                        f"have none)")
+    g.add_argument(
+        "--data",
+        default="fashion-mnist",
+        help="fashion-mnist, digits, idx (with --data-dir), or a path: a folder of class folders of "
+        "images, an .npz with x and y, a folder with x.npy and y.npy, or cifar-10-batches-bin "
+        "(see docs/data.md)",
+    )
+    g.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory of MNIST-format idx files (default: $HALTFAST_DATA_DIR or /usr/share/datasets/fashion-mnist)",
+    )
+    g.add_argument(
+        "--split",
+        default=split,
+        choices=["train", "calibration", "test"],
+        help=f"split of a data set that has splits (default: {split or 'test'}; folders and arrays have none)",
+    )
     g.add_argument("--skip", type=positive_int, default=skip, help="use every skip-th image")
     g.add_argument("--max", type=positive_int, default=None, help="use at most this many images")
     g.add_argument("--resize", type=image_size, default=None, help="resize images: N (shorter side) or HxW")
     g.add_argument("--center-crop", type=image_size, default=None, help="crop the centre: N or HxW")
-    g.add_argument("--layout", choices=["NCHW", "NHWC"], default=None,
-                   help="channel layout of an .npz/.npy array, where its shape leaves it ambiguous")
+    g.add_argument(
+        "--layout",
+        choices=["NCHW", "NHWC"],
+        default=None,
+        help="channel layout of an .npz/.npy array, where its shape leaves it ambiguous",
+    )
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=None,
-                   help="a shipped name (fashion-mnist-sigma0.25), a haltfast .pt with its card, a TorchScript "
-                        "file, or file.py:factory / package.module:factory with --weights (see "
-                        "docs/models-own.md); default: the shipped Fashion-MNIST model for --sigma (0.25)")
-    g.add_argument("--weights", type=Path, default=None,
-                   help="weights of a factory model: a state dict, a {'state_dict': ...} checkpoint, or .safetensors")
-    g.add_argument("--normalize", default=None,
-                   help="standardize inside the model, so noise is added in [0, 1] pixel space: cifar10, "
-                        "imagenet, or M1,M2,M3/S1,S2,S3")
+    g.add_argument(
+        "--model",
+        default=None,
+        help="a shipped name (fashion-mnist-sigma0.25), a haltfast .pt with its card, a TorchScript "
+        "file, or file.py:factory / package.module:factory with --weights (see "
+        "docs/models-own.md); default: the shipped Fashion-MNIST model for --sigma (0.25)",
+    )
+    g.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="weights of a factory model: a state dict, a {'state_dict': ...} checkpoint, or .safetensors",
+    )
+    g.add_argument(
+        "--normalize",
+        default=None,
+        help="standardize inside the model, so noise is added in [0, 1] pixel space: cifar10, "
+        "imagenet, or M1,M2,M3/S1,S2,S3",
+    )
     g.add_argument("--sigma", type=positive_float, default=None, help="noise level (default: the model card's)")
-    g.add_argument("--allow-unverified", action="store_true",
-                   help="load weights whose SHA-256 no model card records (make one with `haltfast card`)")
-    g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"],
-                   help="where the model runs and the noise is drawn")
-    g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="precision of the model's forward pass (the certified classifier is whatever function "
-                        "the model computes at it)")
+    g.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="load weights whose SHA-256 no model card records (make one with `haltfast card`)",
+    )
+    g.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda", "mps", "auto"],
+        help="where the model runs and the noise is drawn",
+    )
+    g.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16"],
+        help="precision of the model's forward pass (the certified classifier is whatever function "
+        "the model computes at it)",
+    )
 
 
 def add_sampling_options(p: argparse.ArgumentParser, seed: int = 0) -> None:
     g = p.add_argument_group("sampling")
-    g.add_argument("--batch", type=positive_int, default=None,
-                   help="model batch size (default: 2000 on the CPU, sized to the free memory on a GPU)")
+    g.add_argument(
+        "--batch",
+        type=positive_int,
+        default=None,
+        help="model batch size (default: 2000 on the CPU, sized to the free memory on a GPU)",
+    )
     g.add_argument("--seed", type=int, default=seed, help="noise seed; the same seed gives bit-identical results")
     g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
 
-def add_output_options(p: argparse.ArgumentParser, out_help: str, summary: bool = True,
-                       required: bool = False) -> None:
+def add_output_options(p: argparse.ArgumentParser, out_help: str, summary: bool = True, required: bool = False) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=None, required=required, help=out_help)
     if summary:

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..certificate import (
-    CERTIFIED,
-    NOT_CERTIFIED,
-    UNDECIDED,
-    Certificate,
-    StopReason,
-    check_radius,
-    p_for_radius,
-    validate_alpha,
-    validate_count,
-)
+from ..certificate import CERTIFIED
+from ..certificate import NOT_CERTIFIED
+from ..certificate import UNDECIDED
+from ..certificate import Certificate
+from ..certificate import StopReason
 from ..engine import Run
+from ..engine import Target
 from ..errors import HaltfastError
-from ..statistics import clopper_pearson_lower, clopper_pearson_upper, outcome_batch
+from ..statistics import clopper_pearson_lower
+from ..statistics import clopper_pearson_upper
+from ..statistics import outcome_batch
 
 HORVATH_STAGES = (1000, 10000, 125000)
 
@@ -49,10 +46,10 @@ def horvath_schedule(p0, alpha, beta=1e-4, stages=HORVATH_STAGES):
     for i, ni in enumerate(n):
         kk = np.arange(ni + 1)
         lo = clopper_pearson_lower(kk, ni, alpha / s)
-        cert[i] = np.searchsorted(lo, p0, side="left")          # first k with lower >= p0
+        cert[i] = np.searchsorted(lo, p0, side="left")  # first k with lower >= p0
         if i < s - 1:
             up = clopper_pearson_upper(kk, ni, beta / (s - 1))
-            fut[i] = np.searchsorted(up, p0, side="left") - 1   # last k with upper < p0
+            fut[i] = np.searchsorted(up, p0, side="left") - 1  # last k with upper < p0
     return {"n": n, "cumulative": np.cumsum(n), "certify_min": cert, "futile_max": fut}
 
 
@@ -143,28 +140,25 @@ def horvath_stages(max_samples: int, stages=HORVATH_STAGES) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes if s > 0)
 
 
-def certify_horvath(streams, items, *, sigma: float, alpha: float = 0.001, radius: float | None = None,
-                    max_samples: int = 100_000, beta: float = 1e-4, stages=HORVATH_STAGES, labels=None,
-                    indices=None, progress=None, on_result=None) -> list[Certificate]:
-    """Horvath et al.'s adaptive sampling: certify at `radius` with probability of a false certificate <= alpha.
+def certify_horvath(run: Run, target: Target, *, beta: float = 1e-4, stages=HORVATH_STAGES) -> list[Certificate]:
+    """Horvath et al.'s adaptive sampling: certify at the target radius with probability of a false certificate <=
+    alpha.
 
     Stage i draws n_i fresh samples; it certifies when the Clopper-Pearson lower bound at alpha/s
     (s stages) reaches Phi(radius / sigma), and stops as "not certified" before the last stage when
     the upper bound at beta/(s-1) falls below it. The stages (1000, 10000, 125000) are cut to
     max_samples in total. Decision only: the paper defines no radius estimation.
     """
-    if radius is None:
-        raise HaltfastError("method 'horvath' decides at a required radius only (Horvath et al. define no radius "
-                            "estimation): give a radius")
-    alpha = validate_alpha(alpha)
-    max_samples = validate_count("max_samples", max_samples)
-    check_radius(radius, max_samples, alpha, sigma)
-    stages = horvath_stages(max_samples, stages)
-    run = Run(streams, items, labels, indices, progress, on_result)
+    if target.radius is None:
+        raise HaltfastError(
+            "method 'horvath' decides at a required radius only (Horvath et al. define no radius "
+            "estimation): give a radius"
+        )
+    stages = horvath_stages(target.max_samples, stages)
     if run.n == 0:
         return []
     c_hat, _, _ = run.select("clean", 0, run.n)
-    test = HorvathAdaptiveTest(p_for_radius(radius, sigma), alpha, beta, stages, n_streams=run.n)
+    test = HorvathAdaptiveTest(target.p0, target.alpha, beta, stages, n_streams=run.n)
     for size in stages:
         js = np.array([j for j in range(run.n) if run.certs[j] is None and not test.done[j]], dtype=np.int64)
         if js.size == 0:
@@ -177,11 +171,22 @@ def certify_horvath(streams, items, *, sigma: float, alpha: float = 0.001, radiu
         if run.certs[j] is not None:
             continue
         decision, reason = _OUTCOMES[int(test.decision[j])]
-        run.finish(j, Certificate(int(c_hat[j]), float(radius) if decision == CERTIFIED else 0.0, decision, 0,
-                                  stop_reason=reason,
-                                  extra={"tested": int(test.samples_used[j]), "stages": int(test.stage[j]) + 1}))
+        run.finish(
+            j,
+            Certificate(
+                int(c_hat[j]),
+                float(target.radius) if decision == CERTIFIED else 0.0,
+                decision,
+                0,
+                stop_reason=reason,
+                extra={"tested": int(test.samples_used[j]), "stages": int(test.stage[j]) + 1},
+            ),
+        )
     return run.results()
 
 
-_OUTCOMES = {1: (CERTIFIED, StopReason.CP_LOWER), 0: (NOT_CERTIFIED, StopReason.CP_UPPER),
-             -1: (UNDECIDED, StopReason.LAST_STAGE)}
+_OUTCOMES = {
+    1: (CERTIFIED, StopReason.CP_LOWER),
+    0: (NOT_CERTIFIED, StopReason.CP_UPPER),
+    -1: (UNDECIDED, StopReason.LAST_STAGE),
+}

@@ -15,41 +15,32 @@ from functools import partial
 import numpy as np
 from scipy import special as sc
 
-from ..certificate import (
-    CERTIFIED,
-    NOT_CERTIFIED,
-    UNDECIDED,
-    Certificate,
-    StopReason,
-    check_radius,
-    p_for_radius,
-    radius_from_p,
-    validate_alpha,
-    validate_count,
-    validate_tolerance,
-)
-from ..engine import (
-    OPEN,
-    Run,
-    decide,
-    decision_chunks,
-    growth_chunks,
-    radius_certificate,
-    radius_mode_stop,
-    run_open_inputs,
-)
+from ..certificate import CERTIFIED
+from ..certificate import NOT_CERTIFIED
+from ..certificate import UNDECIDED
+from ..certificate import Certificate
+from ..certificate import StopReason
+from ..certificate import radius_from_p
+from ..certificate import validate_tolerance
+from ..engine import OPEN
+from ..engine import Run
+from ..engine import Target
+from ..engine import decide
+from ..engine import decision_chunks
+from ..engine import growth_chunks
+from ..engine import radius_certificate
+from ..engine import radius_mode_stop
+from ..engine import run_open_inputs
 from ..errors import HaltfastError
-from ..statistics import (
-    beta_mixture_lower_bound,
-    broadcast_params,
-    check_open_unit,
-    clopper_pearson_lower,
-    clopper_pearson_upper,
-    least_integer,
-    log_beta_mixture_evalue,
-    outcome_batch,
-    ragged_positions,
-)
+from ..statistics import beta_mixture_lower_bound
+from ..statistics import broadcast_params
+from ..statistics import check_open_unit
+from ..statistics import clopper_pearson_lower
+from ..statistics import clopper_pearson_upper
+from ..statistics import least_integer
+from ..statistics import log_beta_mixture_evalue
+from ..statistics import outcome_batch
+from ..statistics import ragged_positions
 
 CS_KINDS = ("union-bound", "betting")
 
@@ -73,7 +64,7 @@ def union_bound_checkpoints(max_trials, gamma=1.1, k_init=11):
     if times.size == 0 or times[-1] < max_trials:
         tl, k, last = [], k_init, 0
         while True:
-            t = max(last + 1, math.floor(gamma ** k) + 1)
+            t = max(last + 1, math.floor(gamma**k) + 1)
             if t > max(2 * int(max_trials), 1024):
                 break
             tl.append(t)
@@ -143,7 +134,7 @@ class UnionBoundConfidenceSequence:
     def update(self, outcomes, streams=None):
         """Add outcomes (k, m) or (m,) to streams (k,); bounds move at each checkpoint passed; returns None."""
         X, rows, _ = outcome_batch(outcomes, streams, self.n_streams)
-        k, m = X.shape
+        m = X.shape[1]
         if m == 0:
             return None
         t0 = self.trials[rows]
@@ -157,7 +148,7 @@ class UnionBoundConfidenceSequence:
             ri, jj, _ = ragged_positions(lo_i[has], cnt[has])
             r = has[ri]
             tcp = times[jj]
-            ones = np.cumsum(X[has], axis=1, dtype=np.int64)   # only rows that pass a checkpoint
+            ones = np.cumsum(X[has], axis=1, dtype=np.int64)  # only rows that pass a checkpoint
             s_cp = s0[r] + ones[ri, tcp - t0[r] - 1]
             al = self._alpha_side[rows[r]] * shares[jj]
             if self.side in ("two-sided", "lower"):
@@ -175,10 +166,11 @@ class UnionBoundConfidenceSequence:
 # The two confidence sequences as certifiers
 # ---------------------------------------------------------------------------------------------
 
+
 class _UnionBound:
     """Voracek's union-bound CS: Clopper-Pearson bounds at geometric checkpoints, level alpha on each side."""
 
-    LOOKAHEAD = 64   # checkpoints searched ahead for the first one that could decide (a factor 1.1^64 in t)
+    LOOKAHEAD = 64  # checkpoints searched ahead for the first one that could decide (a factor 1.1^64 in t)
 
     def __init__(self, alpha: float, n: int, max_samples: int, p0: float | None):
         self.lower_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="lower")
@@ -192,7 +184,9 @@ class _UnionBound:
             self.certify_min = least_integer(lambda k, w: clopper_pearson_lower(k, t[w], a[w]) > p0, t)
             self.futile_max = least_integer(lambda k, w: clopper_pearson_upper(k, t[w], a[w]) >= p0, t) - 1
 
-    def chunk(self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float) -> np.ndarray:
+    def chunk(
+        self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float
+    ) -> np.ndarray:
         """Samples up to a checkpoint (the bounds move only there, so nothing is overdrawn).
 
         Decision mode: the first checkpoint at which a decision is possible at all (every sample a hit
@@ -258,12 +252,14 @@ class _Betting:
         self.successes = np.zeros(n, dtype=np.int64)
         self.trials = np.zeros(n, dtype=np.int64)
         self.log_evalue = np.zeros(n)
-        self.decision = np.zeros(n, dtype=np.int64)          # decision mode: 1 certified, -1 futile, 0 open
+        self.decision = np.zeros(n, dtype=np.int64)  # decision mode: 1 certified, -1 futile, 0 open
         self.stopping_time = np.full(n, -1, dtype=np.int64)
         self._lower = np.zeros(n)
         self._upper = np.ones(n)
 
-    def chunk(self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float) -> np.ndarray:
+    def chunk(
+        self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float
+    ) -> np.ndarray:
         """haltfast's chunk rules: a success raises log E_t(p0) by log(q_t / p0) <= -log p0 (a failure by at most
         -log(1 - p0)), so decision mode draws at least the samples that could reach a threshold."""
         if self.p0 is None:
@@ -296,10 +292,12 @@ class _Betting:
         self.trials[rows] = t0 + m
         if self.p0 is None:
             s, t = self.successes[rows], self.trials[rows]
-            self._lower[rows] = np.maximum(self._lower[rows], beta_mixture_lower_bound(
-                s, t, 2 * self.alpha, truncated=False))
-            self._upper[rows] = np.minimum(self._upper[rows], 1.0 - beta_mixture_lower_bound(
-                t - s, t, 2 * self.alpha, truncated=False))
+            self._lower[rows] = np.maximum(
+                self._lower[rows], beta_mixture_lower_bound(s, t, 2 * self.alpha, truncated=False)
+            )
+            self._upper[rows] = np.minimum(
+                self._upper[rows], 1.0 - beta_mixture_lower_bound(t - s, t, 2 * self.alpha, truncated=False)
+            )
 
     @property
     def lower(self) -> np.ndarray:
@@ -313,13 +311,19 @@ class _Betting:
         return beta_mixture_lower_bound(np.round(phat * n), np.full(phat.size, n), 2 * self.alpha, truncated=False)
 
 
-def certify_confidence_sequence(streams, items, *, kind: str, sigma: float, alpha: float = 0.001,
-                                radius: float | None = None, max_samples: int = 100_000, tolerance: float = 0.01,
-                                min_chunk: int = 16, growth: float = 1 / 16, max_active: int = 1024, labels=None,
-                                indices=None, progress=None, on_result=None) -> list[Certificate]:
+def certify_confidence_sequence(
+    run: Run,
+    target: Target,
+    *,
+    kind: str,
+    tolerance: float = 0.01,
+    min_chunk: int = 16,
+    growth: float = 1 / 16,
+    max_active: int = 1024,
+) -> list[Certificate]:
     """Voracek's confidence-sequence certification (kind 'union-bound' or 'betting'); certificates wrong w.p. <= alpha.
 
-    Decision mode (radius given): "certified" as soon as the anytime lower bound on p exceeds
+    Decision mode (a required radius): "certified" as soon as the anytime lower bound on p exceeds
     Phi(radius / sigma), "not certified" as soon as the upper bound falls below it, "undecided" after
     max_samples. Radius mode: the radius is sigma * Phi^-1 of the running max of the lower bound;
     sampling stops on the rule haltfast's radius mode uses (the rest of the budget at the current
@@ -327,27 +331,21 @@ def certify_confidence_sequence(streams, items, *, kind: str, sigma: float, alph
     """
     if kind not in CS_KINDS:
         raise HaltfastError(f"unknown confidence sequence {kind!r}; choose one of {', '.join(CS_KINDS)}")
-    alpha = validate_alpha(alpha)
-    max_samples = validate_count("max_samples", max_samples)
     tolerance = validate_tolerance(tolerance)
-    if radius is not None:
-        check_radius(radius, max_samples, alpha, sigma)
-    run = Run(streams, items, labels, indices, progress, on_result)
     if run.n == 0:
         return []
     c_hat, _, _ = run.select("clean", 0, max_active)
-    p0 = p_for_radius(radius, sigma) if radius is not None else None
-    cs = (_UnionBound if kind == "union-bound" else _Betting)(alpha, run.n, max_samples, p0)
-    sampler = _Sampling(run, cs, c_hat, sigma, radius, max_samples, tolerance, min_chunk, growth)
+    cs = (_UnionBound if kind == "union-bound" else _Betting)(target.alpha, run.n, target.max_samples, target.p0)
+    sampler = _Sampling(run, cs, c_hat, target, tolerance, min_chunk, growth)
     return run_open_inputs(run, max_active, sampler.step)
 
 
 class _Sampling:
     """One confidence sequence per input, fed in chunks; inputs finish on decision mode's or radius mode's rule."""
 
-    def __init__(self, run: Run, cs, c_hat, sigma, radius, max_samples, tolerance, min_chunk, growth):
-        self.run, self.cs, self.c_hat, self.sigma, self.radius = run, cs, c_hat, sigma, radius
-        self.max_samples, self.tolerance, self.min_chunk, self.growth = max_samples, tolerance, min_chunk, growth
+    def __init__(self, run: Run, cs, c_hat, target: Target, tolerance, min_chunk, growth):
+        self.run, self.cs, self.c_hat, self.sigma, self.radius = run, cs, c_hat, target.sigma, target.radius
+        self.max_samples, self.tolerance, self.min_chunk, self.growth = target.max_samples, tolerance, min_chunk, growth
         self.succ = np.zeros(run.n, dtype=np.int64)
         self.tested = np.zeros(run.n, dtype=np.int64)
 
@@ -376,8 +374,15 @@ class _Sampling:
             extra = {"tested": int(tested[k]), "stopped_at": int(at[k] if decided[k] else tested[k])}
             c = int(self.c_hat[j])
             if outcome[k] == CERTIFIED:
-                cert = Certificate(c, float(self.radius), CERTIFIED, 0, p_lower=self.cs.p0,
-                                   stop_reason=StopReason.LOWER_ABOVE, extra=extra)
+                cert = Certificate(
+                    c,
+                    float(self.radius),
+                    CERTIFIED,
+                    0,
+                    p_lower=self.cs.p0,
+                    stop_reason=StopReason.LOWER_ABOVE,
+                    extra=extra,
+                )
             elif outcome[k] == NOT_CERTIFIED:
                 cert = Certificate(c, 0.0, NOT_CERTIFIED, 0, stop_reason=StopReason.UPPER_BELOW, extra=extra)
             else:
@@ -393,8 +398,12 @@ class _Sampling:
         reason = radius_mode_stop(t, self.max_samples, self.cs.upper[js] < 0.5, gain, self.tolerance)
         for k in np.nonzero(reason != OPEN)[0]:
             j = js[k]
-            self.run.finish(j, radius_certificate(float(lower[k]), int(self.c_hat[j]), self.sigma, str(reason[k]),
-                                                  int(self.tested[j])))
+            self.run.finish(
+                j,
+                radius_certificate(
+                    float(lower[k]), int(self.c_hat[j]), self.sigma, str(reason[k]), int(self.tested[j])
+                ),
+            )
 
 
 # Voracek's two confidence sequences as methods (see `certify_confidence_sequence`)

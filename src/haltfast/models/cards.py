@@ -15,8 +15,18 @@ from ..files import write_json
 
 USER_CARD_SUFFIX = ".card.json"
 CARD_VERSION = 1
-USER_CARD_FIELDS = ("haltfast_card", "format", "model_spec", "weights_file", "weights_sha256", "normalize", "sigma",
-                    "data", "num_classes", "input_shape")
+USER_CARD_FIELDS = (
+    "haltfast_card",
+    "format",
+    "model_spec",
+    "weights_file",
+    "weights_sha256",
+    "normalize",
+    "sigma",
+    "data",
+    "num_classes",
+    "input_shape",
+)
 
 
 def user_card_path(weights_file: str | Path) -> Path:
@@ -46,8 +56,9 @@ def write_model_card(path: str | Path, card: dict) -> Path:
     if missing:
         raise HaltfastError(f"model card for {path} lacks {', '.join(missing)}")
     if not re.fullmatch(r"[0-9a-f]{64}", str(card["weights_sha256"])):
-        raise HaltfastError(f"model card for {path}: weights_sha256 must be 64 hex digits, got "
-                            f"{card['weights_sha256']!r}")
+        raise HaltfastError(
+            f"model card for {path}: weights_sha256 must be 64 hex digits, got {card['weights_sha256']!r}"
+        )
     return write_json(path, card)
 
 
@@ -55,11 +66,15 @@ def check_weights_match_card(digest: str, card: dict, weights_file: Path, card_f
     """Refuse weights whose SHA-256 differs from the one their card records (corrupt or replaced weights)."""
     recorded = card.get("weights_sha256")
     if recorded is not None and recorded != digest:
-        raise HaltfastError(f"{weights_file} does not match its model card {card_file.name} (sha256 {digest[:12]}..., "
-                            f"card says {str(recorded)[:12]}...): corrupt or replaced weights")
+        raise HaltfastError(
+            f"{weights_file} does not match its model card {card_file.name} (sha256 {digest[:12]}..., "
+            f"card says {str(recorded)[:12]}...): corrupt or replaced weights"
+        )
 
 
 def unverified_error(weights_file: Path, why: str, fix: str) -> HaltfastError:
     """The refusal of weights whose SHA-256 no card vouches for; `fix` says how to make one."""
-    return HaltfastError(f"{weights_file}: {why}, so nothing shows these are the weights you meant. {fix}, or pass "
-                         f"--allow-unverified (allow_unverified=True) to use them anyway")
+    return HaltfastError(
+        f"{weights_file}: {why}, so nothing shows these are the weights you meant. {fix}, or pass "
+        f"--allow-unverified (allow_unverified=True) to use them anyway"
+    )

@@ -38,8 +38,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU found"
-            raise HaltfastError(f"--device {device}: no CUDA GPU is available (torch {torch.__version__}, {build}); "
-                                f"use --device cpu or --device auto")
+            raise HaltfastError(
+                f"--device {device}: no CUDA GPU is available (torch {torch.__version__}, {build}); "
+                f"use --device cpu or --device auto"
+            )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise HaltfastError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif resolved.type == "mps":
@@ -77,8 +79,9 @@ class PreparedModel(nn.Module):
         return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
 
 
-def prepare_model(model: nn.Module, device: str | torch.device = "auto",
-                  dtype: str | torch.dtype = "float32") -> PreparedModel:
+def prepare_model(
+    model: nn.Module, device: str | torch.device = "auto", dtype: str | torch.dtype = "float32"
+) -> PreparedModel:
     """The model moved to device and cast to dtype, in eval mode; see the module docstring for why certificates
     computed with it are valid at any precision. Logits come back float32, on the model's device."""
     resolved_device, resolved_dtype = resolve_device(device), resolve_dtype(dtype)

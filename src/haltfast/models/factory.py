@@ -61,7 +61,7 @@ def build_from_factory(factory: FactorySpec) -> nn.Module:
         _check_no_required_arguments(make, factory)
         try:
             model = make()
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code: any failure becomes one message
+        except (Exception, SystemExit) as exc:
             raise HaltfastError(f"the model factory {factory} raised {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
         raise HaltfastError(f"the model factory {factory} returned a {type(model).__name__}, not a torch.nn.Module")
@@ -91,7 +91,7 @@ def _import_file(target: str):
     sys.modules[name] = module  # classes defined in the file can then be found by name (pickle, dataclasses)
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code: any failure becomes one message
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         raise HaltfastError(f"importing the model factory file {path} failed: {type(exc).__name__}: {exc}") from None
     return module
@@ -102,10 +102,12 @@ def _import_module(target: str):
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
         if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
-            raise HaltfastError(f"module {target!r} is not importable ({exc}): install it or put it on PYTHONPATH; "
-                                f"for a file, write path/to/file.py:factory") from None
+            raise HaltfastError(
+                f"module {target!r} is not importable ({exc}): install it or put it on PYTHONPATH; "
+                f"for a file, write path/to/file.py:factory"
+            ) from None
         raise HaltfastError(f"importing module {target!r} failed: {type(exc).__name__}: {exc}") from None
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code: any failure becomes one message
+    except (Exception, SystemExit) as exc:
         raise HaltfastError(f"importing module {target!r} failed: {type(exc).__name__}: {exc}") from None
 
 
@@ -127,9 +129,10 @@ def _check_no_required_arguments(make, factory: FactorySpec) -> None:
         parameters = inspect.signature(make).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature: let the call decide
         return
-    required = [p.name for p in parameters if p.default is p.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    required = [p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if required:
-        raise HaltfastError(f"the model factory {factory} requires arguments ({', '.join(required)}); a factory is "
-                            f"called with none: write a function that builds the model, e.g. "
-                            f"def make(): return {factory.attribute.split('.')[-1]}(...)")
+        raise HaltfastError(
+            f"the model factory {factory} requires arguments ({', '.join(required)}); a factory is "
+            f"called with none: write a function that builds the model, e.g. "
+            f"def make(): return {factory.attribute.split('.')[-1]}(...)"
+        )

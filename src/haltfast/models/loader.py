@@ -15,27 +15,31 @@ import torch
 from torch import nn
 
 from ..errors import HaltfastError
-from .cards import (
-    CARD_VERSION,
-    check_weights_match_card,
-    read_model_card,
-    unverified_error,
-    user_card_path,
-    write_model_card,
-)
-from .factory import FactorySpec, build_from_factory, parse_factory_spec
-from .native import card_path, is_haltfast_model_file, is_shipped_model_spec, load_model, resolve_model_path
-from .normalize import Normalization, as_normalization, with_normalization
-from .weight_files import (
-    extract_state_dict,
-    fit_state_dict,
-    is_torchscript_archive,
-    load_tensor_file,
-    load_torchscript,
-    read_file_bytes,
-    sha256_bytes,
-    state_dict_sha256,
-)
+from .cards import CARD_VERSION
+from .cards import check_weights_match_card
+from .cards import read_model_card
+from .cards import unverified_error
+from .cards import user_card_path
+from .cards import write_model_card
+from .factory import FactorySpec
+from .factory import build_from_factory
+from .factory import parse_factory_spec
+from .native import card_path
+from .native import is_haltfast_model_file
+from .native import is_shipped_model_spec
+from .native import load_model
+from .native import resolve_model_path
+from .normalize import Normalization
+from .normalize import as_normalization
+from .normalize import with_normalization
+from .weight_files import extract_state_dict
+from .weight_files import fit_state_dict
+from .weight_files import is_torchscript_archive
+from .weight_files import load_tensor_file
+from .weight_files import load_torchscript
+from .weight_files import read_file_bytes
+from .weight_files import sha256_bytes
+from .weight_files import state_dict_sha256
 
 
 @dataclass
@@ -53,9 +57,15 @@ class _Source:
         return "factory" if self.factory is not None else "torchscript"
 
 
-def load_base_model(spec: str | Path | None = None, weights: str | Path | None = None, *,
-                    sigma: float | None = None, normalize=None, allow_unverified: bool = False,
-                    map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_base_model(
+    spec: str | Path | None = None,
+    weights: str | Path | None = None,
+    *,
+    sigma: float | None = None,
+    normalize=None,
+    allow_unverified: bool = False,
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict]:
     """Load a base classifier and its card, every bad input one HaltfastError before the model is used.
 
     spec: None or 'shipped' (the shipped model for sigma), a shipped name ('fashion-mnist-sigma0.25'), a
@@ -70,8 +80,9 @@ def load_base_model(spec: str | Path | None = None, weights: str | Path | None =
     normalization = as_normalization(normalize)
     if _is_haltfast_spec(spec):
         if weights is not None:
-            raise HaltfastError(f"--weights goes with --model file.py:factory; {spec or 'the shipped model'} "
-                                f"carries its own weights")
+            raise HaltfastError(
+                f"--weights goes with --model file.py:factory; {spec or 'the shipped model'} carries its own weights"
+            )
         model, card = _load_haltfast(spec, sigma, allow_unverified, normalization)
         return with_normalization(model, normalization), card
     source = _resolve_source(spec, weights, allow_unverified)
@@ -87,9 +98,18 @@ def load_base_model(spec: str | Path | None = None, weights: str | Path | None =
     return with_normalization(model, normalization), _loaded_card(source, card, card_file, normalization)
 
 
-def make_card(spec: str | Path, weights: str | Path | None = None, *, input_shape: Sequence[int],
-              sigma: float | None = None, data: str | None = None, normalize=None, command: str | None = None,
-              overwrite: bool = False, map_location: str | torch.device = "cpu") -> tuple[Path, dict]:
+def make_card(
+    spec: str | Path,
+    weights: str | Path | None = None,
+    *,
+    input_shape: Sequence[int],
+    sigma: float | None = None,
+    data: str | None = None,
+    normalize=None,
+    command: str | None = None,
+    overwrite: bool = False,
+    map_location: str | torch.device = "cpu",
+) -> tuple[Path, dict]:
     """Write the card that vouches for a user's weights (or TorchScript file); returns its path and content.
 
     The model is loaded and run once on a zero batch of input_shape, so a card is only written for weights
@@ -100,20 +120,30 @@ def make_card(spec: str | Path, weights: str | Path | None = None, *, input_shap
     source = _resolve_source(spec, weights, allow_unverified=False)
     card_file = user_card_path(source.file)
     if card_file.exists() and not overwrite:
-        raise HaltfastError(f"{card_file} already exists (it vouches for sha256 "
-                            f"{str(read_model_card(card_file).get('weights_sha256'))[:12]}...): delete it to make a "
-                            f"new card for {source.file}")
+        raise HaltfastError(
+            f"{card_file} already exists (it vouches for sha256 "
+            f"{str(read_model_card(card_file).get('weights_sha256'))[:12]}...): delete it to make a "
+            f"new card for {source.file}"
+        )
     if sigma is not None and not (float(sigma) > 0 and float(sigma) < float("inf")):
         raise HaltfastError(f"sigma must be a positive number, got {sigma}")
     normalization = as_normalization(normalize)
     model = with_normalization(_assemble(source, _read_content(source, map_location)), normalization)
     num_classes = infer_num_classes(model, input_shape)
-    card = {"haltfast_card": CARD_VERSION, "format": source.format, "model_spec": source.spec,
-            "weights_file": source.file.name, "weights_sha256": source.digest,
-            "normalize": normalization.to_json() if normalization else None,
-            "sigma": None if sigma is None else float(sigma), "data": {"name": data} if data else None,
-            "num_classes": num_classes, "input_shape": [int(s) for s in input_shape],
-            "command": command, "torch": torch.__version__}
+    card = {
+        "haltfast_card": CARD_VERSION,
+        "format": source.format,
+        "model_spec": source.spec,
+        "weights_file": source.file.name,
+        "weights_sha256": source.digest,
+        "normalize": normalization.to_json() if normalization else None,
+        "sigma": None if sigma is None else float(sigma),
+        "data": {"name": data} if data else None,
+        "num_classes": num_classes,
+        "input_shape": [int(s) for s in input_shape],
+        "command": command,
+        "torch": torch.__version__,
+    }
     return write_model_card(card_file, card), card
 
 
@@ -126,14 +156,21 @@ def infer_num_classes(model: nn.Module, input_shape: Sequence[int]) -> int:
     try:
         with torch.inference_mode():
             out = model(torch.zeros((2, *shape), device=device))
-    except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
-        raise HaltfastError(f"the model fails on a zero batch of shape {(2, *shape)}: {type(exc).__name__}: "
-                            f"{str(exc).strip()[:300]} (does the input shape {shape} match what it expects?)") from None
+    except Exception as exc:
+        raise HaltfastError(
+            f"the model fails on a zero batch of shape {(2, *shape)}: {type(exc).__name__}: "
+            f"{str(exc).strip()[:300]} (does the input shape {shape} match what it expects?)"
+        ) from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2 or not out.is_floating_point():
-        got = f"a tensor of shape {tuple(out.shape)} ({out.dtype})" if isinstance(out, torch.Tensor) else \
-            f"a {type(out).__name__}"
-        raise HaltfastError(f"the model returns {got} for a batch of 2 inputs; a base classifier must return "
-                            f"float logits of shape (N, num_classes)")
+        got = (
+            f"a tensor of shape {tuple(out.shape)} ({out.dtype})"
+            if isinstance(out, torch.Tensor)
+            else f"a {type(out).__name__}"
+        )
+        raise HaltfastError(
+            f"the model returns {got} for a batch of 2 inputs; a base classifier must return "
+            f"float logits of shape (N, num_classes)"
+        )
     if out.shape[1] < 2:
         raise HaltfastError(f"the model returns {out.shape[1]} logit(s) per input; a classifier needs at least 2")
     return int(out.shape[1])
@@ -158,10 +195,16 @@ def _load_haltfast(spec, sigma, allow_unverified: bool, normalization: Normaliza
     path = resolve_model_path(None if spec is None else str(spec), sigma)
     model, card = load_model(path, allow_unverified=allow_unverified)
     architecture = card["model"]
-    return model, {**card, "format": "haltfast", "model_spec": str(spec or "shipped"), "weights_path": str(path),
-                   "card_file": str(card_path(path)), "normalize": normalization.to_json() if normalization else None,
-                   "num_classes": architecture["num_classes"],
-                   "input_shape": [architecture["in_channels"], architecture["image_size"], architecture["image_size"]]}
+    return model, {
+        **card,
+        "format": "haltfast",
+        "model_spec": str(spec or "shipped"),
+        "weights_path": str(path),
+        "card_file": str(card_path(path)),
+        "normalize": normalization.to_json() if normalization else None,
+        "num_classes": architecture["num_classes"],
+        "input_shape": [architecture["in_channels"], architecture["image_size"], architecture["image_size"]],
+    }
 
 
 def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
@@ -171,12 +214,16 @@ def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
     factory = parse_factory_spec(spec)
     if factory is None:
         if weights is not None:
-            raise HaltfastError(f"--weights needs the architecture as --model file.py:factory or "
-                                f"package.module:factory; {spec} is not such a spec")
+            raise HaltfastError(
+                f"--weights needs the architecture as --model file.py:factory or "
+                f"package.module:factory; {spec} is not such a spec"
+            )
         path = Path(spec)
         if Path(str(spec).split(":")[0]).suffix == ".py":
-            raise HaltfastError(f"{spec}: name the model factory as path/to/file.py:function (a function or class "
-                                f"that builds the model with no arguments)")
+            raise HaltfastError(
+                f"{spec}: name the model factory as path/to/file.py:function (a function or class "
+                f"that builds the model with no arguments)"
+            )
         data = read_file_bytes(path, "model file")
         if not is_torchscript_archive(data):
             _refuse_non_torchscript(data, path)
@@ -185,9 +232,11 @@ def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
         raise HaltfastError(f"model factory file {factory.target} not found")
     if weights is None:
         if not allow_unverified:
-            raise HaltfastError(f"the model factory {factory} needs its weights: pass --weights FILE (state dict, "
-                                f"checkpoint or .safetensors), or --allow-unverified to use the weights the factory "
-                                f"sets itself")
+            raise HaltfastError(
+                f"the model factory {factory} needs its weights: pass --weights FILE (state dict, "
+                f"checkpoint or .safetensors), or --allow-unverified to use the weights the factory "
+                f"sets itself"
+            )
         return _Source(str(spec), factory, None)
     path = Path(weights)
     data = read_file_bytes(path, "weights file")
@@ -199,8 +248,10 @@ def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
 def _refuse_non_torchscript(data: bytes, path: Path) -> None:
     """A model file that is not TorchScript: a pickled model is refused, weights alone need their factory."""
     load_tensor_file(data, path)  # refuses pickled objects (a whole model included) and corrupt files
-    raise HaltfastError(f"{path} holds weights but not the architecture: pass --model file.py:factory --weights "
-                        f"{path} (a haltfast .pt needs its <stem>.json card beside it)")
+    raise HaltfastError(
+        f"{path} holds weights but not the architecture: pass --model file.py:factory --weights "
+        f"{path} (a haltfast .pt needs its <stem>.json card beside it)"
+    )
 
 
 def _read_content(source: _Source, map_location):
@@ -230,25 +281,36 @@ def _card_normalization(normalization: Normalization | None, card: dict, card_fi
     recorded = as_normalization(card.get("normalize"))
     if normalization is not None and "normalize" in card and normalization != recorded:
         shown = recorded.to_json() if recorded is not None else "none"
-        raise HaltfastError(f"normalize {normalization.to_json()} differs from {shown} recorded in {card_file.name}: "
-                            f"omit --normalize to use the card's, or make a new card")
+        raise HaltfastError(
+            f"normalize {normalization.to_json()} differs from {shown} recorded in {card_file.name}: "
+            f"omit --normalize to use the card's, or make a new card"
+        )
     return normalization if normalization is not None else recorded
 
 
 def _unverified(source: _Source, card_file: Path | None, card_exists: bool) -> HaltfastError:
     weights = f" --weights {source.file}" if source.factory is not None else ""
     command = f"`haltfast card --model {source.spec}{weights} --sigma S`"
-    why = f"its model card {card_file.name} records no weights_sha256" if card_exists else \
-        f"it has no model card ({card_file.name} beside it)"
+    why = (
+        f"its model card {card_file.name} records no weights_sha256"
+        if card_exists
+        else f"it has no model card ({card_file.name} beside it)"
+    )
     return unverified_error(source.file, why, f"Create one with {command} (it records the SHA-256)")
 
 
-def _loaded_card(source: _Source, card: dict | None, card_file: Path | None,
-                 normalization: Normalization | None) -> dict:
+def _loaded_card(
+    source: _Source, card: dict | None, card_file: Path | None, normalization: Normalization | None
+) -> dict:
     card = dict(card or {})
-    return {**card, "format": source.format, "model_spec": source.spec,
-            "weights_path": str(source.file) if source.file is not None else None,
-            "weights_sha256": source.digest, "verified": card.get("weights_sha256") is not None,
-            "card_file": str(card_file) if card_file is not None and card else None,
-            "normalize": normalization.to_json() if normalization else None,
-            **{key: card.get(key) for key in ("sigma", "data", "num_classes", "input_shape")}}
+    return {
+        **card,
+        "format": source.format,
+        "model_spec": source.spec,
+        "weights_path": str(source.file) if source.file is not None else None,
+        "weights_sha256": source.digest,
+        "verified": card.get("weights_sha256") is not None,
+        "card_file": str(card_file) if card_file is not None and card else None,
+        "normalize": normalization.to_json() if normalization else None,
+        **{key: card.get(key) for key in ("sigma", "data", "num_classes", "input_shape")},
+    }

@@ -9,16 +9,17 @@ import torch
 from torch import nn
 
 from ..errors import HaltfastError
-from ..files import atomic_write, write_json
-from .cards import check_weights_match_card, read_model_card, unverified_error
+from ..files import atomic_write
+from ..files import write_json
+from .cards import check_weights_match_card
+from .cards import read_model_card
+from .cards import unverified_error
 from .stride_cnn import build_model
-from .weight_files import (
-    extract_state_dict,
-    load_tensor_file,
-    read_file_bytes,
-    sha256_bytes,
-    weights_hash,
-)
+from .weight_files import extract_state_dict
+from .weight_files import load_tensor_file
+from .weight_files import read_file_bytes
+from .weight_files import sha256_bytes
+from .weight_files import weights_hash
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_SIGMAS = (0.12, 0.25, 0.5, 1.0)
@@ -67,8 +68,11 @@ def load_model(path: str | Path, *, allow_unverified: bool = False) -> tuple[nn.
     check_weights_match_card(digest, card, path, cpath)
     state = extract_state_dict(load_tensor_file(data, path), path)
     if card.get("weights_sha256") is None and not allow_unverified:
-        raise unverified_error(path, f"its model card {cpath.name} records no weights_sha256",
-                               "Re-create the model with `haltfast train` (its card records the hash)")
+        raise unverified_error(
+            path,
+            f"its model card {cpath.name} records no weights_sha256",
+            "Re-create the model with `haltfast train` (its card records the hash)",
+        )
     model = build_model(card.get("model", {}))
     try:
         model.load_state_dict(state)

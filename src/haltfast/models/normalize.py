@@ -29,14 +29,17 @@ class Normalization:
         try:
             mean, std = tuple(float(m) for m in _values(self.mean)), tuple(float(s) for s in _values(self.std))
         except (TypeError, ValueError):
-            raise HaltfastError(f"normalization values must be numbers, got mean {self.mean!r}, std {self.std!r}") \
-                from None
+            raise HaltfastError(
+                f"normalization values must be numbers, got mean {self.mean!r}, std {self.std!r}"
+            ) from None
         if not mean or len(mean) != len(std):
-            raise HaltfastError(f"normalization needs as many means as standard deviations (got {len(mean)} and "
-                                f"{len(std)})")
+            raise HaltfastError(
+                f"normalization needs as many means as standard deviations (got {len(mean)} and {len(std)})"
+            )
         if not all(math.isfinite(v) for v in mean + std) or min(std) <= 0:
-            raise HaltfastError(f"normalization needs finite means and positive standard deviations, got "
-                                f"mean {mean}, std {std}")
+            raise HaltfastError(
+                f"normalization needs finite means and positive standard deviations, got mean {mean}, std {std}"
+            )
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
 
@@ -82,8 +85,9 @@ def as_normalization(value) -> Normalization | None:
         return Normalization(value["mean"], value["std"])
     if isinstance(value, Sequence) and len(value) == 2:
         return Normalization(value[0], value[1])
-    raise HaltfastError(f"normalize must be (means, stds), a {{'mean', 'std'}} dict or a string ({NORMALIZE_SYNTAX});"
-                        f" got {value!r}")
+    raise HaltfastError(
+        f"normalize must be (means, stds), a {{'mean', 'std'}} dict or a string ({NORMALIZE_SYNTAX}); got {value!r}"
+    )
 
 
 class NormalizeLayer(nn.Module):

@@ -24,13 +24,21 @@ class StrideCNN(nn.Module):
         super().__init__()
         side = (image_size + 1) // 2
         side = (side + 1) // 2
-        self.config = {"arch": "stride-cnn", "in_channels": in_channels, "image_size": image_size,
-                       "num_classes": num_classes, "width": width}
+        self.config = {
+            "arch": "stride-cnn",
+            "in_channels": in_channels,
+            "image_size": image_size,
+            "num_classes": num_classes,
+            "width": width,
+        }
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(in_channels, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(2 * width * side * side, 128), nn.ReLU(),
+            nn.Linear(2 * width * side * side, 128),
+            nn.ReLU(),
             nn.Linear(128, num_classes),
         )
 
@@ -49,18 +57,19 @@ def build_model(config: dict) -> nn.Module:
         raise HaltfastError(f"the model card's architecture lacks {exc.args[0]!r}") from None
 
 
-def noisy_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, sigma: float,
-                   seed: int = 0, batch_size: int = 2000) -> float:
+def noisy_accuracy(
+    model: nn.Module, images: np.ndarray, labels: np.ndarray, sigma: float, seed: int = 0, batch_size: int = 2000
+) -> float:
     """Fraction of images the base model classifies correctly under one draw of N(0, sigma^2) noise each."""
     gen = torch.Generator().manual_seed(seed)
     correct = 0
     model.eval()
     with torch.inference_mode():
         for lo in range(0, len(labels), batch_size):
-            x = torch.from_numpy(images[lo:lo + batch_size])
+            x = torch.from_numpy(images[lo : lo + batch_size])
             if sigma > 0:
                 x = x + sigma * torch.randn(x.shape, generator=gen)
-            correct += int((model(x).argmax(1).numpy() == labels[lo:lo + batch_size]).sum())
+            correct += int((model(x).argmax(1).numpy() == labels[lo : lo + batch_size]).sum())
     return correct / len(labels)
 
 
@@ -77,9 +86,16 @@ def measure_throughput(model: nn.Module, shape: tuple[int, ...], batch_size: int
     return done / (time.perf_counter() - start)
 
 
-def train_model(train: Dataset, sigma: float, epochs: int = 15, seed: int = 0, batch_size: int = 128,
-                lr: float = 2e-3, width: int = 16,
-                progress: Callable[[int, float], None] | None = None) -> nn.Module:
+def train_model(
+    train: Dataset,
+    sigma: float,
+    epochs: int = 15,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    width: int = 16,
+    progress: Callable[[int, float], None] | None = None,
+) -> nn.Module:
     """Train a StrideCNN with Gaussian noise augmentation (fresh noise for every batch) at the given sigma."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -96,7 +112,7 @@ def train_model(train: Dataset, sigma: float, epochs: int = 15, seed: int = 0, b
         order = torch.randperm(len(labels), generator=gen)
         total = 0.0
         for lo in range(0, len(labels), batch_size):
-            idx = order[lo:lo + batch_size]
+            idx = order[lo : lo + batch_size]
             x = images[idx]
             x = x + sigma * torch.randn(x.shape, generator=gen)
             loss = loss_fn(model(x), labels[idx])

@@ -79,10 +79,11 @@ def load_torchscript(data: bytes, path: Path, map_location: str | torch.device =
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates torch.jit; it still loads
             return torch.jit.load(io.BytesIO(data), map_location=map_location)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged archive
+    except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise HaltfastError(f"cannot read TorchScript file {path}: corrupt or truncated "
-                            f"({type(exc).__name__}: {first_line})") from None
+        raise HaltfastError(
+            f"cannot read TorchScript file {path}: corrupt or truncated ({type(exc).__name__}: {first_line})"
+        ) from None
 
 
 def load_tensor_file(data: bytes, path: Path, map_location: str | torch.device = "cpu") -> object:
@@ -96,9 +97,10 @@ def load_tensor_file(data: bytes, path: Path, map_location: str | torch.device =
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise refused_pickle_error(data, path, exc) from None
-    except Exception as exc:  # noqa: BLE001 - truncated zip, garbage bytes, ...: torch raises many types
-        raise HaltfastError(f"cannot read model file {path}: corrupt or truncated ({type(exc).__name__}: "
-                            f"{str(exc).strip()[:200]})") from None
+    except Exception as exc:
+        raise HaltfastError(
+            f"cannot read model file {path}: corrupt or truncated ({type(exc).__name__}: {str(exc).strip()[:200]})"
+        ) from None
 
 
 def _load_safetensors(data: bytes, path: Path, map_location: str | torch.device) -> dict:
@@ -106,9 +108,10 @@ def _load_safetensors(data: bytes, path: Path, map_location: str | torch.device)
 
     try:
         tensors = load_safetensors(data)
-    except Exception as exc:  # noqa: BLE001 - SafetensorError and others for a damaged file
-        raise HaltfastError(f"cannot read safetensors file {path}: corrupt or truncated "
-                            f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    except Exception as exc:
+        raise HaltfastError(
+            f"cannot read safetensors file {path}: corrupt or truncated ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
     return tensors if str(map_location) == "cpu" else {k: v.to(map_location) for k, v in tensors.items()}
 
 
@@ -121,37 +124,54 @@ def extract_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
             if _is_state_dict(obj.get(entry)):
                 return dict(obj[entry])
         entries = ", ".join(repr(k) for k in list(obj)[:8]) or "none"
-        raise HaltfastError(f"{path} holds a dict with entries {entries}: neither a state dict of tensors nor a "
-                            f"checkpoint with a {STATE_DICT_ENTRIES[0]!r} entry")
+        raise HaltfastError(
+            f"{path} holds a dict with entries {entries}: neither a state dict of tensors nor a "
+            f"checkpoint with a {STATE_DICT_ENTRIES[0]!r} entry"
+        )
     raise HaltfastError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
 
 
 def _is_state_dict(obj: object) -> bool:
-    return (isinstance(obj, dict) and len(obj) > 0 and all(isinstance(k, str) for k in obj)
-            and all(isinstance(v, torch.Tensor) or k.endswith("_extra_state") for k, v in obj.items()))
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, torch.Tensor) or k.endswith("_extra_state") for k, v in obj.items())
+    )
 
 
 # ---------------------------------------------------------------- refused pickles, described without running them
+
 
 def refused_pickle_error(data: bytes, path: Path, exc: Exception) -> HaltfastError:
     """The error for a pickle torch's weights-only unpickler refused: what it holds and where, nothing run."""
     found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
     if not found:
-        return HaltfastError(f"refusing to load {path}: it is corrupt or truncated, or holds pickled objects other "
-                             f"than tensors (which could run code); nothing was run")
+        return HaltfastError(
+            f"refusing to load {path}: it is corrupt or truncated, or holds pickled objects other "
+            f"than tensors (which could run code); nothing was run"
+        )
     name = found.group(1)
     where, culprit, top_keys = _locate_in_pickle(data, name) or ((), None, ())
     entry = f" in entry {' -> '.join(repr(k) for k in where)}" if where else ""
     if culprit is not None and _is_module_object(culprit):
-        return HaltfastError(f"refusing to load {path}: it holds a pickled model object ({culprit.qualname}){entry}, "
-                             f"which could run code when unpickled; nothing was run. Save model.state_dict() and "
-                             f"pass --model file.py:factory --weights FILE, or a TorchScript file")
+        return HaltfastError(
+            f"refusing to load {path}: it holds a pickled model object ({culprit.qualname}){entry}, "
+            f"which could run code when unpickled; nothing was run. Save model.state_dict() and "
+            f"pass --model file.py:factory --weights FILE, or a TorchScript file"
+        )
     weights_entry = next((k for k in STATE_DICT_ENTRIES if k in top_keys), None)
-    hint = (f"; or keep only the weights entry: torch.save(checkpoint[{weights_entry!r}], ...), in a Python you trust "
-            f"this file in" if weights_entry is not None and where[:1] != (weights_entry,) else "")
-    return HaltfastError(f"refusing to load {path}: it holds an object other than tensors ({name}){entry}, which "
-                         f"could run code when unpickled; nothing was run. Save weights with "
-                         f"torch.save(model.state_dict(), ...) (haltfast train does){hint}")
+    hint = (
+        f"; or keep only the weights entry: torch.save(checkpoint[{weights_entry!r}], ...), in a Python you trust "
+        f"this file in"
+        if weights_entry is not None and where[:1] != (weights_entry,)
+        else ""
+    )
+    return HaltfastError(
+        f"refusing to load {path}: it holds an object other than tensors ({name}){entry}, which "
+        f"could run code when unpickled; nothing was run. Save weights with "
+        f"torch.save(model.state_dict(), ...) (haltfast train does){hint}"
+    )
 
 
 class _StandIn:
@@ -191,8 +211,9 @@ class _InspectingUnpickler(pickle.Unpickler):
 
 
 def _is_module_object(obj: object) -> bool:
-    return isinstance(obj, _StandIn) and (obj.qualname.startswith("torch.nn.modules.")
-                                          or (isinstance(obj.state, dict) and "_modules" in obj.state))
+    return isinstance(obj, _StandIn) and (
+        obj.qualname.startswith("torch.nn.modules.") or (isinstance(obj.state, dict) and "_modules" in obj.state)
+    )
 
 
 def _locate_in_pickle(data: bytes, qualname: str) -> tuple[tuple, _StandIn, tuple] | None:
@@ -204,7 +225,7 @@ def _locate_in_pickle(data: bytes, qualname: str) -> tuple[tuple, _StandIn, tupl
             if found is not None:
                 top = obj.items if isinstance(obj, _StandIn) else obj
                 return (*found, tuple(top) if isinstance(top, dict) else ())
-    except Exception:  # noqa: BLE001 - a description is a courtesy; the refusal stands without it
+    except Exception:
         return None
     return None
 
@@ -243,6 +264,7 @@ def _search(obj, qualname: str, path: tuple, depth: int, seen: set):
 
 # ---------------------------------------------------------------- fitting a state dict to a model
 
+
 def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str, target: str) -> None:
     """Load state into model, all keys and shapes matching; else one error naming missing and unexpected keys.
 
@@ -258,8 +280,10 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str
         shown = "; ".join(lines[:3]) + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
         raise HaltfastError(f"{source} does not fit the model of {target}: {shown or str(exc)[:300]}") from None
     problems = []
-    for keys, what in ((result.missing_keys, "missing from the weights"),
-                       (result.unexpected_keys, "unexpected in the weights")):
+    for keys, what in (
+        (result.missing_keys, "missing from the weights"),
+        (result.unexpected_keys, "unexpected in the weights"),
+    ):
         if keys:
             more = f", ... ({len(keys)} in all)" if len(keys) > 5 else ""
             problems.append(f"{len(keys)} keys {what} ({', '.join(keys[:5])}{more})")
@@ -280,5 +304,5 @@ def _key_variants(state: dict) -> list[tuple[str, dict]]:
             if not all(k.startswith(prefix) for k in keys):
                 break
             removed = f"{change} and the prefix {prefix!r}" if change else f"the prefix {prefix!r}"
-            variants.append((removed, {k[len(prefix):]: v for k, v in keys.items()}))
+            variants.append((removed, {k[len(prefix) :]: v for k, v in keys.items()}))
     return variants
