@@ -29,11 +29,11 @@ import numpy as np
 
 from haltfast.certificate import p_for_radius
 from haltfast.methods import run_method
-from haltfast.policies import PolicyClass
-from haltfast.policies import assign_classes
 from haltfast.provenance import provenance
 from haltfast.recording import load_recording
 from haltfast.statistics import wald_expected_samples
+from haltfast.triage import PolicyClass
+from haltfast.triage import assign_classes
 from haltfast.triage import triage
 
 N0 = 100

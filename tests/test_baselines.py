@@ -5,6 +5,7 @@ from scipy.stats import norm
 from validity import bernoulli_recording
 from validity import check_false_certifications
 
+from haltfast.batches import least_integer
 from haltfast.errors import HaltfastError
 from haltfast.methods import run_method
 from haltfast.methods import voracek
@@ -17,7 +18,6 @@ from haltfast.methods.voracek import union_bound_upper
 from haltfast.recording import load_recording
 from haltfast.recording import record_streams
 from haltfast.smooth import Smooth
-from haltfast.statistics import least_integer
 from haltfast.statistics import log_beta_mixture_evalue
 from haltfast.streams import RecordedStreams
 from haltfast.validation import clopper_pearson_boundary

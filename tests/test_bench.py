@@ -5,6 +5,7 @@ from haltfast.bench.run import COHEN
 from haltfast.bench.run import ENTRIES
 from haltfast.bench.run import META
 from haltfast.bench.run import Context
+from haltfast.bench.run import cohen_label
 from haltfast.bench.run import oracle_options
 from haltfast.bench.run import wald_limit
 from haltfast.cli import main
@@ -61,7 +62,7 @@ def test_bench_reproduces_its_replay_tables_exactly(recording, tmp_path):
         assert label in text
     assert "has no meta-learner" not in text and META not in text  # its model has none: the row is left out
     assert "Wald's limit" in text and "## Where haltfast loses" in text
-    assert f"| 0.5 | {COHEN} |" in text and "2,100" in text  # Cohen: n0 + n = 2,100 evaluations each
+    assert f"| 0.5 | {cohen_label(2000)} |" in text and "2,100" in text  # Cohen: n0 + n = 2,100 evaluations each
     plots = sorted(p.name for p in (tmp_path / "a" / "plots").iterdir())
     assert plots == ["budget-frontier.png", "certified-accuracy.png", "e-process-trajectories.png", "evaluations.png"]
     assert "](plots/certified-accuracy.png)" in text

@@ -9,16 +9,16 @@ from validity import check_false_certifications
 from validity import pilot_mixture
 
 from haltfast.errors import HaltfastError
-from haltfast.policies import PolicyClass
-from haltfast.policies import assign_classes
-from haltfast.policies import load_policies
-from haltfast.policies import parse_policies
 from haltfast.smooth import Smooth
 from haltfast.statistics import log_beta_mixture_evalue
 from haltfast.streams import RecordedStreams
 from haltfast.triage import POLICIES
+from haltfast.triage import PolicyClass
 from haltfast.triage import Triage
+from haltfast.triage import assign_classes
 from haltfast.triage import format_triage_summary
+from haltfast.triage import load_policies
+from haltfast.triage import parse_policies
 from haltfast.triage import triage
 from haltfast.validation import decision_probabilities
 

@@ -26,109 +26,32 @@ from __future__ import annotations
 import numpy as np
 from scipy import special as sc
 
+from .batches import broadcast_params
+from .batches import check_open_unit
+from .batches import check_positive
+from .batches import flat_batch
+from .batches import outcome_batch
+from .batches import ragged_positions
+from .special import log_betaincc
+
+_ALTERNATIVES = ("greater", "less")
+
 __all__ = [
     "BetaMixtureTest",
     "ConfidenceSequence",
-    "Segments",
+    "RunningBounds",
     "UnionConfidenceSequence",
     "UnionTest",
     "bernoulli_kl",
     "beta_mixture_lower_bound",
     "beta_mixture_upper_bound",
-    "broadcast_params",
-    "check_open_unit",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
-    "flat_batch",
     "hedged_mixture_test",
-    "least_integer",
     "log_beta_mixture_evalue",
     "log_betaincc",
-    "outcome_batch",
-    "ragged_positions",
     "wald_expected_samples",
 ]
-
-# ----------------------------------------------------------------------------------------------
-# Special functions in log space
-# ----------------------------------------------------------------------------------------------
-
-# Below this value betaincc's result is no longer trusted (subnormal or zero): switch to the
-# continued fraction evaluated in log space.
-_Q_UNDERFLOW = 1e-280
-_CF_TINY = 1e-300
-
-
-def _log_betainc_cf(a, b, x, y, maxiter=20000):
-    """log I_x(a, b) by the modified-Lentz continued fraction (x + y == 1, both given exactly).
-
-    Accurate where the fraction converges fast, x < (a + 1) / (a + b + 2), i.e. in the lower tail,
-    which is the only place it is used (where betainc itself underflows).
-    """
-    shape = np.broadcast(a, b, x, y).shape
-    a, b, x, y = (np.array(np.broadcast_to(np.asarray(v, float), shape)).ravel() for v in (a, b, x, y))
-    qab = a + b
-    qap = a + 1.0
-    qam = a - 1.0
-    c = np.ones_like(a)
-    d = 1.0 - qab * x / qap
-    d = np.where(np.abs(d) < _CF_TINY, _CF_TINY, d)
-    d = 1.0 / d
-    h = d.copy()
-    idx = np.arange(a.size)
-    for m in range(1, maxiter + 1):
-        if idx.size == 0:
-            break
-        aa_, bb_, xx_ = a[idx], b[idx], x[idx]
-        cc, dd, hh = c[idx], d[idx], h[idx]
-        m2 = 2.0 * m
-        num = m * (bb_ - m) * xx_ / ((qam[idx] + m2) * (aa_ + m2))
-        dd = 1.0 + num * dd
-        dd = np.where(np.abs(dd) < _CF_TINY, _CF_TINY, dd)
-        cc = 1.0 + num / cc
-        cc = np.where(np.abs(cc) < _CF_TINY, _CF_TINY, cc)
-        dd = 1.0 / dd
-        hh = hh * dd * cc
-        num = -(aa_ + m) * (qab[idx] + m) * xx_ / ((aa_ + m2) * (qap[idx] + m2))
-        dd = 1.0 + num * dd
-        dd = np.where(np.abs(dd) < _CF_TINY, _CF_TINY, dd)
-        cc = 1.0 + num / cc
-        cc = np.where(np.abs(cc) < _CF_TINY, _CF_TINY, cc)
-        dd = 1.0 / dd
-        delta = dd * cc
-        hh = hh * delta
-        c[idx], d[idx], h[idx] = cc, dd, hh
-        idx = idx[np.abs(delta - 1.0) >= 4e-16]
-    front = a * np.log(x) + b * np.log(y) - np.log(a) - sc.betaln(a, b)
-    return (front + np.log(h)).reshape(shape)
-
-
-def log_betaincc(a, b, x):
-    """log(1 - I_x(a, b)), the log upper regularized incomplete beta function.
-
-    Uses ``scipy.special.betaincc`` where its result is a normal float, and a continued fraction in
-    log space where it underflows, so the result is finite (and accurate) for any a, b > 0 and
-    0 < x < 1, including a, b up to 1e7 and x within 1e-6 of 1.  Returns 0 at x = 0, -inf at x = 1.
-    """
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    x = np.asarray(x, float)
-    if not (a.shape == b.shape == x.shape):
-        a, b, x = np.broadcast_arrays(a, b, x)
-    q = sc.betaincc(a, b, x)
-    bad = ~(q > _Q_UNDERFLOW)
-    if not bad.any():
-        return np.log(q)
-    fix = bad & (x > 0.0) & (x < 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.array(np.log(q), dtype=float)  # -inf at x = 1
-    if fix.any():
-        # 1 - I_x(a, b) = I_{1-x}(b, a): lower tail of Beta(b, a) at 1 - x, by continued fraction.
-        if out.ndim == 0:
-            return _log_betainc_cf(b, a, 1.0 - x, x)[()]
-        out[fix] = _log_betainc_cf(b[fix], a[fix], 1.0 - x[fix], x[fix])
-    return out[()] if out.ndim == 0 else out
-
 
 # ----------------------------------------------------------------------------------------------
 # Closed-form quantities
@@ -230,133 +153,6 @@ def wald_expected_samples(p, p0, alpha, beta=0.0):
 
 
 # ----------------------------------------------------------------------------------------------
-# Shared plumbing for the stateful, multi-stream tests
-# ----------------------------------------------------------------------------------------------
-
-_ALTERNATIVES = ("greater", "less")
-
-
-def broadcast_params(n_streams, **params):
-    """Broadcast scalar/array parameters to 1-D arrays of a common length n_streams."""
-    arrs = {k: np.asarray(v, dtype=float) for k, v in params.items() if v is not None}
-    for k, v in arrs.items():
-        if v.ndim > 1:
-            raise ValueError(f"{k} must be a scalar or a 1-D array, got shape {v.shape}")
-    shape = np.broadcast_shapes(*(v.shape for v in arrs.values())) if arrs else ()
-    if n_streams is None:
-        n_streams = shape[0] if len(shape) else 1
-    n_streams = int(n_streams)
-    if n_streams < 1:
-        raise ValueError("n_streams must be >= 1")
-    try:
-        out = {k: np.array(np.broadcast_to(v, (n_streams,)), dtype=float) for k, v in arrs.items()}
-    except ValueError:
-        raise ValueError(f"parameters of shape {shape} do not broadcast to n_streams={n_streams}") from None
-    return n_streams, out
-
-
-def check_open_unit(name, v):
-    if not np.all((v > 0.0) & (v < 1.0)):
-        raise ValueError(f"{name} must lie strictly between 0 and 1")
-
-
-def _check_positive(name, v):
-    if not np.all((v > 0.0) & np.isfinite(v)):
-        raise ValueError(f"{name} must be positive and finite")
-
-
-def outcome_batch(outcomes, streams, n_streams):
-    """Normalise (outcomes, streams) to a (k, m) uint8 array of 0/1 and int64 stream indices.
-
-    Returns (X, rows, scalar_output) where scalar_output is True for a 1-D outcomes input.
-    """
-    X = np.asarray(outcomes)
-    scalar = X.ndim == 1
-    if scalar:
-        X = X[None, :]
-    if X.ndim != 2:
-        raise ValueError(f"outcomes must be 1-D (m,) or 2-D (k, m), got shape {X.shape}")
-    X = _binary(X).view(np.uint8)
-    k = X.shape[0]
-    if streams is None:
-        if k != n_streams:
-            raise ValueError(f"{k} rows of outcomes but {n_streams} streams: pass streams=")
-        rows = np.arange(k, dtype=np.int64)
-    else:
-        rows = np.asarray(streams, dtype=np.int64).reshape(-1)
-        if rows.shape[0] != k:
-            raise ValueError(f"streams has {rows.shape[0]} entries for {k} rows of outcomes")
-        if k and (rows.min() < 0 or rows.max() >= n_streams):
-            raise ValueError("stream index out of range")
-        if k > 1 and np.unique(rows).size != k:
-            raise ValueError("a stream may appear only once per update call")
-    return X, rows, scalar
-
-
-def flat_batch(outcomes, streams, lengths, n_streams):
-    """Check a flat batch: 0/1 outcomes back to back, one segment per stream (each stream at most once).
-
-    Returns (outcomes as bool, streams as int64, lengths as int64).
-    """
-    x = np.asarray(outcomes)
-    rows = np.asarray(streams, dtype=np.int64).reshape(-1)
-    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
-    if x.ndim != 1:
-        raise ValueError(f"flat outcomes must be 1-D, got shape {x.shape}")
-    if lengths.shape != rows.shape or np.any(lengths < 0) or int(lengths.sum()) != x.size:
-        raise ValueError("lengths must give one non-negative segment length per stream, summing to len(outcomes)")
-    if rows.size and (rows.min() < 0 or rows.max() >= n_streams):
-        raise ValueError("stream index out of range")
-    if rows.size > 1 and np.unique(rows).size != rows.size:
-        raise ValueError("a stream may appear only once per update call")
-    return _binary(x), rows, lengths
-
-
-def _binary(x: np.ndarray) -> np.ndarray:
-    """0/1 outcomes as bool; anything else is a ValueError."""
-    if x.dtype == np.bool_:
-        return x
-    if x.size and (
-        not np.issubdtype(x.dtype, np.number)
-        or x.min() < 0
-        or x.max() > 1
-        or (np.issubdtype(x.dtype, np.floating) and np.any((x != 0) & (x != 1)))
-    ):
-        raise ValueError("outcomes must be 0/1 (or bool)")
-    return x != 0
-
-
-def ragged_positions(start, length):
-    """Flat (row, position) pairs for row i covering start[i] .. start[i] + length[i] - 1."""
-    tot = int(length.sum())
-    rowrep = np.repeat(np.arange(start.size), length)
-    ends = np.cumsum(length)
-    pos = np.arange(tot) - np.repeat(ends - length, length) + np.repeat(start, length)
-    return rowrep, pos, ends - 1
-
-
-def least_integer(predicate, high):
-    """Per entry i, the least integer k in [0, high[i]] with predicate(k, where) true, high[i] + 1 if none.
-
-    `predicate` must be monotone in k (false, then true); it is called with the candidate counts of the
-    entries still searched and the boolean mask `where` of those entries, so that per-entry parameters
-    can be indexed. Bisection: about log2(max(high)) vectorised calls.
-    """
-    high = np.asarray(high, dtype=np.int64)
-    lo = np.full(high.shape, -1, dtype=np.int64)  # predicate false (virtually)
-    hi = high + 1  # predicate true (virtually)
-    while True:
-        gap = hi - lo > 1
-        if not gap.any():
-            return hi
-        mid = (lo + hi) // 2
-        holds = np.zeros(high.shape, dtype=bool)
-        holds[gap] = predicate(mid[gap], gap)
-        lo = np.where(gap & ~holds, mid, lo)
-        hi = np.where(gap & holds, mid, hi)
-
-
-# ----------------------------------------------------------------------------------------------
 # Beta-mixture sequential test
 # ----------------------------------------------------------------------------------------------
 
@@ -382,8 +178,8 @@ class BetaMixtureTest:
         n, prm = broadcast_params(n_streams, p0=p0, alpha=alpha, a=a, b=b)
         check_open_unit("p0", prm["p0"])
         check_open_unit("alpha", prm["alpha"])
-        _check_positive("a", prm["a"])
-        _check_positive("b", prm["b"])
+        check_positive("a", prm["a"])
+        check_positive("b", prm["b"])
         self.n_streams = n
         self.alternative = alternative
         self.p0, self.alpha, self.a, self.b = prm["p0"], prm["alpha"], prm["a"], prm["b"]
@@ -419,8 +215,8 @@ class BetaMixtureTest:
         if np.any(self.trials[rows] > 0):
             raise ValueError("the prior of a stream can only be set before its first outcome")
         a, b = (np.broadcast_to(np.asarray(v, dtype=float), rows.shape) for v in (a, b))
-        _check_positive("a", a)
-        _check_positive("b", b)
+        check_positive("a", a)
+        check_positive("b", b)
         self.a[rows], self.b[rows] = a, b
         self._ae[rows], self._be[rows] = (b, a) if self._mirrored else (a, b)
         self._lnorm[rows] = sc.betaln(self._ae[rows], self._be[rows]) + log_betaincc(
@@ -627,7 +423,26 @@ def beta_mixture_upper_bound(successes, trials, alpha, a=0.5, b=0.5, n_grid=17, 
     return out
 
 
-class ConfidenceSequence:
+class RunningBounds:
+    """Running bounds on p for many streams: `lower` and `upper`, at level alpha on one side, or alpha/2 on each."""
+
+    SIDES = ("two-sided", "lower", "upper")
+
+    def __init__(self, alpha, n_streams=None, side="two-sided", **params):
+        if side not in self.SIDES:
+            raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
+        n, prm = broadcast_params(n_streams, alpha=alpha, **params)
+        check_open_unit("alpha", prm["alpha"])
+        self.n_streams, self.side, self.alpha = n, side, prm["alpha"]
+        self.alpha_side = self.alpha / 2.0 if side == "two-sided" else self.alpha
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.lower = np.zeros(n, dtype=float)
+        self.upper = np.ones(n, dtype=float)
+        self.params = prm  # every parameter broadcast to one value per stream
+
+
+class ConfidenceSequence(RunningBounds):
     """Anytime-valid bounds on p for many streams, from the truncated beta-mixture E-process.
 
     ``lower`` is the running max of ``beta_mixture_lower_bound`` and ``upper`` the running min of
@@ -638,20 +453,11 @@ class ConfidenceSequence:
     """
 
     def __init__(self, alpha, a=0.5, b=0.5, n_streams=None, side="two-sided"):
-        if side not in ("two-sided", "lower", "upper"):
-            raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
-        n, prm = broadcast_params(n_streams, alpha=alpha, a=a, b=b)
-        check_open_unit("alpha", prm["alpha"])
-        _check_positive("a", prm["a"])
-        _check_positive("b", prm["b"])
-        self.n_streams = n
-        self.side = side
-        self.alpha, self.a, self.b = prm["alpha"], prm["a"], prm["b"]
-        self._alpha_side = self.alpha / 2.0 if side == "two-sided" else self.alpha
-        self.successes = np.zeros(n, dtype=np.int64)
-        self.trials = np.zeros(n, dtype=np.int64)
-        self.lower = np.zeros(n, dtype=float)
-        self.upper = np.ones(n, dtype=float)
+        super().__init__(alpha, n_streams, side, a=a, b=b)
+        prm = self.params
+        check_positive("a", prm["a"])
+        check_positive("b", prm["b"])
+        self.a, self.b = prm["a"], prm["b"]
 
     def update(self, outcomes, streams=None):
         """Add outcomes (k, m) or (m,) to streams (k,) and refresh their bounds; returns None."""
@@ -669,7 +475,7 @@ class ConfidenceSequence:
         self.successes[rows] += np.add.reduceat(x[: ends[-1]].astype(np.int64), ends - lengths) if x.size else 0
         self.trials[rows] += lengths
         s, t = self.successes[rows], self.trials[rows]
-        al, a, b = self._alpha_side[rows], self.a[rows], self.b[rows]
+        al, a, b = self.alpha_side[rows], self.a[rows], self.b[rows]
         if self.side in ("two-sided", "lower"):
             self.lower[rows] = np.maximum(self.lower[rows], beta_mixture_lower_bound(s, t, al, a, b))
         if self.side in ("two-sided", "upper"):

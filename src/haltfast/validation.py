@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .batches import least_integer
 from .statistics import clopper_pearson_lower
-from .statistics import least_integer
 from .statistics import log_beta_mixture_evalue
 
 __all__ = [

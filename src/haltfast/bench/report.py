@@ -17,6 +17,7 @@ from .run import RADIUS_GRID
 from .run import SigmaResult
 from .run import acr
 from .run import certified_at
+from .run import cohen_label
 from .run import evaluations
 
 
@@ -39,7 +40,7 @@ def decision_table(res: SigmaResult, entries=ENTRIES) -> list[str]:
     for r in res.radii:
         wald = res.wald[r].mean()
         lines.append(
-            f"| {r:g} | {COHEN} | {certified_at(cohen_certs, r)[0]:.3f} | {_fmt(cohen_evals)} | "
+            f"| {r:g} | {cohen_label(res.cap)} | {certified_at(cohen_certs, r)[0]:.3f} | {_fmt(cohen_evals)} | "
             f"{_fmt(cohen_evals)} | 1.0x | {cohen_evals / wald:.1f} | | |"
         )
         for e in entries:
@@ -63,7 +64,7 @@ def radius_table(res: SigmaResult, entries=ENTRIES) -> list[str]:
     grid = [r for r in RADIUS_GRID if r < max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma)]
     cohen_certs = res.cohen_n[max(res.cohen_n)]
     cohen_evals = evaluations(cohen_certs).mean()
-    rows = [(COHEN, cohen_certs)] + [
+    rows = [(cohen_label(res.cap), cohen_certs)] + [
         (e.label, res.radius[e.label, res.cap]) for e in entries if (e.label, res.cap) in res.radius
     ]
     lines = [

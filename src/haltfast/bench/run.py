@@ -33,6 +33,13 @@ RADIUS_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
 CAPS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)  # budget frontier: per-input caps / Cohen's n
 DECISION_CAPS = (500, 1_000, 2_000, 5_000, 10_000, 20_000)  # the capped trade-off of decisions at r = 0.5
 COHEN = "Cohen et al. 2019 (n0 = 100, n = 100,000)"
+
+
+def cohen_label(cap: int) -> str:
+    """Cohen's row, named by the n its recording allows (the protocol's 100,000 unless recorded shorter)."""
+    return f"Cohen et al. 2019 (n0 = 100, n = {cap:,})"
+
+
 OURS = "haltfast (Jeffreys prior, no meta-learner)"
 
 
@@ -105,33 +112,27 @@ ENTRIES = (
 
 def replay(ctx: Context, entry: Entry, radius: float | None, max_samples: int = N) -> list[Certificate]:
     """One method on a fresh copy of the recording (clean-prediction class selection, counted)."""
-    return run_method(
-        entry.method,
-        ctx.streams.rewound(),
-        range(ctx.size),
-        sigma=ctx.sigma,
-        n0=N0,
-        n=N,
-        alpha=ctx.alpha,
-        labels=ctx.meta["labels"],
-        indices=ctx.meta["indices"],
-        radius=radius,
-        max_samples=max_samples,
-        **entry.options(ctx),
-    )
+    return _on_recording(ctx, entry.method, radius=radius, max_samples=max_samples, **entry.options(ctx))
 
 
 def cohen(ctx: Context, n: int = N) -> list[Certificate]:
+    """Cohen's CERTIFY with n0 = 100 and n tested samples on a fresh copy of the recording."""
+    return _on_recording(ctx, "cohen", n=n)
+
+
+def _on_recording(ctx: Context, method: str, n: int = N, **options) -> list[Certificate]:
+    meta = ctx.meta
     return run_method(
-        "cohen",
+        method,
         ctx.streams.rewound(),
         range(ctx.size),
         sigma=ctx.sigma,
         n0=N0,
         n=n,
         alpha=ctx.alpha,
-        labels=ctx.meta["labels"],
-        indices=ctx.meta["indices"],
+        labels=meta["labels"],
+        indices=meta["indices"],
+        **options,
     )
 
 

@@ -22,6 +22,7 @@ from .options import positive_int
 from .options import probability
 
 PRIORS = ("meta", "jeffreys", "uniform", "pilot", "oracle")
+RADIUS_HELP = "decide at this required radius (decision mode); omit to estimate each input's radius (radius mode)"
 METHOD_HELP = (
     "anytime: early-stopping E-process / confidence sequence; cohen: Cohen et al.'s fixed-n CERTIFY; "
     "baselines: horvath (Horvath et al. 2022 adaptive sampling, needs --radius), union-bound and betting "
@@ -32,37 +33,20 @@ METHOD_HELP = (
 def add_parser(sub) -> None:
     from ..methods import METHODS
     from ..results import FORMATS
-    from .options import HelpFormatter
+    from .options import add_command
 
-    p = sub.add_parser(
-        "certify",
-        help="certify inputs of a data set with a smoothed classifier",
-        formatter_class=HelpFormatter,
-        description="Certify every --skip-th image of a data set (or replay a recording); write one "
-        "row per input and print certified accuracy, abstain rate and evaluations.",
-    )
+    p = add_command(sub, "certify")
     add_data_options(p)
     add_model_options(p)
     g = p.add_argument_group("certification")
     g.add_argument("--method", default="anytime", choices=list(METHODS), help=METHOD_HELP)
     g.add_argument("--alpha", type=probability, default=0.001, help="failure probability of each certificate")
-    g.add_argument(
-        "--radius",
-        type=float,
-        default=None,
-        help="decide certification at this required radius (decision mode); omit to estimate each "
-        "input's radius (radius mode)",
-    )
+    g.add_argument("--radius", type=float, default=None, help=RADIUS_HELP)
     g.add_argument(
         "--n0", type=positive_int, default=100, help="selection (pilot) samples of cohen and --selection pilot"
     )
     g.add_argument("--n", type=positive_int, default=100_000, help="estimation samples of cohen")
-    g.add_argument(
-        "--max-samples",
-        type=positive_int,
-        default=100_000,
-        help="anytime and baselines: most tested samples per input (selection not included)",
-    )
+    g.add_argument("--max-samples", type=positive_int, default=100_000, help="most tested samples per input")
     g.add_argument(
         "--prior",
         default=None,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import HaltfastError
 from .inputs import load_inputs
-from .options import HelpFormatter
+from .options import add_command
 from .options import add_data_options
 from .options import add_model_options
 from .options import add_output_options
@@ -29,13 +29,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def add_train(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a noise-augmented base classifier",
-        formatter_class=HelpFormatter,
-        description="Train a StrideCNN on fashion-mnist or digits with Gaussian noise augmentation and "
-        "write the weights and their model card.",
-    )
+    p = add_command(sub, "train")
     p.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "digits"], help="data set")
     p.add_argument("--data-dir", default=None, help="directory of MNIST-format idx files")
     p.add_argument("--sigma", type=positive_float, required=True, help="noise level of the augmentation")
@@ -111,14 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_record(sub) -> None:
-    p = sub.add_parser(
-        "record",
-        help="record each input's stream of noisy predictions for replay",
-        formatter_class=HelpFormatter,
-        description="Record n0 + n predicted labels under noise per input (and the clean prediction), "
-        "so every method can be compared on identical noise draws. Resumable: rerun the "
-        "same command to finish an interrupted recording.",
-    )
+    p = add_command(sub, "record")
     add_data_options(p)
     add_model_options(p)
     p.add_argument("--n0", type=positive_int, default=100, help="selection samples recorded first")
@@ -159,45 +146,17 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def add_calibrate(sub) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="fit the meta-learner that predicts each input's prior",
-        formatter_class=HelpFormatter,
-        description="Run the base model on calibration images (held out of training and evaluation): "
-        "one clean evaluation per image for the features and --samples noisy ones for "
-        "the target p; fit the meta-learner, tied to the weights' SHA-256. The "
-        "calibration data is kept and reused; --resample draws it again.",
-    )
+    p = add_command(sub, "calibrate")
     add_data_options(p, split="calibration", skip=1)
     add_model_options(p)
     p.add_argument("--samples", type=positive_int, default=1000, help="noisy evaluations per image")
     p.add_argument("--alpha", type=probability, default=0.001, help="alpha the prior strengths are tuned for")
-    p.add_argument(
-        "--tune-max-samples",
-        type=positive_int,
-        default=20_000,
-        help="cap of the simulated E-processes that tune the prior strength",
-    )
-    p.add_argument(
-        "--tune-images",
-        type=positive_int,
-        default=2000,
-        help="held-out calibration images whose simulated E-processes tune the prior strength",
-    )
+    p.add_argument("--tune-max-samples", type=positive_int, default=20_000, help="cap of the tuning simulations")
+    p.add_argument("--tune-images", type=positive_int, default=2000, help="held-out images the tuning simulates")
     add_sampling_options(p, seed=1)
-    p.add_argument(
-        "--data-out",
-        type=Path,
-        default=None,
-        help="calibration data file (default: the user's haltfast folder, see docs/meta-learner.md)",
-    )
+    p.add_argument("--data-out", type=Path, help="calibration data file (default: in the user's haltfast folder)")
     p.add_argument("--resample", action="store_true", help="draw the calibration data again even if it exists")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="meta-learner file (default: the user's haltfast folder, where certify finds it)",
-    )
+    p.add_argument("--out", type=Path, help="meta-learner file (default: in the user's haltfast folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate, streams=None)
 
@@ -280,15 +239,7 @@ def calibration_data(args: argparse.Namespace, inputs, data_path: Path):
 def add_triage(sub) -> None:
     from ..triage import POLICIES
 
-    p = sub.add_parser(
-        "triage",
-        help="spend one budget across many inputs by their risk policies",
-        formatter_class=HelpFormatter,
-        description="Certify many inputs, each with its own required radius and alpha (a TOML policy "
-        "file, see docs/triage.md), under one global budget; a scheduler decides which "
-        "inputs get the next model batch. Ctrl-C or an exhausted budget still reports "
-        "every input's state (certified / not certified / pending / undecided).",
-    )
+    p = add_command(sub, "triage")
     add_data_options(p)
     add_model_options(p)
     p.add_argument("--policies", type=Path, required=True, help="TOML policy file (see docs/triage-example.toml)")
@@ -311,9 +262,9 @@ def add_triage(sub) -> None:
 def cmd_triage(args: argparse.Namespace) -> int:
     from ..files import check_writable
     from ..files import write_json
-    from ..policies import load_policies
     from ..progress import progress_bar
     from ..triage import format_triage_summary
+    from ..triage import load_policies
     from ..triage import triage
 
     check_writable(args.out, "results file")
@@ -348,15 +299,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def add_bench(sub) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="reproduce the results report: every method on recorded streams, plots, live",
-        formatter_class=HelpFormatter,
-        description="Replay every method (Cohen, Horvath et al., Voracek's union-bound and betting "
-        "confidence sequences, haltfast, the oracle prior, Wald's limit) on recorded "
-        "streams (one recording per sigma, made by `haltfast record`), time them live on "
-        "a few images, and write the Markdown report and PNG plots (docs/results.md).",
-    )
+    p = add_command(sub, "bench")
     p.add_argument("--streams", type=Path, nargs="+", required=True, help="recording directories, one per sigma")
     p.add_argument("--max", type=positive_int, default=None, help="use only the first N images of each recording")
     p.add_argument("--alpha", type=probability, default=0.001, help="failure probability of each certificate")
@@ -398,15 +341,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_card(sub) -> None:
-    p = sub.add_parser(
-        "card",
-        help="write the model card that vouches for your weights",
-        formatter_class=HelpFormatter,
-        description="Load a model (TorchScript file, or file.py:factory with --weights), run it once, "
-        "and write <weights>.card.json beside the weights: their SHA-256, sigma, "
-        "normalization, number of classes and input shape. Certify, record, calibrate "
-        "and the results journal then bind to exactly these weights.",
-    )
+    p = add_command(sub, "card")
     p.add_argument("--model", required=True, help="TorchScript file, or file.py:factory / package.module:factory")
     p.add_argument("--weights", type=Path, default=None, help="weights of a factory model")
     p.add_argument("--sigma", type=positive_float, default=None, help="noise level the model was trained for")

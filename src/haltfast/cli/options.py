@@ -20,6 +20,60 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} {SHOW_DEFAULT}" if text else SHOW_DEFAULT
 
 
+COMMANDS = {
+    "train": (
+        "train a noise-augmented base classifier",
+        "Train a StrideCNN on fashion-mnist or digits with Gaussian noise augmentation and "
+        "write the weights and their model card.",
+    ),
+    "record": (
+        "record each input's stream of noisy predictions for replay",
+        "Record n0 + n predicted labels under noise per input (and the clean prediction), "
+        "so every method can be compared on identical noise draws. Resumable: rerun the "
+        "same command to finish an interrupted recording.",
+    ),
+    "calibrate": (
+        "fit the meta-learner that predicts each input's prior",
+        "Run the base model on calibration images (held out of training and evaluation): "
+        "one clean evaluation per image for the features and --samples noisy ones for "
+        "the target p; fit the meta-learner, tied to the weights' SHA-256. The "
+        "calibration data is kept and reused; --resample draws it again.",
+    ),
+    "triage": (
+        "spend one budget across many inputs by their risk policies",
+        "Certify many inputs, each with its own required radius and alpha (a TOML policy "
+        "file, see docs/triage.md), under one global budget; a scheduler decides which "
+        "inputs get the next model batch. Ctrl-C or an exhausted budget still reports "
+        "every input's state (certified / not certified / pending / undecided).",
+    ),
+    "bench": (
+        "reproduce the results report: every method on recorded streams, plots, live",
+        "Replay every method (Cohen, Horvath et al., Voracek's union-bound and betting "
+        "confidence sequences, haltfast, the oracle prior, Wald's limit) on recorded "
+        "streams (one recording per sigma, made by `haltfast record`), time them live on "
+        "a few images, and write the Markdown report and PNG plots (docs/results.md).",
+    ),
+    "card": (
+        "write the model card that vouches for your weights",
+        "Load a model (TorchScript file, or file.py:factory with --weights), run it once, "
+        "and write <weights>.card.json beside the weights: their SHA-256, sigma, "
+        "normalization, number of classes and input shape. Certify, record, calibrate "
+        "and the results journal then bind to exactly these weights.",
+    ),
+    "certify": (
+        "certify inputs of a data set with a smoothed classifier",
+        "Certify every --skip-th image of a data set (or replay a recording); write one "
+        "row per input and print certified accuracy, abstain rate and evaluations.",
+    ),
+}  # (help, description) of each subcommand
+
+
+def add_command(sub, name: str) -> argparse.ArgumentParser:
+    """A subcommand's parser, with its help and description, and help that shows defaults."""
+    help_text, description = COMMANDS[name]
+    return sub.add_parser(name, help=help_text, description=description, formatter_class=HelpFormatter)
+
+
 def positive_float(text: str) -> float:
     value = float(text)
     if not (value > 0 and math.isfinite(value)):

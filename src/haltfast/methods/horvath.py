@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..batches import outcome_batch
 from ..certificate import CERTIFIED
 from ..certificate import NOT_CERTIFIED
 from ..certificate import UNDECIDED
@@ -22,7 +23,6 @@ from ..engine import Target
 from ..errors import HaltfastError
 from ..statistics import clopper_pearson_lower
 from ..statistics import clopper_pearson_upper
-from ..statistics import outcome_batch
 
 HORVATH_STAGES = (1000, 10000, 125000)
 

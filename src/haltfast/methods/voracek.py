@@ -15,6 +15,9 @@ from functools import partial
 import numpy as np
 from scipy import special as sc
 
+from ..batches import least_integer
+from ..batches import outcome_batch
+from ..batches import ragged_positions
 from ..certificate import CERTIFIED
 from ..certificate import NOT_CERTIFIED
 from ..certificate import UNDECIDED
@@ -32,15 +35,11 @@ from ..engine import radius_certificate
 from ..engine import radius_mode_stop
 from ..engine import run_open_inputs
 from ..errors import HaltfastError
+from ..statistics import RunningBounds
 from ..statistics import beta_mixture_lower_bound
-from ..statistics import broadcast_params
-from ..statistics import check_open_unit
 from ..statistics import clopper_pearson_lower
 from ..statistics import clopper_pearson_upper
-from ..statistics import least_integer
 from ..statistics import log_beta_mixture_evalue
-from ..statistics import outcome_batch
-from ..statistics import ragged_positions
 
 CS_KINDS = ("union-bound", "betting")
 
@@ -107,7 +106,7 @@ def union_bound_upper(successes, trials, alpha, gamma=1.1, k_init=11):
     return out[()] if np.ndim(out) == 0 else out
 
 
-class UnionBoundConfidenceSequence:
+class UnionBoundConfidenceSequence(RunningBounds):
     """Voracek's (2024) union-bound confidence sequence for many streams.
 
     Clopper-Pearson bounds at the checkpoints of ``union_bound_checkpoints`` with alpha_j summing to
@@ -117,19 +116,8 @@ class UnionBoundConfidenceSequence:
     """
 
     def __init__(self, alpha, n_streams=None, side="two-sided", gamma=1.1, k_init=11):
-        if side not in ("two-sided", "lower", "upper"):
-            raise ValueError("side must be 'two-sided', 'lower' or 'upper'")
-        n, prm = broadcast_params(n_streams, alpha=alpha)
-        check_open_unit("alpha", prm["alpha"])
-        self.n_streams = n
-        self.side = side
-        self.alpha = prm["alpha"]
+        super().__init__(alpha, n_streams, side)
         self.gamma, self.k_init = float(gamma), int(k_init)
-        self._alpha_side = self.alpha / 2.0 if side == "two-sided" else self.alpha
-        self.successes = np.zeros(n, dtype=np.int64)
-        self.trials = np.zeros(n, dtype=np.int64)
-        self.lower = np.zeros(n, dtype=float)
-        self.upper = np.ones(n, dtype=float)
 
     def update(self, outcomes, streams=None):
         """Add outcomes (k, m) or (m,) to streams (k,); bounds move at each checkpoint passed; returns None."""
@@ -150,7 +138,7 @@ class UnionBoundConfidenceSequence:
             tcp = times[jj]
             ones = np.cumsum(X[has], axis=1, dtype=np.int64)  # only rows that pass a checkpoint
             s_cp = s0[r] + ones[ri, tcp - t0[r] - 1]
-            al = self._alpha_side[rows[r]] * shares[jj]
+            al = self.alpha_side[rows[r]] * shares[jj]
             if self.side in ("two-sided", "lower"):
                 lb = clopper_pearson_lower(s_cp, tcp, al)
                 np.maximum.at(self.lower, rows[r], lb)

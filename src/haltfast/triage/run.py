@@ -1,14 +1,7 @@
-"""Risk-based compute triage: many inputs, each with its own risk policy, one global budget.
+"""The triage run: a scheduler spends one budget over many inputs, each with its own tests and risk class.
 
-Every input has its own anytime-valid E-processes (certification and futility, as in
-`certify_anytime`'s decision mode) on its own canonical noise stream. A scheduler decides, round
-by round, which inputs get the next model batch and how many samples each; inputs are paused and
-resumed freely. The schedule is a function of past data only, and each E-process is fed only its
-own input's samples, so Ville's inequality holds for each input whatever the schedule: the
-probability that an input is ever certified at its radius r_i although p <= Phi(r_i / sigma) is
-at most its alpha_i, at whatever moment the run stops (budget, time, interruption).
-
-See docs/triage.md for the configuration format, the scheduling policies and the benchmark.
+Each input's E-processes are fed only its own stream, so each certificate holds at its class's alpha
+whatever the schedule (see the package docstring and docs/triage.md).
 """
 
 from __future__ import annotations
@@ -17,51 +10,42 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 from scipy import special as sc
 
-from .certificate import ABSTAIN
-from .certificate import CERTIFIED
-from .certificate import FAILED
-from .certificate import NOT_CERTIFIED
-from .certificate import PENDING
-from .certificate import UNDECIDED
-from .certificate import StopReason
-from .certificate import is_number
-from .certificate import p_for_radius
-from .certificate import radius_from_p
-from .certificate import validate_count
-from .engine import decide
-from .engine import decision_chunks
-from .errors import HaltfastError
-from .files import atomic_write
+from ..certificate import ABSTAIN
+from ..certificate import CERTIFIED
+from ..certificate import FAILED
+from ..certificate import NOT_CERTIFIED
+from ..certificate import PENDING
+from ..certificate import UNDECIDED
+from ..certificate import StopReason
+from ..certificate import is_number
+from ..certificate import p_for_radius
+from ..certificate import radius_from_p
+from ..certificate import validate_count
+from ..engine import decide
+from ..engine import decision_chunks
+from ..errors import HaltfastError
+from ..priors import check_prior
+from ..priors import resolve_prior
+from ..statistics import BetaMixtureTest
+from ..statistics import bernoulli_kl
+from ..statistics import beta_mixture_lower_bound
+from ..streams import RecordedStreams
 from .policies import assign_classes
 from .policies import load_policies
 from .policies import validate_policies
-from .priors import check_prior
-from .priors import resolve_prior
-from .statistics import BetaMixtureTest
-from .statistics import bernoulli_kl
-from .statistics import beta_mixture_lower_bound
-from .streams import RecordedStreams
+from .report import TriageReport
+from .schedulers import POLICIES
+from .schedulers import SCHEDULERS
 
-__all__ = ["POLICIES", "STATES", "Triage", "TriageReport", "format_triage_summary", "triage"]
-
-POLICIES = ("max-decisions", "max-weighted", "risk", "round-robin")
-STATES = (CERTIFIED, NOT_CERTIFIED, PENDING, UNDECIDED, FAILED)
 _PENDING, _CERTIFIED, _NOT_CERTIFIED, _UNDECIDED, _ERROR = range(5)
 _STATE_NAMES = np.array([PENDING, CERTIFIED, NOT_CERTIFIED, UNDECIDED, FAILED])
 _STATE_CODES = {CERTIFIED: _CERTIFIED, NOT_CERTIFIED: _NOT_CERTIFIED, UNDECIDED: _UNDECIDED}
 _QUADRATURE = 12  # posterior quantiles used to estimate an input's remaining cost
-
-
-# ---------------------------------------------------------------------------------------------
-# The triage run
-# ---------------------------------------------------------------------------------------------
 
 
 class Triage:
@@ -111,7 +95,7 @@ class Triage:
         validate_policies(self.policies, sigma)
         self.sigma = float(sigma)
         self.streams, self.items = streams, [int(i) for i in items]
-        n = self.n = len(self.items)
+        self.n = len(self.items)
         self.n0 = validate_count("n0", n0)
         self.batch = validate_count("batch", batch)
         if self.batch < self.n0:
@@ -122,15 +106,28 @@ class Triage:
             raise HaltfastError(f"unknown scheduling policy {policy!r}; choose one of {', '.join(POLICIES)}")
         self.policy = policy
         self.policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "custom")
-        self._scheduler = policy if callable(policy) else _SCHEDULERS[policy]
-        self.indices = np.asarray(indices if indices is not None else self.items, dtype=np.int64)
-        if self.indices.shape != (n,):
-            raise HaltfastError(f"indices has {self.indices.size} entries for {n} inputs")
-        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        if self.labels is not None and self.labels.shape != (n,):
-            raise HaltfastError(f"labels has {self.labels.size} entries for {n} inputs")
+        self._scheduler = policy if callable(policy) else SCHEDULERS[policy]
+        self.indices = self._per_input("indices", indices if indices is not None else self.items)
+        self.labels = None if labels is None else self._per_input("labels", labels)
+        self.cls = self._class_numbers(classes)
+        if not callable(prior):
+            check_prior(prior, with_pilot=True, n_items=None if isinstance(prior, str) else self.n)
+        self._prior = prior
+        self.progress, self.on_round = progress, on_round
+        self._class_settings()
+        self._check_recording()
+        self._init_state()
+
+    def _per_input(self, name: str, values) -> np.ndarray:
+        array = np.asarray(values, dtype=np.int64)
+        if array.shape != (self.n,):
+            raise HaltfastError(f"{name} has {array.size} entries for {self.n} inputs")
+        return array
+
+    def _class_numbers(self, classes) -> np.ndarray:
+        """Each input's class number: given (numbers or names), or dealt by the policies' selection rules."""
         if classes is None:
-            classes = assign_classes(self.policies, n, self.indices)
+            classes = assign_classes(self.policies, self.n, self.indices)
         classes = np.asarray(classes)
         if classes.dtype.kind in "USO":  # class names
             number = {p.name: k for k, p in enumerate(self.policies)}
@@ -140,38 +137,40 @@ class Triage:
                     f"unknown class name(s) {', '.join(map(repr, unknown))}; the policies define {', '.join(number)}"
                 )
             classes = np.array([number[str(c)] for c in classes.tolist()], dtype=np.int64)
-        self.cls = np.asarray(classes, dtype=np.int64)
-        if self.cls.shape != (n,) or (n and (self.cls.min() < 0 or self.cls.max() >= len(self.policies))):
+        cls = np.asarray(classes, dtype=np.int64)
+        if cls.shape != (self.n,) or (self.n and (cls.min() < 0 or cls.max() >= len(self.policies))):
             raise HaltfastError(f"classes must hold one class number in [0, {len(self.policies)}) per input")
-        if callable(prior):
-            self._prior = prior
-        else:
-            check_prior(prior, with_pilot=True, n_items=None if isinstance(prior, str) else n)
-            self._prior = prior
-        self.progress, self.on_round = progress, on_round
+        return cls
 
-        P = self.policies
-        self.radius = np.array([P[k].radius for k in self.cls], dtype=float)
-        self.alpha = np.array([P[k].alpha for k in self.cls], dtype=float)
-        self.alpha_fut = np.array([P[k].futility_alpha or P[k].alpha for k in self.cls], dtype=float)
-        self.priority = np.array([P[k].priority for k in self.cls], dtype=float)
-        self.cap = np.array([P[k].max_samples for k in self.cls], dtype=np.int64)
-        self.p0 = np.array([p_for_radius(P[k].radius, self.sigma) for k in self.cls], dtype=float)
-        if isinstance(streams, RecordedStreams):  # a recording: refuse caps it cannot serve, up front
-            recorded = streams.streams
-            for j, item in enumerate(self.items):
-                have = len(recorded[item]) - int(streams.positions[item])
-                if have < self.n0 + self.cap[j]:
-                    pc = P[self.cls[j]]
-                    raise HaltfastError(
-                        f"the recorded stream of input {int(self.indices[j])} has {have:,} labels "
-                        f"left; class {pc.name!r} needs n0 + max_samples = "
-                        f"{self.n0 + pc.max_samples:,}: set max_samples <= "
-                        f"{max(have - self.n0, 0):,} for that class or record longer streams"
-                    )
+    def _class_settings(self) -> None:
+        """Each input's radius, alphas, priority, cap, p0 and thresholds, from its class."""
+        P = [self.policies[k] for k in self.cls]
+        self.radius = np.array([p.radius for p in P], dtype=float)
+        self.alpha = np.array([p.alpha for p in P], dtype=float)
+        self.alpha_fut = np.array([p.futility_alpha or p.alpha for p in P], dtype=float)
+        self.priority = np.array([p.priority for p in P], dtype=float)
+        self.cap = np.array([p.max_samples for p in P], dtype=np.int64)
+        self.p0 = np.array([p_for_radius(p.radius, self.sigma) for p in P], dtype=float)
         self.thr = -np.log(self.alpha)
         self.thr_fut = -np.log(self.alpha_fut)
 
+    def _check_recording(self) -> None:
+        """A recording: refuse caps it cannot serve, up front."""
+        streams = self.streams
+        if not isinstance(streams, RecordedStreams):
+            return
+        for j, item in enumerate(self.items):
+            have = len(streams.streams[item]) - int(streams.positions[item])
+            if have < self.n0 + self.cap[j]:
+                pc = self.policies[self.cls[j]]
+                raise HaltfastError(
+                    f"the recorded stream of input {int(self.indices[j])} has {have:,} labels left; class "
+                    f"{pc.name!r} needs n0 + max_samples = {self.n0 + pc.max_samples:,}: set max_samples <= "
+                    f"{max(have - self.n0, 0):,} for that class or record longer streams"
+                )
+
+    def _init_state(self) -> None:
+        n = self.n
         self.state = np.full(n, _PENDING, dtype=np.int64)
         self.piloted = np.zeros(n, dtype=bool)
         self.c_hat = np.full(n, ABSTAIN, dtype=np.int64)
@@ -205,6 +204,11 @@ class Triage:
     def pending(self) -> np.ndarray:
         """Boolean mask of inputs that may still be scheduled."""
         return self.state == _PENDING
+
+    @property
+    def decided(self) -> np.ndarray:
+        """Boolean mask of inputs certified or not certified."""
+        return (self.state == _CERTIFIED) | (self.state == _NOT_CERTIFIED)
 
     @property
     def budget_left(self) -> int | None:
@@ -459,317 +463,62 @@ class Triage:
         p_lower = np.where(self.state == _CERTIFIED, self.p0, lower)
         cs_radius = np.where(lower > 0.5, radius_from_p(np.maximum(lower, 0.5), self.sigma), 0.0)
         cert_radius = np.where(self.state == _CERTIFIED, self.radius, cs_radius)
-        rows = []
-        names = [p.name for p in self.policies]
-        for j in range(self.n):
-            s = int(self.state[j])
-            if s == _CERTIFIED:
-                why = StopReason.EVALUE
-            elif s == _NOT_CERTIFIED:
-                why = StopReason.UPPER_BELOW
-            elif s == _UNDECIDED:
-                why = StopReason.MAX_SAMPLES
-            elif s == _ERROR:
-                why = StopReason.MODEL_ERROR
-            elif self.stop_reason == "running":  # a report taken mid-run (from on_round)
-                why = "running" if self.piloted[j] else "not started"
-            elif not self.piloted[j]:
-                why = f"not started ({self.stop_reason})"
-            else:
-                why = f"paused ({self.stop_reason})"
-            pred = int(self.c_hat[j])
-            label = None if self.labels is None else int(self.labels[j])
-            rows.append(
-                {
-                    "index": int(self.indices[j]),
-                    "label": label,
-                    "class": names[self.cls[j]],
-                    "radius": float(self.radius[j]),
-                    "alpha": float(self.alpha[j]),
-                    "priority": float(self.priority[j]),
-                    "state": str(_STATE_NAMES[s]),
-                    "prediction": pred,
-                    "correct": None if label is None or pred == ABSTAIN else bool(pred == label),
-                    "evaluations": int(self.evaluations[j]),
-                    "tested": int(self.tested[j]),
-                    "stopped_at": int(self.stopped_at[j]),
-                    "log_evalue": float(self.log_evalue[j]),
-                    "log_evalue_futility": float(self.log_evalue_fut[j]),
-                    "p_lower": float(p_lower[j]),
-                    "certified_radius": float(cert_radius[j]),
-                    "stop_reason": why,
-                    "error": self.errors.get(j),
-                }
-            )
-        return TriageReport(
-            rows,
-            {
-                "policy": self.policy_name,
-                "sigma": self.sigma,
-                "n0": self.n0,
-                "batch": self.batch,
-                "evaluations": int(self.used),
-                "budget_evaluations": self.budget_evaluations,
-                "budget_seconds": self.budget_seconds,
-                "seconds": float(self.seconds),
-                "rounds": int(self.rounds),
-                "stop_reason": self.stop_reason,
-                "classes": [
-                    {
-                        "name": p.name,
-                        "radius": p.radius,
-                        "alpha": p.alpha,
-                        "priority": p.priority,
-                        "max_samples": p.max_samples,
-                    }
-                    for p in self.policies
-                ],
-            },
-        )
+        rows = [self._row(j, float(p_lower[j]), float(cert_radius[j])) for j in range(self.n)]
+        classes = [
+            {"name": p.name, "radius": p.radius, "alpha": p.alpha, "priority": p.priority, "max_samples": p.max_samples}
+            for p in self.policies
+        ]
+        meta = {
+            "policy": self.policy_name,
+            "sigma": self.sigma,
+            "n0": self.n0,
+            "batch": self.batch,
+            "evaluations": int(self.used),
+            "budget_evaluations": self.budget_evaluations,
+            "budget_seconds": self.budget_seconds,
+            "seconds": float(self.seconds),
+            "rounds": int(self.rounds),
+            "stop_reason": self.stop_reason,
+            "classes": classes,
+        }
+        return TriageReport(rows, meta)
 
+    def _row(self, j: int, p_lower: float, certified_radius: float) -> dict:
+        """Input j's row of the report."""
+        pred = int(self.c_hat[j])
+        label = None if self.labels is None else int(self.labels[j])
+        return {
+            "index": int(self.indices[j]),
+            "label": label,
+            "class": self.policies[self.cls[j]].name,
+            "radius": float(self.radius[j]),
+            "alpha": float(self.alpha[j]),
+            "priority": float(self.priority[j]),
+            "state": str(_STATE_NAMES[self.state[j]]),
+            "prediction": pred,
+            "correct": None if label is None or pred == ABSTAIN else bool(pred == label),
+            "evaluations": int(self.evaluations[j]),
+            "tested": int(self.tested[j]),
+            "stopped_at": int(self.stopped_at[j]),
+            "log_evalue": float(self.log_evalue[j]),
+            "log_evalue_futility": float(self.log_evalue_fut[j]),
+            "p_lower": p_lower,
+            "certified_radius": certified_radius,
+            "stop_reason": self._why(j),
+            "error": self.errors.get(j),
+        }
 
-# ---------------------------------------------------------------------------------------------
-# Scheduling policies: each proposes (inputs, chunk sizes) in order of preference
-# ---------------------------------------------------------------------------------------------
-
-
-def _schedule_round_robin(tri: Triage, room: int) -> tuple[np.ndarray, np.ndarray]:
-    """Equal chunks to every pending input, least-served first (pilots of n0 first)."""
-    js = np.nonzero(tri.pending)[0]
-    js = js[np.lexsort((js, tri.served[js]))]
-    chunk = max(tri.min_chunk, room // max(js.size, 1))
-    counts = np.where(tri.piloted[js], chunk, tri.n0)
-    return js, counts
-
-
-def _schedule_risk(tri: Triage, room: int) -> tuple[np.ndarray, np.ndarray]:
-    """Only the highest pending priority is served (smallest alpha, then input order, first within it),
-    so a lower priority gets nothing while a higher one has pending inputs; chunks by certify_anytime's rule."""
-    js = np.nonzero(tri.pending)[0]
-    if js.size:
-        js = js[tri.priority[js] == tri.priority[js].max()]
-    js = js[np.lexsort((js, tri.alpha[js]))]
-    return js, tri.default_chunks(js)
-
-
-def _decision_rates(tri: Triage, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Expected decisions per evaluation of each pending input, and its expected remaining cost.
-
-    Piloted inputs: the posterior mean of 1{cost(p) <= horizon} / cost(p), horizon = min(cap left,
-    budget left), and the posterior median of cost(p). Inputs not yet piloted: the mean of
-    1{feasible} / (n0 + spent + cost) over the inputs of the same class already piloted (its
-    inverse is their expected cost); while a class has none, its first input gets rate inf (explored
-    first) and the others 0.
-    """
-    pend = np.nonzero(tri.pending)[0]
-    rate = np.zeros(tri.n)
-    expected = np.full(tri.n, np.inf)
-    pil = pend[tri.piloted[pend]]
-    left = tri.budget_left
-    k = len(tri.policies)
-    total, count = np.zeros(k), np.zeros(k)
-    if pil.size:
-        cost = tri.remaining_cost_quantiles(pil)
-        horizon = (tri.cap[pil] - tri.tested[pil]).astype(float)
-        if left is not None:
-            horizon = np.minimum(horizon, float(left))
-        ok = cost <= horizon[:, None]
-        rate[pil] = np.where(ok, 1.0 / cost, 0.0).mean(axis=1)
-        expected[pil] = np.median(cost, axis=1)
-        whole = np.where(ok, 1.0 / (tri.n0 + tri.tested[pil][:, None] + cost), 0.0).mean(axis=1)
-        total += np.bincount(tri.cls[pil], whole, minlength=k)
-        count += np.bincount(tri.cls[pil], minlength=k)
-    done = np.nonzero(tri.piloted & ~tri.pending)[0]
-    if done.size:  # finished inputs tell what a whole input of their class cost
-        decided = (tri.state[done] == _CERTIFIED) | (tri.state[done] == _NOT_CERTIFIED)
-        value = np.where(decided, 1.0 / np.maximum(tri.evaluations[done], 1), 0.0)
-        total += np.bincount(tri.cls[done], value, minlength=k)
-        count += np.bincount(tri.cls[done], minlength=k)
-    new = pend[~tri.piloted[pend]]
-    if new.size:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            class_rate = np.where(count > 0, total / np.maximum(count, 1), np.inf)
-            class_cost = np.where(np.isinf(class_rate), tri.n0, 1.0 / class_rate)
-        rate[new] = class_rate[tri.cls[new]]
-        expected[new] = class_cost[tri.cls[new]]
-        unknown = new[np.isinf(rate[new])]
-        if unknown.size:  # explore a class by one pilot at a time, not a whole batch of them
-            first = np.unique(tri.cls[unknown], return_index=True)[1]
-            rate[unknown] = 0.0
-            rate[unknown[first]] = np.inf
-    if weighted:
-        rate = rate * tri.priority
-    return rate, expected
-
-
-def _schedule_max_decisions(tri: Triage, room: int, weighted: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Largest expected decisions per evaluation first (ties: smallest expected cost).
-
-    With an evaluation budget, inputs with a positive rate are kept greedily in that order only
-    while their expected remaining costs fit in the budget left (the best input always), so the
-    end of the budget is not spread over inputs it cannot finish; a round may then be smaller
-    than `batch`.
-    """
-    rate, expected = _decision_rates(tri, weighted)
-    js = np.nonzero(tri.pending)[0]
-    js = js[np.lexsort((js, expected[js], -rate[js]))]
-    left = tri.budget_left
-    if left is not None and js.size > 1:
-        keep = np.zeros(js.size, dtype=bool)
-        keep[0] = True
-        room_left, most = float(left), room // tri.min_chunk + 1  # a round cannot take more inputs than that
-        for i, (c, r) in enumerate(zip(expected[js].tolist(), rate[js].tolist())):
-            if r > 0 and c <= room_left:
-                keep[i] = True
-                room_left -= c
-                most -= 1
-                if most <= 0:
-                    break
-        js = js[keep]
-    return js, tri.default_chunks(js)
-
-
-_SCHEDULERS: dict[str, Callable] = {
-    "max-decisions": _schedule_max_decisions,
-    "max-weighted": lambda tri, room: _schedule_max_decisions(tri, room, weighted=True),
-    "risk": _schedule_risk,
-    "round-robin": _schedule_round_robin,
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Reports
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TriageReport:
-    """Every input's state at one moment, plus the run's bookkeeping (policy, evaluations, budget, stop reason)."""
-
-    _rows: list = field(repr=False)
-    meta: dict = field(default_factory=dict)
-
-    def rows(self) -> list[dict]:
-        """One flat dict per input, in input order (for pandas / CSV)."""
-        return [dict(r) for r in self._rows]
-
-    @property
-    def stop_reason(self) -> str:
-        return self.meta.get("stop_reason", "")
-
-    @property
-    def evaluations(self) -> int:
-        return int(self.meta.get("evaluations", 0))
-
-    def summary(self) -> dict:
-        """Counts per class and state, decided inputs, evaluations used against the budget."""
-        states = {s: sum(r["state"] == s for r in self._rows) for s in STATES}
-        per_class = {}
-        for c in self.meta.get("classes", []):
-            mine = [r for r in self._rows if r["class"] == c["name"]]
-            entry = {**c, "inputs": len(mine)}
-            entry.update({s: sum(r["state"] == s for r in mine) for s in STATES})
-            entry["decided"] = entry[CERTIFIED] + entry[NOT_CERTIFIED]
-            entry["evaluations"] = int(sum(r["evaluations"] for r in mine))
-            if mine and mine[0]["label"] is not None:
-                entry["certified_correct"] = sum(r["state"] == "certified" and bool(r["correct"]) for r in mine)
-            per_class[c["name"]] = entry
-        keys = (
-            "policy",
-            "sigma",
-            "n0",
-            "evaluations",
-            "budget_evaluations",
-            "budget_seconds",
-            "seconds",
-            "rounds",
-            "stop_reason",
-        )
-        out = {"inputs": len(self._rows), **{k: self.meta.get(k) for k in keys}}
-        out["decided"] = states[CERTIFIED] + states[NOT_CERTIFIED]
-        out["states"] = states
-        out["classes"] = per_class
-        return out
-
-    def write_csv(self, path: str | Path) -> None:
-        """Write rows() as CSV through a temporary file (never a half-written file)."""
-        import pandas as pd
-
-        atomic_write(path, lambda tmp: pd.DataFrame(self.rows()).to_csv(tmp, index=False))
-
-
-def format_triage_summary(summary: dict) -> str:
-    """A human-readable summary: run line, then one line per class with counts per state."""
-    if not summary.get("inputs"):
-        return "no inputs"
-    budget = summary.get("budget_evaluations")
-    used = summary.get("evaluations") or 0
-    lines = [
-        f"policy {summary['policy']}: {summary['decided']} of {summary['inputs']} inputs decided, "
-        f"{used:,} evaluations"
-        + (f" of a budget of {budget:,}" if budget is not None else "")
-        + f" in {summary.get('seconds') or 0:.1f} s, {summary.get('rounds')} rounds; stopped: "
-        f"{summary.get('stop_reason')}"
-    ]
-    head = (
-        f"{'class':<14}{'radius':>7}{'alpha':>9}{'prio':>6}{'inputs':>8}{'certified':>11}{'not cert.':>11}"
-        f"{'pending':>9}{'undecided':>11}{'error':>7}{'evaluations':>14}"
-    )
-    lines.append(head)
-    for name, c in summary["classes"].items():
-        lines.append(
-            f"{name[:13]:<14}{c['radius']:>7g}{c['alpha']:>9.0e}{c['priority']:>6g}{c['inputs']:>8}"
-            f"{c[CERTIFIED]:>11}{c[NOT_CERTIFIED]:>11}{c['pending']:>9}{c['undecided']:>11}{c['error']:>7}"
-            f"{c['evaluations']:>14,}"
-        )
-    s = summary["states"]
-    lines.append(
-        f"{'all':<14}{'':>7}{'':>9}{'':>6}{summary['inputs']:>8}{s[CERTIFIED]:>11}{s[NOT_CERTIFIED]:>11}"
-        f"{s['pending']:>9}{s['undecided']:>11}{s['error']:>7}{used:>14,}"
-    )
-    return "\n".join(lines)
-
-
-def triage(
-    streams,
-    items,
-    policies,
-    *,
-    sigma: float,
-    classes=None,
-    budget_evaluations: int | None = None,
-    budget_seconds: float | None = None,
-    policy="max-decisions",
-    n0: int = 100,
-    prior="pilot",
-    batch: int = 4000,
-    labels=None,
-    indices=None,
-    progress=None,
-    on_round=None,
-    **options,
-) -> TriageReport:
-    """Triage a set of inputs under a global budget; returns every input's state when it stops.
-
-    Each certified input is wrong with probability at most its class alpha whatever the policy; the
-    evaluations (pilots included) never exceed budget_evaluations; an interrupt (Ctrl-C, or a
-    KeyboardInterrupt from on_round) returns the report of that moment. `policies` is a list of
-    PolicyClass or the path of a TOML policy file; see Triage for the other arguments.
-    """
-    tri = Triage(
-        streams,
-        items,
-        policies,
-        sigma=sigma,
-        classes=classes,
-        policy=policy,
-        n0=n0,
-        prior=prior,
-        batch=batch,
-        labels=labels,
-        indices=indices,
-        progress=progress,
-        on_round=on_round,
-        **options,
-    )
-    return tri.run(budget_evaluations, budget_seconds)
+    def _why(self, j: int) -> str:
+        """Why input j stopped, or that it has not (yet)."""
+        reasons = {
+            _CERTIFIED: StopReason.EVALUE,
+            _NOT_CERTIFIED: StopReason.UPPER_BELOW,
+            _UNDECIDED: StopReason.MAX_SAMPLES,
+            _ERROR: StopReason.MODEL_ERROR,
+        }
+        state = int(self.state[j])
+        if state in reasons:
+            return reasons[state]
+        if self.stop_reason == "running":  # a report taken mid-run (from on_round)
+            return "running" if self.piloted[j] else "not started"
+        return f"not started ({self.stop_reason})" if not self.piloted[j] else f"paused ({self.stop_reason})"

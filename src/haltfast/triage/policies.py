@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .certificate import check_radius
-from .certificate import is_number
-from .errors import HaltfastError
+from ..certificate import check_radius
+from ..certificate import is_number
+from ..errors import HaltfastError
 
 __all__ = ["PolicyClass", "assign_classes", "load_policies", "parse_policies", "validate_policies"]
 
