@@ -1,6 +1,7 @@
 # Two commands for a new user (see README): `make demo` and `make test`.
 # Both create .venv, install the package (torch pinned to the CPU wheel) and,
-# when missing, the Debian package with Fashion-MNIST.
+# when missing, the Debian package with Fashion-MNIST. `make check` runs the
+# linter, the format check and the type checker (CI runs it before the tests).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,12 +9,12 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   := /usr/share/datasets/fashion-mnist
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test data install clean
+.PHONY: demo test check data install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +27,11 @@ demo: install data
 
 test: install data
 	$(BIN)/python -m pytest
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) runs
