@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -39,6 +40,7 @@ class StopReason:
     CP_LOWER = "Clopper-Pearson lower bound reached Phi(r/sigma)"
     CP_UPPER = "Clopper-Pearson upper bound below Phi(r/sigma)"
     LAST_STAGE = "last stage did not certify"
+    BUCKET_DECIDED = "grid bucket decided"
 
 
 @dataclass
@@ -153,3 +155,22 @@ def check_radius(radius: float, max_samples: int, alpha: float, sigma: float, wh
             f"alpha={alpha:g} and sigma={sigma:g}: even if every sample hits, the largest "
             f"certifiable radius is {r_max:.4f}; it needs {need}"
         )
+
+
+def check_grid(radii, max_samples: int, alpha: float, sigma: float) -> tuple[float, ...]:
+    """The radii of a grid, each checked by check_radius; raise a HaltfastError unless they are non-empty and
+    strictly increasing (no duplicates), naming the offending radius."""
+    try:
+        grid = tuple(float(r) for r in radii)
+    except (TypeError, ValueError):
+        raise HaltfastError(f"radii must be numbers, got {radii!r}") from None
+    if not grid:
+        raise HaltfastError("the radius grid is empty: give at least one radius, e.g. 0.25,0.5,0.75")
+    for r in grid:
+        check_radius(r, max_samples, alpha, sigma, what="grid radius")
+    for lo, hi in itertools.pairwise(grid):
+        if hi == lo:
+            raise HaltfastError(f"the radius grid lists {lo:g} twice; give each radius once")
+        if hi < lo:
+            raise HaltfastError(f"the radius grid must be increasing: {hi:g} comes after {lo:g}")
+    return grid

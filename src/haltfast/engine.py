@@ -23,6 +23,7 @@ from .certificate import NOT_CERTIFIED
 from .certificate import UNDECIDED
 from .certificate import Certificate
 from .certificate import StopReason
+from .certificate import check_grid
 from .certificate import check_radius
 from .certificate import failed_certificate
 from .certificate import p_for_radius
@@ -104,14 +105,24 @@ class Target:
     alpha: float = 0.001
     radius: float | None = None
     max_samples: int = 100_000
+    radii: tuple[float, ...] | None = None  # grid mode: certify each input at the largest of these it supports
 
     def __post_init__(self):
         if not (isinstance(self.sigma, (int, float)) and np.isfinite(self.sigma) and self.sigma > 0):
             raise HaltfastError(f"sigma must be a positive number, got {self.sigma}")
         object.__setattr__(self, "alpha", validate_alpha(self.alpha))
         object.__setattr__(self, "max_samples", validate_count("max_samples", self.max_samples))
+        if self.radius is not None and self.radii is not None:
+            raise HaltfastError("give a required radius or a grid of radii, not both")
         if self.radius is not None:
             check_radius(self.radius, self.max_samples, self.alpha, self.sigma)
+        if self.radii is not None:
+            object.__setattr__(self, "radii", check_grid(self.radii, self.max_samples, self.alpha, self.sigma))
+
+    @property
+    def mode(self) -> str:
+        """'decision' (a required radius), 'grid' (a grid of radii) or 'radius' (estimate each input's radius)."""
+        return "decision" if self.radius is not None else "grid" if self.radii is not None else "radius"
 
     @property
     def z(self) -> float:

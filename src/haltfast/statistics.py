@@ -286,17 +286,19 @@ class BetaMixtureTest:
     def _first_crossings(self, seg: Segments) -> np.ndarray:
         """Global position of each segment's first sample with log E >= log(1/alpha), or -1.
 
-        Exact filters spare most evaluations of the incomplete beta function: a success multiplies E by
-        at most 1/p0 and a failure by at most 1, so no crossing comes before the successes that could
-        close the gap at that rate; log E is its untruncated part plus log Q(a+S, b+F; p0) <= 0, and
-        E <= 1 while S <= p0 t (the likelihood ratio of every p >= p0 is then at most 1), so only
-        positions where the cheap untruncated part reaches the threshold on the right side are evaluated.
+        Exact bounds spare most evaluations of the incomplete beta function. A success multiplies E by at
+        most 1/p0 and a failure by at most 1, so no crossing comes before the successes that could close the
+        gap at that rate, nor within REFERENCE samples of a reference position beyond that rate; E <= 1
+        while S <= p0 t (every p >= p0 then explains the data no better than p0); and log E is its cheap
+        untruncated part plus log Q(a+S, b+F; p0) <= 0. Only positions that pass all of these get the
+        exact value, a few per segment at a time.
         """
         rows = seg.rows
         s0, t0, l0 = self._seff[rows], self.trials[rows], self.log_evalue[rows]
-        thr = self._thr[rows]
-        slack = 1e-6 + 1e-12 * (t0 + seg.ends - seg.starts + 1).astype(float)  # rounding in the linear bound
-        want = np.maximum(np.ceil((thr - slack - l0) / -self._lp0[rows]), 0).astype(np.int64)
+        thr, lq, p0e = self._thr[rows], -self._lp0[rows], self._p0e[rows]
+        slack = 1e-6 + 1e-12 * (t0 + seg.ends - seg.starts + 1).astype(float)  # rounding in the linear bounds
+        need = thr - slack
+        want = np.maximum(np.ceil((need - l0) / lq), 0).astype(np.int64)
         first = np.maximum(np.searchsorted(seg.ones, seg.before + want, side="left"), seg.starts)
         out = np.full(rows.size, -1, dtype=np.int64)
         todo = np.nonzero(first <= seg.ends)[0]
@@ -304,26 +306,29 @@ class BetaMixtureTest:
         while todo.size:
             hi = seg.ends[todo] + 1
             rep, pos, _ = ragged_positions(ptr, hi - ptr)
+            s = s0[todo][rep] + seg.ones[pos] - seg.before[todo][rep]
+            t = t0[todo][rep] + (pos - seg.starts[todo][rep]) + 1
+            right = np.nonzero(s >= p0e[todo][rep] * t)[0]
+            rep, pos, s, t = rep[right], pos[right], s[right], t[right]
             k = todo[rep]
-            st = rows[k]
-            s = s0[k] + seg.ones[pos] - seg.before[k]
-            t = t0[k] + (pos - seg.starts[k]) + 1
-            f = t - s
-            untruncated = _log_mixture_untruncated(
-                s, f, self._ae[st], self._be[st], self._lp0[st], self._l1p0[st], self._lnorm[st]
-            )
-            # log Q <= 0 (up to rounding), and E <= 1 unless the empirical rate exceeds p0 (the prior lies above it)
-            cand = np.nonzero((untruncated >= thr[k] - 1e-9) & (s >= self._p0e[st] * t))[0]
-            # the first few candidates of each segment get the exact value; rarely a segment needs another pass
+            cand = self._bounded(rows[k], s, t, rep, lq[k], need[k])
             rank = _rank_within(rep[cand])
             cand = cand[rank < 8]
-            exact = untruncated[cand] + log_betaincc(
-                self._ae[st[cand]] + s[cand], self._be[st[cand]] + f[cand], self._p0e[st[cand]]
+            st = rows[k[cand]]
+            exact = _log_mixture_core(
+                s[cand],
+                t[cand],
+                self._p0e[st],
+                self._ae[st],
+                self._be[st],
+                self._lp0[st],
+                self._l1p0[st],
+                self._lnorm[st],
             )
             hit = cand[exact >= thr[k[cand]]]
             hit_rows, first_hit = np.unique(rep[hit], return_index=True)
             out[todo[hit_rows]] = pos[hit[first_hit]]
-            # rows without a crossing go on after the last position examined
+            # rows whose examined candidates did not cross go on after the last of them
             more = np.bincount(rep[cand], minlength=todo.size) == 8
             resume = hi.copy()
             if more.any():
@@ -333,6 +338,25 @@ class BetaMixtureTest:
             go_on = (out[todo] < 0) & (resume <= seg.ends[todo])
             todo, ptr = todo[go_on], resume[go_on]
         return out
+
+    def _bounded(self, st, s, t, rep, lq, need) -> np.ndarray:
+        """Positions (of these, one row's in a run) whose upper bounds on log E reach `need`: the untruncated part
+        at every REFERENCE-th position plus lq per success since, then the untruncated part itself."""
+        rank = _rank_within(rep)
+        refs = np.nonzero(rank % REFERENCE == 0)[0]
+        at_ref = np.zeros(s.size)
+        at_ref[refs] = self._untruncated(st[refs], s[refs], t[refs])
+        ref_of = np.maximum.accumulate(np.where(rank % REFERENCE == 0, np.arange(s.size), 0))
+        near = np.nonzero(at_ref[ref_of] + (s - s[ref_of]) * lq >= need)[0]
+        return near[self._untruncated(st[near], s[near], t[near]) >= need[near]]
+
+    def _untruncated(self, st, s, t) -> np.ndarray:
+        return _log_mixture_untruncated(
+            s, t - s, self._ae[st], self._be[st], self._lp0[st], self._l1p0[st], self._lnorm[st]
+        )
+
+
+REFERENCE = 32  # positions between the untruncated bound's reference points in the crossing search
 
 
 class Segments:

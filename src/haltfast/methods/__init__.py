@@ -67,8 +67,9 @@ def run_method(
     elif method == "anytime":
         options["n0"] = n0
     radius, max_samples = options.pop("radius", None), options.pop("max_samples", 100_000)
+    radii = options.pop("radii", None)
     run = Run(streams, items, labels, indices, progress, on_result)
-    target = Target(sigma, alpha, radius, max_samples)
+    target = Target(sigma, alpha, radius, max_samples, None if radii is None else tuple(radii))
     try:
         inspect.signature(procedure).bind(run, target, **options)
     except TypeError as exc:

@@ -7,8 +7,10 @@ import numpy as np
 
 from ..certificate import CERTIFIED
 from ..certificate import NOT_CERTIFIED
+from ..certificate import UNDECIDED
 from ..certificate import Certificate
 from ..certificate import StopReason
+from ..certificate import p_for_radius
 from ..certificate import radius_from_p
 from ..certificate import validate_alpha
 from ..certificate import validate_count
@@ -48,6 +50,12 @@ def certify_anytime(
 ) -> list[Certificate]:
     """Anytime-valid certification with early stopping, many inputs sharing every model batch.
 
+    Grid mode (a grid of radii r_1 < ... < r_K): one certification and one futility E-process per radius;
+    an input is certified at r_c, the largest radius whose test and every smaller radius's test rejected,
+    and stops when its bucket is decided (r_{c+1} refuted, or c = K) or at max_samples. The rejections are
+    read nested, so the reported radius exceeds the input's true certified radius only if the test at the
+    next radius above the truth rejects: probability at most alpha, with no union bound over the grid.
+
     Decision mode (a required radius): "certified" at the radius as soon as the beta-mixture
     E-process for H0: p <= Phi(radius / sigma) reaches 1/alpha; "not certified" as
     soon as the mirrored E-process rejects p >= Phi(radius / sigma) at level
@@ -74,11 +82,17 @@ def certify_anytime(
         return []
     learned = isinstance(prior, Predictor)
     c_hat, hits, logits = run.select(selection, n0, max_active, with_logits=learned and prior.needs_logits)
-    parts = prior_parts(prior, target.z, logits, hits if selection == "pilot" else None, n0, run.n)
+    pilot_hits = hits if selection == "pilot" else None
     schedule = (min_chunk, growth)
-    if target.radius is None:
-        mode: _Mode = _RadiusMode(run, c_hat, parts, target, futility_alpha, tolerance, schedule)
+    mode: _Mode
+    if target.mode == "grid":
+        parts_per_radius = [prior_parts(prior, r / target.sigma, logits, pilot_hits, n0, run.n) for r in target.radii]
+        mode = _GridMode(run, c_hat, parts_per_radius, target, futility_alpha, schedule)
+    elif target.mode == "radius":
+        parts = prior_parts(prior, 0.0, logits, pilot_hits, n0, run.n)
+        mode = _RadiusMode(run, c_hat, parts, target, futility_alpha, tolerance, schedule)
     else:
+        parts = prior_parts(prior, target.z, logits, pilot_hits, n0, run.n)
         mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule)
     return run_open_inputs(run, max_active, mode.step)
 
@@ -219,3 +233,65 @@ class _RadiusMode(_Mode):
             self.run.finish(
                 j, radius_certificate(float(lower[j]), int(self.c_hat[j]), sigma, str(why), int(self.tested[j]))
             )
+
+
+class _GridMode(_Mode):
+    """Certification and futility E-processes at every radius of a grid; each input's bucket is read nested."""
+
+    def __init__(self, run: Run, c_hat, parts_per_radius: list[Parts], target: Target, futility_alpha: float, schedule):
+        super().__init__(run, c_hat, target, schedule)
+        self.p0 = np.array([p_for_radius(r, target.sigma) for r in target.radii])
+        self.cert = [mixture_test(p, target.alpha, parts, run.n) for p, parts in zip(self.p0, parts_per_radius)]
+        self.fut = [
+            mixture_test(p, futility_alpha, parts, run.n, alternative="less")
+            for p, parts in zip(self.p0, parts_per_radius)
+        ]
+        k = len(self.p0)
+        self.certified = np.zeros(run.n, dtype=np.int64)  # c: radii 1..c certified (nested)
+        self.refuted = np.full(run.n, k + 1, dtype=np.int64)  # f: the smallest radius whose futility test rejected
+
+    def chunks(self, active: np.ndarray) -> np.ndarray:
+        """The decision rule's chunks for the next open radius: certify c + 1 if the estimate lies above it,
+        else refute it."""
+        t = self.tested[active]
+        phat = (self.succ[active] + 0.5) / (t + 1.0)
+        nxt = np.minimum(self.certified[active], len(self.p0) - 1)  # index of radius c + 1
+        p0 = self.p0[nxt]
+        gap_cert = np.choose(nxt, [c.threshold[active] - c.log_evalue[active] for c in self.cert])
+        gap_fut = np.choose(nxt, [f.threshold[active] - f.log_evalue[active] for f in self.fut])
+        return decision_chunks(gap_cert, gap_fut, phat > p0, p0, t, self.min_chunk, self.growth)
+
+    def feed(self, hits: np.ndarray, js: np.ndarray, counts: np.ndarray) -> None:
+        for cert, fut in zip(self.cert, self.fut):
+            cert.update_flat(hits, js, counts)
+            fut.update_flat(hits, js, counts)
+
+    def finish(self, js: np.ndarray) -> None:
+        k = len(self.p0)
+        rejected = np.array([c.rejected[js] for c in self.cert])  # (K, inputs)
+        self.certified[js] = np.argmin(np.vstack([rejected, np.zeros(js.size, bool)]), axis=0)
+        futile = np.array([f.rejected[js] for f in self.fut])
+        self.refuted[js] = np.where(futile.any(axis=0), np.argmax(futile, axis=0) + 1, k + 1)
+        c, f = self.certified[js], self.refuted[js]
+        done = (c >= f - 1) | (c == k) | (self.tested[js] >= self.target.max_samples)
+        for j in js[done]:
+            self.run.finish(j, self._certificate(j))
+
+    def _certificate(self, j: int) -> Certificate:
+        c, tested, k = int(self.certified[j]), int(self.tested[j]), len(self.p0)
+        capped = c < min(int(self.refuted[j]) - 1, k)
+        why = StopReason.MAX_SAMPLES if capped else StopReason.BUCKET_DECIDED
+        extra = {"tested": tested, "stopped_at": tested, "certified_radii": c}
+        if c == 0:
+            outcome = UNDECIDED if capped else NOT_CERTIFIED
+            return Certificate(int(self.c_hat[j]), 0.0, outcome, 0, stop_reason=why, extra=extra)
+        return Certificate(
+            int(self.c_hat[j]),
+            float(self.target.radii[c - 1]),
+            CERTIFIED,
+            0,
+            p_lower=float(self.p0[c - 1]),
+            log_evalue=float(self.cert[c - 1].log_evalue[j]),
+            stop_reason=why,
+            extra=extra,
+        )
