@@ -15,6 +15,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ IN_FLIGHT_PER_WORKER = 2  # chunks queued on each actor, so it never waits for t
 class WorkerSpec:
     """What a worker needs to rebuild the smoothed classifier and run the procedure: all picklable."""
 
-    model: object  # a torch.nn.Module or a picklable callable
+    model: Callable[..., Any]  # a torch.nn.Module or a picklable callable
     num_classes: int
     sigma: float
     seed: int
@@ -150,8 +151,8 @@ class RayPool:
     def certify(
         self,
         images,
-        labels: Sequence[int] | None,
-        indices: Sequence[int],
+        labels: Sequence[int] | np.ndarray | None,
+        indices: Sequence[int] | np.ndarray,
         *,
         chunk_size: int | None = None,
         on_result: Callable[[Certificate], None] | None = None,
@@ -198,7 +199,10 @@ class RayPool:
             for ref in in_flight:  # after an error or Ctrl-C: drop queued chunks (finished ones are journaled)
                 with contextlib.suppress(Exception):  # already finished, or the actor is gone
                     ray.cancel(ref)
-        return results
+        missing = sum(cert is None for cert in results)
+        if missing:
+            raise HaltfastError(f"the Ray workers returned no certificate for {missing} of {n} inputs")
+        return [cert for cert in results if cert is not None]
 
     def close(self) -> None:
         """Stop the actors, and the local cluster if this pool started it."""
@@ -211,6 +215,5 @@ class RayPool:
     def __enter__(self) -> RayPool:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.close()
-        return False

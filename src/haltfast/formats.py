@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+from typing import Protocol
 
 import numpy as np
 
@@ -33,7 +34,19 @@ SCAN_CHUNK_BYTES = 8 << 20
 LAYOUTS = ("NCHW", "NHWC")
 CIFAR_RECORD_BYTES = 1 + 3 * 32 * 32
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-StreamOpener = Callable[[], AbstractContextManager[BinaryIO]]
+
+
+class ByteStream(Protocol):
+    """What the readers use of a binary stream: a plain file, a gzip stream or a zip member all qualify."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+StreamOpener = Callable[[], AbstractContextManager[ByteStream]]
 
 
 class ByteCursor:
@@ -42,7 +55,7 @@ class ByteCursor:
     def __init__(self, open_stream: StreamOpener, seekable: bool, origin: str):
         self._open, self._seekable, self._origin = open_stream, seekable, origin
         self._stack = ExitStack()
-        self._stream: BinaryIO | None = None
+        self._stream: ByteStream | None = None
         self._position = 0
 
     def close(self) -> None:
@@ -158,8 +171,12 @@ class ConcatStore:
                 yield int(bound) + start, items
 
 
+def _open_binary(path: Path) -> BinaryIO:
+    return open(path, "rb")
+
+
 def plain_opener(path: Path) -> StreamOpener:
-    return functools.partial(open, path, "rb")  # partials (not lambdas) keep sources picklable
+    return functools.partial(_open_binary, path)  # partials (not lambdas) keep sources picklable
 
 
 def gzip_opener(path: Path) -> StreamOpener:
@@ -167,7 +184,7 @@ def gzip_opener(path: Path) -> StreamOpener:
 
 
 @contextmanager
-def _open_zip_member(path: Path, member: str) -> Iterator[BinaryIO]:
+def _open_zip_member(path: Path, member: str) -> Iterator[ByteStream]:
     with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
         yield stream
 
@@ -213,7 +230,8 @@ class ArrayBackend:
         settings: dict,
     ):
         self.format, self.store, self.layout, self.transform = format, store, layout, transform
-        self._files, self._settings, self._digest = files, settings, None
+        self._files, self._settings = files, settings
+        self._digest: str | None = None
         if not (store.item_dtype == np.uint8 or store.item_dtype.kind == "f"):
             raise DataError(f"{store.origin}: images must be uint8 (0..255) or float (0..1), got {store.item_dtype}")
         item = tuple(store.item_shape)
@@ -260,7 +278,7 @@ class ArrayBackend:
 # ---------------------------------------------------------------- .npy and .npz
 
 
-def _npy_header(stream: BinaryIO, origin: str) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header(stream: ByteStream, origin: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from a .npy header, leaving the stream at the data; refuses pickles and Fortran order."""
     try:
         version = np.lib.format.read_magic(stream)
@@ -364,7 +382,7 @@ def npz_members(path: Path) -> list[str]:
 # ---------------------------------------------------------------- MNIST idx
 
 
-def idx_header(stream: BinaryIO, origin: str) -> tuple[np.dtype, tuple[int, ...], int]:
+def idx_header(stream: ByteStream, origin: str) -> tuple[np.dtype, tuple[int, ...], int]:
     """(element dtype, shape, header bytes) of an idx file, read from the start of its stream."""
     head = stream.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0:

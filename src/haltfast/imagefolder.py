@@ -121,6 +121,7 @@ class FolderBackend:
                     f"{self.root / path} is {width}x{height} (width x height); pass resize and/or center_crop "
                     "(--resize, --center-crop) to bring every image to one size"
                 )
+        assert first is not None  # scan_folder refuses a folder without images
         return ("RGB" if colour else "L"), *first[3]
 
     @contextmanager

@@ -34,8 +34,7 @@ class progress_bar:
         self.bar.set_postfix(evals=f"{self.evaluations:,}", refresh=False)
         self.bar.update(inputs)
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.refresh()
             self.bar.close()
-        return False

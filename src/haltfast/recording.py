@@ -8,6 +8,7 @@ finish, so an interrupted `haltfast record` resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -64,25 +65,20 @@ def record_streams(
                 progress(len(items), 0)
             continue
         clean, errors = streams.clean(items)
-        out = []
+        out: list[np.ndarray] = []
         for item in items:  # one input at a time, so progress moves per input
             drawn, draw_errors = streams.draw([item], [length])
             errors.update(draw_errors)
             if errors:
                 raise HaltfastError(f"the base classifier failed while recording: {next(iter(errors.values()))}")
+            assert drawn[0] is not None  # only an input with an error draws None, refused above
             out.append(drawn[0])
             if progress:
                 progress(1, length + 1)
         if hasattr(streams, "forget"):
             streams.forget(items)
         labels, clean_labels = np.stack(out).astype(np.uint8), clean.astype(np.uint8)
-        atomic_write(
-            path,
-            lambda tmp, labels=labels, clean_labels=clean_labels: np.savez_compressed(
-                tmp, labels=labels, clean=clean_labels
-            ),
-            suffix=".npz",
-        )
+        atomic_write(path, functools.partial(np.savez_compressed, labels=labels, clean=clean_labels), suffix=".npz")
     return directory
 
 

@@ -85,7 +85,7 @@ class ResultsJournal:
         except BaseException:
             handle.close()
             raise
-        finished = {}
+        finished: dict[int, Certificate] = {}
         for row in rows:
             cert = Certificate.from_row(row)
             if cert.decision == "error":
@@ -112,9 +112,8 @@ class ResultsJournal:
     def __enter__(self) -> ResultsJournal:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.close()
-        return False
 
 
 def _read_rows(path: Path, data: bytes, config: dict) -> tuple[list[dict], int | None]:

@@ -35,7 +35,7 @@ class BaseClassifier:
         self.model = model
         self.num_classes = int(num_classes)
         self.is_module = isinstance(model, nn.Module)
-        if self.is_module:
+        if isinstance(model, nn.Module):
             model.eval()
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
@@ -158,7 +158,7 @@ class NoiseSampler:
             self._cache.popitem(last=False)
         return noise
 
-    def forget(self, keys: Sequence[int]) -> None:
+    def forget(self, keys: Sequence[int] | np.ndarray) -> None:
         """Drop the cached noise blocks of these keys (inputs that are finished); their streams stay reproducible."""
         for key in keys:
             self._cache.pop(int(key), None)
@@ -177,9 +177,9 @@ class NoiseSampler:
     def sample(
         self,
         images: torch.Tensor | Sequence[torch.Tensor],
-        keys: Sequence[int],
-        starts: Sequence[int],
-        counts: Sequence[int],
+        keys: Sequence[int] | np.ndarray,
+        starts: Sequence[int] | np.ndarray,
+        counts: Sequence[int] | np.ndarray,
     ) -> list[np.ndarray]:
         """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream, one array each."""
         labels = self.sample_flat(images, keys, starts, counts)
@@ -189,9 +189,9 @@ class NoiseSampler:
     def sample_flat(
         self,
         images: torch.Tensor | Sequence[torch.Tensor],
-        keys: Sequence[int],
-        starts: Sequence[int],
-        counts: Sequence[int],
+        keys: Sequence[int] | np.ndarray,
+        starts: Sequence[int] | np.ndarray,
+        counts: Sequence[int] | np.ndarray,
     ) -> np.ndarray:
         """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream, back to back.
 
@@ -246,43 +246,49 @@ class LiveStreams:
         self.positions = np.zeros(len(self.keys), dtype=np.int64)
         self.num_classes = sampler.classifier.num_classes
 
-    def images(self, items: Sequence[int]) -> torch.Tensor:
+    def images(self, items: Sequence[int] | np.ndarray) -> torch.Tensor:
         """The clean images of these items, (k, C, H, W); a lazy source reads the ones not held yet."""
         items = [int(i) for i in items]
         if self._tensor is not None:
             return self._tensor[items]
         missing = sorted({i for i in items if i not in self._cache})
         if missing:
+            assert self._source is not None  # set whenever no tensor was given
             loaded = check_image(self._source.load(missing), None, self._value_range)
             self._cache.update(zip(missing, loaded))
         return torch.stack([self._cache[i] for i in items]) if items else torch.empty(0)
 
-    def draw_flat(self, items: Sequence[int], counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    def draw_flat(
+        self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """The next counts[i] labels of each item, back to back: (labels, counts drawn, errors).
 
         An item whose model call fails draws nothing (count 0) and gets a message; the others go on.
         """
-        items = [int(i) for i in items]
-        counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+        item_list = [int(i) for i in items]
+        wanted = np.asarray(counts, dtype=np.int64).reshape(-1)
         try:
-            labels = self.sampler.sample_flat(self.images(items), self.keys[items], self.positions[items], counts)
-            drawn, errors = counts, {}
+            labels = self.sampler.sample_flat(
+                self.images(item_list), self.keys[item_list], self.positions[item_list], wanted
+            )
         except Exception as exc:  # isolate the input(s) the model fails on; the rest of the run goes on
-            if len(items) == 1:
+            if len(item_list) == 1:
                 return (
                     np.zeros(0, dtype=np.int64),
                     np.zeros(1, dtype=np.int64),
-                    {items[0]: f"{type(exc).__name__}: {exc}"},
+                    {item_list[0]: f"{type(exc).__name__}: {exc}"},
                 )
-            parts = [self.draw_flat([item], [count]) for item, count in zip(items, counts)]
+            parts = [self.draw_flat([item], [int(count)]) for item, count in zip(item_list, wanted)]
             labels = np.concatenate([p[0] for p in parts])
             drawn = np.concatenate([p[1] for p in parts])
             errors = {k: v for p in parts for k, v in p[2].items()}
             return labels, drawn, errors
-        self.positions[items] += drawn
-        return labels, drawn, errors
+        self.positions[item_list] += wanted
+        return labels, wanted, {}
 
-    def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+    def draw(
+        self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
+    ) -> tuple[list[np.ndarray | None], dict[int, str]]:
         """The next counts[i] labels of each item; items whose model call fails come back None with a message."""
         labels, drawn, errors = self.draw_flat(items, counts)
         out: list[np.ndarray | None] = list(np.split(labels, np.cumsum(drawn)[:-1]))
@@ -291,22 +297,24 @@ class LiveStreams:
                 out[k] = None
         return out, errors
 
-    def forget(self, items: Sequence[int]) -> None:
+    def forget(self, items: Sequence[int] | np.ndarray) -> None:
         """These inputs are finished: free their cached noise and images (memory stays flat over long runs)."""
         self.sampler.forget(self.keys[np.asarray(items, dtype=np.int64)])
         for item in items:
             self._cache.pop(int(item), None)
 
-    def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+    def clean(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         """The base classifier's prediction on each clean (noise-free) input: one evaluation each."""
         preds, errors = self._clean_eval(items, self.sampler.classifier, ())
         return preds.astype(np.int64), errors
 
-    def clean_logits(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+    def clean_logits(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         """The base classifier's logits on each clean input (argmax = `clean`): one evaluation each."""
         return self._clean_eval(items, self.sampler.classifier.logits, (self.num_classes,))
 
-    def _clean_eval(self, items: Sequence[int], evaluate, shape: tuple) -> tuple[np.ndarray, dict[int, str]]:
+    def _clean_eval(
+        self, items: Sequence[int] | np.ndarray, evaluate, shape: tuple
+    ) -> tuple[np.ndarray, dict[int, str]]:
         """evaluate() on clean inputs in model batches; a failing input gets -1 and an error, the rest go on."""
         items = [int(i) for i in items]
         out = np.full((len(items), *shape), -1.0)

@@ -22,10 +22,11 @@ class RecordedStreams:
         self,
         streams: Sequence[np.ndarray],
         num_classes: int,
-        clean: Sequence[int] | None = None,
+        clean: Sequence[int] | np.ndarray | None = None,
         logits: np.ndarray | None = None,
     ):
         lengths = np.array([len(x) for x in streams], dtype=np.int64)
+        self._flat: np.ndarray
         if isinstance(streams, np.ndarray) and streams.ndim == 2:
             self._flat = streams.reshape(-1)
         else:
@@ -49,12 +50,12 @@ class RecordedStreams:
         """The same recording with every stream back at its start (shares the label arrays and logits)."""
         return RecordedStreams(self.streams, self.num_classes, self.clean_predictions, self.logits)
 
-    def clean(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+    def clean(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         if self.clean_predictions is None:
             raise HaltfastError("this recording holds no clean predictions")
         return self.clean_predictions[np.asarray(items, dtype=np.int64)], {}
 
-    def clean_logits(self, items: Sequence[int]) -> tuple[np.ndarray, dict[int, str]]:
+    def clean_logits(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         if self.logits is None:
             raise HaltfastError(
                 "this replay holds no clean logits: load the recording with its model "
@@ -62,7 +63,9 @@ class RecordedStreams:
             )
         return self.logits[np.asarray(items, dtype=np.int64)], {}
 
-    def draw_flat(self, items: Sequence[int], counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    def draw_flat(
+        self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """The next counts[i] labels of each item, back to back; (labels, counts drawn, errors): nothing fails here."""
         items = np.asarray(items, dtype=np.int64).reshape(-1)
         counts = np.asarray(counts, dtype=np.int64).reshape(-1)
@@ -81,7 +84,9 @@ class RecordedStreams:
         self.positions[items] = start + counts
         return labels, counts, {}
 
-    def draw(self, items: Sequence[int], counts: Sequence[int]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+    def draw(
+        self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
+    ) -> tuple[list[np.ndarray | None], dict[int, str]]:
         """The next counts[i] labels of each item, one array per item."""
         labels, drawn, _ = self.draw_flat(items, counts)
         return list(np.split(labels.astype(np.int64), np.cumsum(drawn)[:-1])), {}

@@ -87,6 +87,7 @@ def _import_file(target: str):
         raise HaltfastError(f"model factory file {path} not found")
     name = "haltfast_factory_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a factory file is a .py file: Python has its loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # classes defined in the file can then be found by name (pickle, dataclasses)
     try:

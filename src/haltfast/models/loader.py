@@ -83,12 +83,14 @@ def load_base_model(
             raise HaltfastError(
                 f"--weights goes with --model file.py:factory; {spec or 'the shipped model'} carries its own weights"
             )
-        model, card = _load_haltfast(spec, sigma, allow_unverified, normalization)
-        return with_normalization(model, normalization), card
+        haltfast_model, haltfast_card = _load_haltfast(spec, sigma, allow_unverified, normalization)
+        return with_normalization(haltfast_model, normalization), haltfast_card
     source = _resolve_source(spec, weights, allow_unverified)
     card_file = user_card_path(source.file) if source.file is not None else None
-    card = read_model_card(card_file) if card_file is not None and card_file.is_file() else None
-    if card is not None:
+    card: dict | None = None
+    if card_file is not None and card_file.is_file():
+        assert source.file is not None and source.digest is not None  # a card file belongs to a file read and hashed
+        card = read_model_card(card_file)
         check_weights_match_card(source.digest, card, source.file, card_file)
         normalization = _card_normalization(normalization, card, card_file)
     content = _read_content(source, map_location)
@@ -118,6 +120,7 @@ def make_card(
     if _is_haltfast_spec(spec):
         raise HaltfastError(f"{spec} is a haltfast model: its card (<stem>.json) comes from `haltfast train`")
     source = _resolve_source(spec, weights, allow_unverified=False)
+    assert source.file is not None  # without allow_unverified a source always names a file
     card_file = user_card_path(source.file)
     if card_file.exists() and not overwrite:
         raise HaltfastError(
@@ -258,6 +261,7 @@ def _read_content(source: _Source, map_location):
     """A TorchScript module, a state dict, or None (a factory without weights); nothing here runs code."""
     if source.file is None:
         return None
+    assert source.data is not None  # a source that names a file holds its bytes
     if source.factory is None:
         return load_torchscript(source.data, source.file, map_location)
     return extract_state_dict(load_tensor_file(source.data, source.file, map_location), source.file)
@@ -289,6 +293,8 @@ def _card_normalization(normalization: Normalization | None, card: dict, card_fi
 
 
 def _unverified(source: _Source, card_file: Path | None, card_exists: bool) -> HaltfastError:
+    # only a source that names a file is refused as unverified: a factory without weights needs allow_unverified
+    assert source.file is not None and card_file is not None
     weights = f" --weights {source.file}" if source.factory is not None else ""
     command = f"`haltfast card --model {source.spec}{weights} --sigma S`"
     why = (

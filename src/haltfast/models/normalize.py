@@ -18,30 +18,29 @@ from torch import nn
 from ..errors import HaltfastError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Normalization:
     """Channel means and standard deviations (one value each: the same for every channel)."""
 
-    mean: tuple[float, ...]  # given as numbers or sequences of numbers; stored as tuples of floats
+    mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def __post_init__(self):
+    def __init__(self, mean: Sequence[float] | float, std: Sequence[float] | float):
+        """Numbers or sequences of numbers (lists, tuples, tensors), stored as tuples of floats; checked here."""
         try:
-            mean, std = tuple(float(m) for m in _values(self.mean)), tuple(float(s) for s in _values(self.std))
+            means, stds = tuple(float(m) for m in _values(mean)), tuple(float(s) for s in _values(std))
         except (TypeError, ValueError):
+            raise HaltfastError(f"normalization values must be numbers, got mean {mean!r}, std {std!r}") from None
+        if not means or len(means) != len(stds):
             raise HaltfastError(
-                f"normalization values must be numbers, got mean {self.mean!r}, std {self.std!r}"
-            ) from None
-        if not mean or len(mean) != len(std):
-            raise HaltfastError(
-                f"normalization needs as many means as standard deviations (got {len(mean)} and {len(std)})"
+                f"normalization needs as many means as standard deviations (got {len(means)} and {len(stds)})"
             )
-        if not all(math.isfinite(v) for v in mean + std) or min(std) <= 0:
+        if not all(math.isfinite(v) for v in means + stds) or min(stds) <= 0:
             raise HaltfastError(
-                f"normalization needs finite means and positive standard deviations, got mean {mean}, std {std}"
+                f"normalization needs finite means and positive standard deviations, got mean {means}, std {stds}"
             )
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "mean", means)
+        object.__setattr__(self, "std", stds)
 
     def to_json(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std)}
@@ -92,6 +91,9 @@ def as_normalization(value) -> Normalization | None:
 
 class NormalizeLayer(nn.Module):
     """(x - mean) / std per channel of an (N, C, H, W) batch: Cohen et al.'s NormalizeLayer."""
+
+    mean: torch.Tensor  # registered as buffers in __init__
+    std: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()

@@ -13,6 +13,8 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -131,7 +133,7 @@ def extract_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     raise HaltfastError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
 
 
-def _is_state_dict(obj: object) -> bool:
+def _is_state_dict(obj: object) -> TypeGuard[dict[str, Any]]:  # values: tensors, or any "*_extra_state"
     return (
         isinstance(obj, dict)
         and len(obj) > 0
@@ -178,6 +180,9 @@ class _StandIn:
     """Built in place of every class or function a pickle names, so that inspecting the pickle runs none of them."""
 
     qualname = "?"
+    args: tuple
+    state: object
+    items: dict
 
     def __new__(cls, *args, **kwargs):
         obj = object.__new__(cls)

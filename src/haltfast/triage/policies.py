@@ -69,10 +69,6 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _require(ok: bool, where: str, message: str) -> None:
     if not ok:
         raise HaltfastError(f"{where}: {message}")
@@ -167,6 +163,7 @@ def parse_policies(config: dict, sigma: float | None = None, source: str = "poli
         source,
         "no classes; add at least one [classes.NAME] table with radius and alpha",
     )
+    assert isinstance(classes, dict)  # _require above refused anything else
     out = [_parse_class(name, spec, f"{source}: class {name!r}") for name, spec in classes.items()]
     defaults = [p.name for p in out if p.rule == "default"]
     _require(
@@ -239,9 +236,9 @@ def assign_classes(policies: Sequence[PolicyClass], n_inputs: int, indices: Sequ
         if default:
             share.append((default[0], max(0.0, 1.0 - total)))
         elif total < 1 - 1e-9:
-            j = int(rest[0])
+            first = int(rest[0])
             raise HaltfastError(
-                f"{rest.size} input(s) match no class (the first: position {j}, index {int(ids[j])}); "
+                f"{rest.size} input(s) match no class (the first: position {first}, index {int(ids[first])}); "
                 f"the fractions add up to {total:g} < 1 and no class without a selection rule "
                 f"takes the rest"
             )
