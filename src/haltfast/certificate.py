@@ -41,6 +41,7 @@ class StopReason:
     CP_UPPER = "Clopper-Pearson upper bound below Phi(r/sigma)"
     LAST_STAGE = "last stage did not certify"
     BUCKET_DECIDED = "grid bucket decided"
+    GIVEN_UP = "given up: the next certificate was not worth its expected evaluations"
 
 
 @dataclass

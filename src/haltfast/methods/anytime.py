@@ -33,6 +33,9 @@ from ..priors import Predictor
 from ..priors import check_prior
 from ..priors import prior_parts
 from ..statistics import beta_mixture_lower_bound
+from ..value import certification_value
+
+GIVEN_UP = "given up"  # a verdict of the value rule (worth): the input ends undecided
 
 
 def certify_anytime(
@@ -47,6 +50,7 @@ def certify_anytime(
     min_chunk: int = 16,
     growth: float = 1 / 16,
     max_active: int = 1024,
+    worth: float | None = None,
 ) -> list[Certificate]:
     """Anytime-valid certification with early stopping, many inputs sharing every model batch.
 
@@ -72,6 +76,11 @@ def certify_anytime(
     prior from its clean logits (one evaluation, shared with clean selection).
     Each input's certificate depends only on its own stream (chunk sizes follow its
     own state), never on which inputs share the run, max_active or batch sizes.
+
+    `worth` (decision and grid mode): a certificate (or the next grid radius) is worth this many evaluations;
+    an input whose chance of it, predicted from a Jeffreys posterior of its own labels, per evaluation it is
+    expected to cost falls below 1/worth is given up (undecided, or certified at the radii it has). This
+    never creates a certificate, so validity is untouched.
     """
     futility_alpha = target.alpha if futility_alpha is None else validate_alpha(futility_alpha)
     if selection == "pilot":
@@ -87,13 +96,13 @@ def certify_anytime(
     mode: _Mode
     if target.mode == "grid":
         parts_per_radius = [prior_parts(prior, r / target.sigma, logits, pilot_hits, n0, run.n) for r in target.radii]
-        mode = _GridMode(run, c_hat, parts_per_radius, target, futility_alpha, schedule)
+        mode = _GridMode(run, c_hat, parts_per_radius, target, futility_alpha, schedule, worth)
     elif target.mode == "radius":
         parts = prior_parts(prior, 0.0, logits, pilot_hits, n0, run.n)
         mode = _RadiusMode(run, c_hat, parts, target, futility_alpha, tolerance, schedule)
     else:
         parts = prior_parts(prior, target.z, logits, pilot_hits, n0, run.n)
-        mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule)
+        mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule, worth)
     return run_open_inputs(run, max_active, mode.step)
 
 
@@ -122,6 +131,16 @@ class _Mode:
     def chunks(self, active: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def not_worth_it(self, js: np.ndarray, p0, cert_gap, fut_gap, worth: float | None) -> np.ndarray:
+        """Which of these open inputs to give up: chance of certifying at p0 per expected evaluation < 1/worth
+        (beliefs: Jeffreys' prior updated with the input's own tested labels)."""
+        if worth is None or not js.size:
+            return np.zeros(js.size, dtype=bool)
+        a, b = 0.5 + self.succ[js], 0.5 + self.tested[js] - self.succ[js]
+        horizon = self.target.max_samples - self.tested[js]
+        chance, spend = certification_value(a, b, p0, cert_gap, fut_gap, horizon)
+        return chance * worth < spend
+
     def feed(self, hits: np.ndarray, js: np.ndarray, counts: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -132,8 +151,9 @@ class _Mode:
 class _DecisionMode(_Mode):
     """Certification and futility E-processes at p0 = Phi(r / sigma) for every input of a run."""
 
-    def __init__(self, run: Run, c_hat, parts: Parts, target: Target, futility_alpha: float, schedule):
+    def __init__(self, run: Run, c_hat, parts: Parts, target: Target, futility_alpha: float, schedule, worth=None):
         super().__init__(run, c_hat, target, schedule)
+        self.worth = worth
         self.p0 = target.p0
         self.cert = mixture_test(self.p0, target.alpha, parts, run.n)
         self.fut = mixture_test(self.p0, futility_alpha, parts, run.n, alternative="less")
@@ -159,6 +179,13 @@ class _DecisionMode(_Mode):
             self.tested[js],
             self.target.max_samples,
         )
+        still = np.nonzero(verdict == OPEN)[0]
+        gaps = (
+            cert.threshold[js[still]] - cert.log_evalue[js[still]],
+            fut.threshold[js[still]] - fut.log_evalue[js[still]],
+        )
+        given_up = still[self.not_worth_it(js[still], np.full(still.size, self.p0), *gaps, self.worth)]
+        verdict[given_up] = GIVEN_UP
         for j, outcome in zip(js[verdict != OPEN], verdict[verdict != OPEN]):
             self.run.finish(j, self._certificate(j, outcome))
 
@@ -187,14 +214,9 @@ class _DecisionMode(_Mode):
                 stop_reason=StopReason.UPPER_BELOW,
                 extra={"tested": tested, "stopped_at": int(self.fut.trials[j])},
             )
+        why = StopReason.GIVEN_UP if outcome == GIVEN_UP else StopReason.MAX_SAMPLES
         return Certificate(
-            c,
-            0.0,
-            outcome,
-            0,
-            log_evalue=log_e,
-            stop_reason=StopReason.MAX_SAMPLES,
-            extra={"tested": tested, "stopped_at": tested},
+            c, 0.0, UNDECIDED, 0, log_evalue=log_e, stop_reason=why, extra={"tested": tested, "stopped_at": tested}
         )
 
 
@@ -238,8 +260,18 @@ class _RadiusMode(_Mode):
 class _GridMode(_Mode):
     """Certification and futility E-processes at every radius of a grid; each input's bucket is read nested."""
 
-    def __init__(self, run: Run, c_hat, parts_per_radius: list[Parts], target: Target, futility_alpha: float, schedule):
+    def __init__(
+        self,
+        run: Run,
+        c_hat,
+        parts_per_radius: list[Parts],
+        target: Target,
+        futility_alpha: float,
+        schedule,
+        worth: float | None,
+    ):
         super().__init__(run, c_hat, target, schedule)
+        self.worth = worth
         self.p0 = np.array([p_for_radius(r, target.sigma) for r in target.radii])
         self.cert = [mixture_test(p, target.alpha, parts, run.n) for p, parts in zip(self.p0, parts_per_radius)]
         self.fut = [
@@ -274,13 +306,20 @@ class _GridMode(_Mode):
         self.refuted[js] = np.where(futile.any(axis=0), np.argmax(futile, axis=0) + 1, k + 1)
         c, f = self.certified[js], self.refuted[js]
         done = (c >= f - 1) | (c == k) | (self.tested[js] >= self.target.max_samples)
+        still = np.nonzero(~done)[0]
+        nxt = c[still]  # index of radius c + 1
+        gap_cert = np.array([self.cert[i].threshold[j] - self.cert[i].log_evalue[j] for i, j in zip(nxt, js[still])])
+        gap_fut = np.array([self.fut[i].threshold[j] - self.fut[i].log_evalue[j] for i, j in zip(nxt, js[still])])
+        done[still[self.not_worth_it(js[still], self.p0[nxt], gap_cert, gap_fut, self.worth)]] = True
         for j in js[done]:
             self.run.finish(j, self._certificate(j))
 
     def _certificate(self, j: int) -> Certificate:
         c, tested, k = int(self.certified[j]), int(self.tested[j]), len(self.p0)
         capped = c < min(int(self.refuted[j]) - 1, k)
-        why = StopReason.MAX_SAMPLES if capped else StopReason.BUCKET_DECIDED
+        why = StopReason.BUCKET_DECIDED
+        if capped:
+            why = StopReason.MAX_SAMPLES if tested >= self.target.max_samples else StopReason.GIVEN_UP
         extra = {"tested": tested, "stopped_at": tested, "certified_radii": c}
         if c == 0:
             outcome = UNDECIDED if capped else NOT_CERTIFIED
