@@ -42,16 +42,25 @@ def format_summary(summary: dict) -> str:
     if not summary.get("inputs"):
         return "no inputs"
     acc = summary["certified_accuracy"]
-    decision_mode = summary.get("options", {}).get("radius") is not None
+    options = summary.get("options", {})
     # in decision mode a certificate's radius is the required one, so an average radius would say nothing
-    radius_line = (
-        "decision mode: each certificate is at the required radius"
-        if decision_mode
-        else f"average certified radius: {summary['average_certified_radius']:.4f}"
-    )
+    if options.get("radius") is not None:
+        radius_line = "decision mode: each certificate is at the required radius"
+    elif options.get("radii") is not None:
+        radius_line = "grid mode: each input is certified at the largest grid radius it supports"
+    else:
+        radius_line = f"average certified radius: {summary['average_certified_radius']:.4f}"
+    if options.get("radii") is not None:
+        accuracy = [
+            "certified accuracy:",
+            "  radius   " + "".join(f"{float(r):>8.2f}" for r in acc),
+            "  accuracy " + "".join(f"{v:>8.3f}" for v in acc.values()),
+        ]
+    else:
+        accuracy = ["certified accuracy at radius " + "  ".join(f"r={r}: {v:.3f}" for r, v in acc.items())]
     lines = [
         f"inputs: {summary['inputs']}   decisions: " + ", ".join(f"{k} {v}" for k, v in summary["decisions"].items()),
-        "certified accuracy at radius " + "  ".join(f"r={r}: {v:.3f}" for r, v in acc.items()),
+        *accuracy,
         f"{radius_line}   abstain rate: {summary['abstain_rate']:.3f}",
         f"model evaluations per input: mean {summary['mean_evaluations']:,.0f}, median "
         f"{summary['median_evaluations']:,.0f}  (total {summary['total_evaluations']:,})",

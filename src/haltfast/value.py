@@ -69,6 +69,8 @@ def first_passage(p, p0, gap, horizon) -> np.ndarray:
     sd = np.maximum(sd, 1e-300)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         first = sc.log_ndtr((drift * horizon - gap) / sd)
-        second = 2 * drift * gap / np.maximum(q * (1 - q) * step**2, 1e-300) + sc.log_ndtr((-drift * horizon - gap) / sd)
+        second = 2 * drift * gap / np.maximum(q * (1 - q) * step**2, 1e-300) + sc.log_ndtr(
+            (-drift * horizon - gap) / sd
+        )
     out = np.exp(np.logaddexp(first, second))
     return np.where(gap <= 0, 1.0, np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0))

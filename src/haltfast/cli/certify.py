@@ -20,8 +20,15 @@ from .options import add_output_options
 from .options import add_sampling_options
 from .options import positive_int
 from .options import probability
+from .options import radii_list
 
 PRIORS = ("meta", "jeffreys", "uniform", "pilot", "oracle")
+RADII_HELP = "grid mode: certify each input at the largest of these radii it supports, e.g. 0,0.25,0.5,0.75"
+WORTH_HELP = (
+    "anytime decision and grid mode: a certificate is worth this many evaluations; inputs whose chance of "
+    "one per expected evaluation falls below 1/WORTH are given up (default: 1,000,000 in grid mode, off in "
+    "decision mode; 0: off)"
+)
 RADIUS_HELP = "decide at this required radius (decision mode); omit to estimate each input's radius (radius mode)"
 METHOD_HELP = (
     "anytime: early-stopping E-process / confidence sequence; cohen: Cohen et al.'s fixed-n CERTIFY; "
@@ -42,6 +49,8 @@ def add_parser(sub) -> None:
     g.add_argument("--method", default="anytime", choices=list(METHODS), help=METHOD_HELP)
     g.add_argument("--alpha", type=probability, default=0.001, help="failure probability of each certificate")
     g.add_argument("--radius", type=float, default=None, help=RADIUS_HELP)
+    g.add_argument("--radii", type=radii_list, default=None, help=RADII_HELP)
+    g.add_argument("--worth", type=float, default=None, help=WORTH_HELP)
     g.add_argument(
         "--n0", type=positive_int, default=100, help="selection (pilot) samples of cohen and --selection pilot"
     )
@@ -64,10 +73,10 @@ def add_parser(sub) -> None:
     )
     g.add_argument(
         "--selection",
-        default="clean",
+        default=None,
         choices=["clean", "pilot"],
-        help="anytime: choose the class by the clean prediction (1 evaluation) or by n0 noisy pilot "
-        "samples (Cohen's selection)",
+        help="anytime: choose the class by the clean prediction (1 evaluation; the default) or by n0 noisy pilot "
+        "samples (Cohen's selection; the default in grid mode)",
     )
     g.add_argument(
         "--tolerance",
@@ -129,11 +138,24 @@ def cmd_certify(args: argparse.Namespace) -> int:
     check_writable(journal_path(args.out) if args.out else None, "results journal")
     check_writable(args.summary_json, "summary file")
     inputs = load_inputs(args)
+    check_target(args, inputs)
     options, prior_id = method_options(args, inputs)
     config = run_config(args, inputs, options, prior_id)
     certs, fresh, seconds = run_journaled(args, inputs, options, config, distributed)
     report(args, inputs, certs, fresh, seconds, options)
     return 0
+
+
+def check_target(args: argparse.Namespace, inputs: Inputs) -> None:
+    """Refuse an impossible radius, grid or alpha now, before any certification work."""
+    from ..engine import Target
+
+    if args.radii is not None and args.method != "anytime":
+        raise HaltfastError(f"grid mode (--radii) is anytime's; method {args.method!r} decides at one --radius")
+    if args.method != "cohen":
+        Target(
+            inputs.sigma, args.alpha, args.radius, args.max_samples, None if args.radii is None else tuple(args.radii)
+        )
 
 
 def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str | None]:
@@ -146,7 +168,17 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
     if args.method != "anytime":
         return options, None
     prior, prior_id = resolve_prior(args, inputs)
-    options.update(prior=prior, selection=args.selection, tolerance=args.tolerance, futility_alpha=args.futility_alpha)
+    if args.selection is None:  # grid mode's radius 0 asks for the noisy top class, as Cohen's pilot finds it
+        args.selection = "pilot" if args.radii is not None else "clean"
+    options.update(
+        prior=prior,
+        selection=args.selection,
+        tolerance=args.tolerance,
+        futility_alpha=args.futility_alpha,
+        worth="auto" if args.worth is None else args.worth,
+    )
+    if args.radii is not None:
+        options["radii"] = tuple(args.radii)
     return options, prior_id
 
 
@@ -339,7 +371,12 @@ def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, optio
         raise HaltfastError(f"the base classifier failed on every input: {failed[0].error}")
     for c in failed:
         print(f"input {c.index}: error: {c.error}", file=sys.stderr)
-    radii = (0.0, 0.25, 0.5, 0.75, 1.0) if args.radius is None or args.method == "cohen" else (args.radius,)
+    if args.radii is not None:
+        radii = tuple(args.radii)
+    elif args.radius is None or args.method == "cohen":
+        radii = (0.0, 0.25, 0.5, 0.75, 1.0)
+    else:
+        radii = (args.radius,)
     summary = summarize(certs, radii=radii, seconds=seconds)
     summary.update(
         {

@@ -28,6 +28,7 @@ from ..engine import radius_mode_stop
 from ..engine import round_cut
 from ..engine import run_open_inputs
 from ..engine import segment_sums
+from ..errors import HaltfastError
 from ..priors import Parts
 from ..priors import Predictor
 from ..priors import check_prior
@@ -36,6 +37,20 @@ from ..statistics import beta_mixture_lower_bound
 from ..value import certification_value
 
 GIVEN_UP = "given up"  # a verdict of the value rule (worth): the input ends undecided
+GRID_WORTH = 1_000_000  # grid mode's default worth of the next radius, in evaluations
+
+
+def resolve_worth(worth, mode: str) -> float | None:
+    """The worth in evaluations of a certificate ('auto': GRID_WORTH in grid mode, else off); None or 0: off."""
+    if worth == "auto":
+        return GRID_WORTH if mode == "grid" else None
+    if worth is None or worth == 0:
+        return None
+    if not (isinstance(worth, (int, float)) and np.isfinite(worth) and worth > 0):
+        raise HaltfastError(f"worth must be a number of evaluations > 0 (or 0 / None: off), got {worth!r}")
+    if mode == "radius":
+        raise HaltfastError("worth applies to decision and grid mode; radius mode stops by its tolerance")
+    return float(worth)
 
 
 def certify_anytime(
@@ -50,7 +65,7 @@ def certify_anytime(
     min_chunk: int = 16,
     growth: float = 1 / 16,
     max_active: int = 1024,
-    worth: float | None = None,
+    worth: float | str | None = "auto",
 ) -> list[Certificate]:
     """Anytime-valid certification with early stopping, many inputs sharing every model batch.
 
@@ -80,9 +95,11 @@ def certify_anytime(
     `worth` (decision and grid mode): a certificate (or the next grid radius) is worth this many evaluations;
     an input whose chance of it, predicted from a Jeffreys posterior of its own labels, per evaluation it is
     expected to cost falls below 1/worth is given up (undecided, or certified at the radii it has). This
-    never creates a certificate, so validity is untouched.
+    never creates a certificate, so validity is untouched. 'auto': GRID_WORTH in grid mode (refuting the
+    next radius is skipped where it is hopeless), off in decision mode (None: off).
     """
     futility_alpha = target.alpha if futility_alpha is None else validate_alpha(futility_alpha)
+    worth = resolve_worth(worth, target.mode)
     if selection == "pilot":
         n0 = validate_count("n0", n0)
     tolerance = validate_tolerance(tolerance)
