@@ -9,6 +9,7 @@ from ..certificate import NOT_CERTIFIED
 from ..certificate import UNDECIDED
 from ..certificate import max_certifiable_radius
 from ..meta import HEDGE
+from .grid import grid_section
 from .run import COHEN
 from .run import ENTRIES
 from .run import META
@@ -255,6 +256,8 @@ def replay_report(results: list[SigmaResult], entries=ENTRIES) -> str:
                 if res.capped
                 else []
             ),
+            "",
+            *grid_section(res.grid, res.cohen_n[res.cap], cohen_label(res.cap), res.cap),
             "",
             "### Budget frontier: ACR (fraction of Cohen's) at mean evaluations per image",
             "",

@@ -112,15 +112,16 @@ ENTRIES = (
 
 def replay(ctx: Context, entry: Entry, radius: float | None, max_samples: int = N) -> list[Certificate]:
     """One method on a fresh copy of the recording (clean-prediction class selection, counted)."""
-    return _on_recording(ctx, entry.method, radius=radius, max_samples=max_samples, **entry.options(ctx))
+    return on_recording(ctx, entry.method, radius=radius, max_samples=max_samples, **entry.options(ctx))
 
 
 def cohen(ctx: Context, n: int = N) -> list[Certificate]:
     """Cohen's CERTIFY with n0 = 100 and n tested samples on a fresh copy of the recording."""
-    return _on_recording(ctx, "cohen", n=n)
+    return on_recording(ctx, "cohen", n=n)
 
 
-def _on_recording(ctx: Context, method: str, n: int = N, **options) -> list[Certificate]:
+def on_recording(ctx: Context, method: str, n: int = N, **options) -> list[Certificate]:
+    """A method on a fresh copy of the recording, every image with its label and index."""
     meta = ctx.meta
     return run_method(
         method,
@@ -168,6 +169,7 @@ class SigmaResult:
     radii: tuple = ()
     cap: int = N  # per-input budget: Cohen's n, every method's max_samples
     capped: dict = field(default_factory=dict)  # (label, cap) -> certs of decisions at r = 0.5
+    grid: object = None  # bench.grid.GridResult
 
 
 def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaResult:
@@ -191,6 +193,9 @@ def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaRes
                 for cap in DECISION_CAPS:
                     if cap < cap_full:
                         res.capped[e.label, cap] = replay(ctx, e, 0.5, cap)
+    from .grid import run_grid
+
+    res.grid = run_grid(ctx, cap_full, log)
     for e in entries:
         if not e.radius_mode:
             continue

@@ -150,8 +150,8 @@ def check_target(args: argparse.Namespace, inputs: Inputs) -> None:
     """Refuse an impossible radius, grid or alpha now, before any certification work."""
     from ..engine import Target
 
-    if args.radii is not None and args.method != "anytime":
-        raise HaltfastError(f"grid mode (--radii) is anytime's; method {args.method!r} decides at one --radius")
+    if args.radii is not None and args.method in ("cohen", "horvath"):
+        raise HaltfastError(f"method {args.method!r} has no grid mode (--radii): use anytime, union-bound or betting")
     if args.method != "cohen":
         Target(
             inputs.sigma, args.alpha, args.radius, args.max_samples, None if args.radii is None else tuple(args.radii)
@@ -165,6 +165,8 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
     options: dict = {"radius": args.radius, "max_samples": args.max_samples}
     if args.method in ("union-bound", "betting"):
         options["tolerance"] = args.tolerance
+        if args.radii is not None:
+            options["radii"] = tuple(args.radii)
     if args.method != "anytime":
         return options, None
     prior, prior_id = resolve_prior(args, inputs)

@@ -261,7 +261,16 @@ class _RadiusMode(_Mode):
         phat = (self.succ[js] + 0.5) / (t + 1.0)
         projected = np.max(
             [
-                beta_mixture_lower_bound(np.round(phat * n), np.full(js.size, n), self.target.alpha * w, a[js], b[js])
+                # the stop rule needs only a rough projection: a coarse tolerance, started at the current bound
+                beta_mixture_lower_bound(
+                    np.round(phat * n),
+                    np.full(js.size, n),
+                    self.target.alpha * w,
+                    a[js],
+                    b[js],
+                    xtol=1e-6,
+                    near=lower[js],
+                )
                 for w, a, b in self.parts
             ],
             axis=0,

@@ -23,6 +23,7 @@ from ..certificate import NOT_CERTIFIED
 from ..certificate import UNDECIDED
 from ..certificate import Certificate
 from ..certificate import StopReason
+from ..certificate import p_for_radius
 from ..certificate import radius_from_p
 from ..certificate import validate_tolerance
 from ..engine import OPEN
@@ -324,6 +325,7 @@ def certify_confidence_sequence(
         return []
     c_hat, _, _ = run.select("clean", 0, max_active)
     cs = (_UnionBound if kind == "union-bound" else _Betting)(target.alpha, run.n, target.max_samples, target.p0)
+    # grid mode reads the radius-mode bounds (target.p0 is None there)
     sampler = _Sampling(run, cs, c_hat, target, tolerance, min_chunk, growth)
     return run_open_inputs(run, max_active, sampler.step)
 
@@ -333,6 +335,8 @@ class _Sampling:
 
     def __init__(self, run: Run, cs, c_hat, target: Target, tolerance, min_chunk, growth):
         self.run, self.cs, self.c_hat, self.sigma, self.radius = run, cs, c_hat, target.sigma, target.radius
+        self.grid = None if target.radii is None else np.array([p_for_radius(r, target.sigma) for r in target.radii])
+        self.radii = target.radii
         self.max_samples, self.tolerance, self.min_chunk, self.growth = target.max_samples, tolerance, min_chunk, growth
         self.succ = np.zeros(run.n, dtype=np.int64)
         self.tested = np.zeros(run.n, dtype=np.int64)
@@ -347,11 +351,39 @@ class _Sampling:
             self.tested[group] += x.shape[1]
             self.cs.update(x, group)
         js = active[alive]
-        if self.radius is None:
+        if self.grid is not None:
+            self._finish_grid(js)
+        elif self.radius is None:
             self._finish_radius_mode(js)
         else:
             self._finish_decisions(js)
         return active
+
+    def _finish_grid(self, js: np.ndarray) -> None:
+        """Grid mode by the same rule as haltfast's: certified at the largest grid radius whose p the lower bound
+        exceeds, stopped once the next one lies above the upper bound (or at the top, or the cap)."""
+        k = self.grid.size
+        c = np.searchsorted(self.grid, self.cs.lower[js], side="left")  # grid thresholds below the lower bound
+        f = np.searchsorted(self.grid, self.cs.upper[js], side="right") + 1  # the first one above the upper bound
+        tested = self.tested[js]
+        for i in np.nonzero((c >= f - 1) | (c == k) | (tested >= self.max_samples))[0]:
+            j, top = js[i], int(c[i])
+            why = StopReason.BUCKET_DECIDED if top >= min(int(f[i]) - 1, k) else StopReason.MAX_SAMPLES
+            extra = {"tested": int(tested[i]), "stopped_at": int(tested[i]), "certified_radii": top}
+            if top == 0:
+                outcome = NOT_CERTIFIED if why == StopReason.BUCKET_DECIDED else UNDECIDED
+                cert = Certificate(int(self.c_hat[j]), 0.0, outcome, 0, stop_reason=why, extra=extra)
+            else:
+                cert = Certificate(
+                    int(self.c_hat[j]),
+                    float(self.radii[top - 1]),
+                    CERTIFIED,
+                    0,
+                    p_lower=float(self.grid[top - 1]),
+                    stop_reason=why,
+                    extra=extra,
+                )
+            self.run.finish(j, cert)
 
     def _finish_decisions(self, js: np.ndarray) -> None:
         decided, at = self.cs.verdict(js)
