@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 from scipy.stats import norm
+from validity import bernoulli_recording
+from validity import check_false_certifications
 
 from haltfast.cli import main
 from haltfast.errors import HaltfastError
 from haltfast.methods import run_method
 from haltfast.validation import beta_mixture_boundary
 from haltfast.validation import crossing_probabilities
-from validity import bernoulli_recording
-from validity import check_false_certifications
 
 SIGMA, ALPHA, CAP, N = 1.0, 0.5, 1500, 1000
 GRID = (0.0, 0.25, 0.5)

@@ -42,6 +42,7 @@ class StopReason:
     LAST_STAGE = "last stage did not certify"
     BUCKET_DECIDED = "grid bucket decided"
     GIVEN_UP = "given up: the next certificate was not worth its expected evaluations"
+    BUDGET = "given up: the run's budget went to inputs more likely to certify"
 
 
 @dataclass

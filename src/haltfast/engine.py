@@ -159,6 +159,10 @@ class Run:
         self.spent = np.zeros(self.n)
         self.extra_evals = np.zeros(self.n, dtype=np.int64)
 
+    def evaluations(self) -> int:
+        """Every model evaluation spent on this run's inputs so far, selection included."""
+        return int(self.streams.positions[self.items].sum() + self.extra_evals.sum())
+
     def results(self) -> list[Certificate]:
         """Every input's certificate (call when none is open)."""
         assert all(c is not None for c in self.certs)
@@ -283,13 +287,14 @@ class Run:
                 c_hat[j] = out[k].argmax() if logits is not None else out[k]
 
 
-def run_open_inputs(run: Run, max_active: int, step: Callable[[np.ndarray], None]) -> list[Certificate]:
+def run_open_inputs(run: Run, max_active: int, step: Callable[[np.ndarray], np.ndarray]) -> list[Certificate]:
     """The loop of the streaming methods: admit open inputs up to max_active, let `step` sample and finish
-    some of them, repeat until every input is finished."""
+    some of them (it returns the active inputs in the order the next round should prefer), repeat until
+    every input is finished."""
     pending, active = run.pending(), np.zeros(0, dtype=np.int64)
     while pending or active.size:
         active = run.admit(pending, active, max_active)
-        step(active)
+        active = step(active)
         active = active[run.open(active)]
     return run.results()
 

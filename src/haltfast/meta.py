@@ -291,6 +291,20 @@ class MetaLearner:
             return [(1.0, a, b)]
         return [(hedge, a, b), (1.0 - hedge, *jeffreys(n))]
 
+    def belief(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A Beta(a, b) belief about each input's p, predicted from its clean logits: the MLP's logit(p) with the
+        held-out error as a normal spread, moment-matched to a Beta. A prediction for spending decisions (the
+        value rule), not the prior of the tests; it never touches a certificate's validity."""
+        fit = self.params.get("fit", {})
+        spread = float(fit.get("residual_sd") or 1.25 * fit.get("heldout_logit_mae", 1.0))
+        nodes, weights = np.polynomial.hermite_e.hermegauss(24)
+        weights = weights / weights.sum()
+        p = expit(self.predict_logit(logits)[:, None] + spread * nodes[None, :])
+        mean = p @ weights
+        var = np.maximum((p**2) @ weights - mean**2, 1e-12)
+        size = np.clip(mean * (1 - mean) / var - 1.0, 1.0, 1e6)
+        return mean * size, (1 - mean) * size
+
     def check_model(self, weights_sha256: str, what: str = "this base model") -> None:
         """Refuse a base model other than the one this meta-learner was calibrated on."""
         if weights_sha256 != self.weights_sha256:
@@ -409,6 +423,7 @@ def fit_meta_learner(
         "tune_images": int(tune.size),
         "samples_per_image": calib.samples,
         "heldout_logit_mae": float(np.mean(np.abs(pred - y[idx_tune]))),
+        "residual_sd": float(np.std(pred - y[idx_tune])),
         "heldout_p_mae": float(np.mean(np.abs(expit(pred) - expit(y[idx_tune])))),
         "alpha": alpha,
         "max_samples": max_samples,

@@ -18,6 +18,7 @@ from .options import add_data_options
 from .options import add_model_options
 from .options import add_output_options
 from .options import add_sampling_options
+from .options import positive_float
 from .options import positive_int
 from .options import probability
 from .options import radii_list
@@ -28,6 +29,10 @@ WORTH_HELP = (
     "anytime decision and grid mode: a certificate is worth this many evaluations; inputs whose chance of "
     "one per expected evaluation falls below 1/WORTH are given up (default: 1,000,000 in grid mode, off in "
     "decision mode; 0: off)"
+)
+BUDGET_HELP = (
+    "anytime decision and grid mode: model evaluations for the whole run (selection included, never "
+    "exceeded), spent first where a certificate is cheapest; inputs left when it is spent end undecided"
 )
 RADIUS_HELP = "decide at this required radius (decision mode); omit to estimate each input's radius (radius mode)"
 METHOD_HELP = (
@@ -51,6 +56,8 @@ def add_parser(sub) -> None:
     g.add_argument("--radius", type=float, default=None, help=RADIUS_HELP)
     g.add_argument("--radii", type=radii_list, default=None, help=RADII_HELP)
     g.add_argument("--worth", type=float, default=None, help=WORTH_HELP)
+    g.add_argument("--budget", type=positive_int, default=None, help=BUDGET_HELP)
+    g.add_argument("--seconds", type=positive_float, default=None, help="anytime: a wall-clock budget for the run")
     g.add_argument(
         "--n0", type=positive_int, default=100, help="selection (pilot) samples of cohen and --selection pilot"
     )
@@ -172,6 +179,8 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
     prior, prior_id = resolve_prior(args, inputs)
     if args.selection is None:  # grid mode's radius 0 asks for the noisy top class, as Cohen's pilot finds it
         args.selection = "pilot" if args.radii is not None else "clean"
+    if args.budget is not None or args.seconds is not None:
+        options.update(budget=args.budget, seconds=args.seconds)
     options.update(
         prior=prior,
         selection=args.selection,

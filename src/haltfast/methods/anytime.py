@@ -3,6 +3,8 @@ sequence estimates the radius, each input stopping as soon as its evidence is in
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..certificate import CERTIFIED
@@ -40,6 +42,25 @@ GIVEN_UP = "given up"  # a verdict of the value rule (worth): the input ends und
 GRID_WORTH = 1_000_000  # grid mode's default worth of the next radius, in evaluations
 
 
+def validate_budget(budget) -> int | None:
+    if budget is None:
+        return None
+    if (
+        isinstance(budget, bool)
+        or not isinstance(budget, (int, np.integer, float))
+        or not budget == budget // 1
+        or budget < 1
+    ):
+        raise HaltfastError(f"budget must be a whole number of evaluations >= 1, got {budget!r}")
+    return int(budget)
+
+
+def validate_seconds(seconds) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds <= 0:
+        raise HaltfastError(f"seconds must be a number > 0, got {seconds!r}")
+    return float(seconds)
+
+
 def resolve_worth(worth, mode: str) -> float | None:
     """The worth in evaluations of a certificate ('auto': GRID_WORTH in grid mode, else off); None or 0: off."""
     if worth == "auto":
@@ -66,6 +87,8 @@ def certify_anytime(
     growth: float = 1 / 16,
     max_active: int = 1024,
     worth: float | str | None = "auto",
+    budget: int | None = None,
+    seconds: float | None = None,
 ) -> list[Certificate]:
     """Anytime-valid certification with early stopping, many inputs sharing every model batch.
 
@@ -96,7 +119,10 @@ def certify_anytime(
     an input whose chance of it, predicted from a Jeffreys posterior of its own labels, per evaluation it is
     expected to cost falls below 1/worth is given up (undecided, or certified at the radii it has). This
     never creates a certificate, so validity is untouched. 'auto': GRID_WORTH in grid mode (refuting the
-    next radius is skipped where it is hopeless), off in decision mode (None: off).
+    next radius is skipped where it is hopeless), off in decision mode (None: off). `budget` (evaluations
+    for the whole run, selection included; never exceeded) and `seconds` (a deadline) spend by value too:
+    each round keeps the inputs with the best chance of a certificate per expected evaluation whose
+    expected evaluations fit in what is left, and gives up the others (undecided).
     """
     futility_alpha = target.alpha if futility_alpha is None else validate_alpha(futility_alpha)
     worth = resolve_worth(worth, target.mode)
@@ -109,33 +135,57 @@ def certify_anytime(
     learned = isinstance(prior, Predictor)
     c_hat, hits, logits = run.select(selection, n0, max_active, with_logits=learned and prior.needs_logits)
     pilot_hits = hits if selection == "pilot" else None
-    schedule = (min_chunk, growth)
+    schedule = (min_chunk, growth, beliefs(prior, logits, pilot_hits, n0, run.n))
     mode: _Mode
     if target.mode == "grid":
         parts_per_radius = [prior_parts(prior, r / target.sigma, logits, pilot_hits, n0, run.n) for r in target.radii]
-        mode = _GridMode(run, c_hat, parts_per_radius, target, futility_alpha, schedule, worth)
+        mode = _GridMode(run, c_hat, parts_per_radius, target, futility_alpha, schedule)
     elif target.mode == "radius":
         parts = prior_parts(prior, 0.0, logits, pilot_hits, n0, run.n)
         mode = _RadiusMode(run, c_hat, parts, target, futility_alpha, tolerance, schedule)
     else:
         parts = prior_parts(prior, target.z, logits, pilot_hits, n0, run.n)
-        mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule, worth)
+        mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule)
+    mode.worth, mode.budget = worth, validate_budget(budget)
+    mode.deadline = None if seconds is None else time.monotonic() + validate_seconds(seconds)
+    if budget is not None:  # a budget is shared: every input competes for it from the start
+        max_active = max(max_active, run.n)
     return run_open_inputs(run, max_active, mode.step)
 
 
-class _Mode:
-    """What both modes share: the tested counts, and one round's shared draw fed to the mode's statistics."""
+def beliefs(prior, logits, pilot_hits, n0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each input's Beta belief about p before its tested stream, for spending decisions only: a predictor's
+    (the meta-learner's prediction from the clean logits), else the Jeffreys posterior of the selection pilot,
+    else Jeffreys' prior."""
+    if isinstance(prior, Predictor) and logits is not None and hasattr(prior, "belief"):
+        return prior.belief(logits)
+    if pilot_hits is not None:
+        return 0.5 + pilot_hits.astype(float), 0.5 + (n0 - pilot_hits).astype(float)
+    return np.full(n, 0.5), np.full(n, 0.5)
 
-    def __init__(self, run: Run, c_hat: np.ndarray, target: Target, schedule: tuple[int, float]):
+
+class _Mode:
+    """What every mode shares: the tested counts, one round's shared draw fed to the mode's statistics, and the
+    spending rules (worth, budget, deadline) that give inputs up."""
+
+    def __init__(self, run: Run, c_hat: np.ndarray, target: Target, schedule: tuple):
         self.run, self.c_hat, self.target = run, c_hat, target
-        self.min_chunk, self.growth = schedule
+        self.min_chunk, self.growth, (self.belief_a, self.belief_b) = schedule
         self.succ = np.zeros(run.n, dtype=np.int64)  # tested stream counts (the tests freeze theirs when they reject)
         self.tested = np.zeros(run.n, dtype=np.int64)
+        self.worth: float | None = None
+        self.budget: int | None = None
+        self.deadline: float | None = None
 
     def step(self, active: np.ndarray) -> np.ndarray:
         """One round: chunk sizes, a shared draw, the statistics' updates; the decided inputs finish."""
+        active = self.within_budget(active)
+        if not active.size:
+            return active
         size = np.minimum(self.chunks(active), self.target.max_samples - self.tested[active]).astype(np.int64)
-        take = round_cut(size)
+        if self.budget is not None:  # never past the budget
+            size = np.minimum(size, self.budget - self.run.evaluations())
+        take = round_cut(size) & self.served_first(active, size)
         batch = active[take]
         js, counts, hits = self.run.draw_flat(batch, size[take], self.c_hat)
         if js.size:
@@ -145,18 +195,50 @@ class _Mode:
         self.finish(js)
         return np.concatenate([active[~take], batch])
 
-    def chunks(self, active: np.ndarray) -> np.ndarray:
+    def within_budget(self, active: np.ndarray) -> np.ndarray:
+        """The inputs still in the run: all of them until the budget is spent or the deadline passed, then none
+        (they end undecided)."""
+        spent = self.budget is not None and self.run.evaluations() >= self.budget
+        late = self.deadline is not None and time.monotonic() > self.deadline
+        if active.size and (spent or late):
+            self.give_up(active, StopReason.BUDGET)
+            return active[:0]
+        return active
+
+    def served_first(self, active: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """Under a budget, which inputs draw this round: the best chances of a certificate per expected
+        evaluation first, chunks that fit in an eighth of what is left (at least the best input's); the others
+        wait, so the budget goes where certificates are cheap."""
+        if self.budget is None or not active.size:
+            return np.ones(active.size, dtype=bool)
+        left = self.budget - self.run.evaluations()
+        chance, spend = self.value(active)
+        order = np.argsort(-chance / np.maximum(spend, 1.0), kind="stable")
+        fits = np.cumsum(size[order]) <= max(left // 8, size[order[0]])
+        served = np.zeros(active.size, dtype=bool)
+        served[order[fits]] = True
+        return served
+
+    def not_worth_it(self, js: np.ndarray) -> np.ndarray:
+        """Which of these open inputs to give up: chance of a certificate per expected evaluation < 1/worth."""
+        if self.worth is None or not js.size:
+            return np.zeros(js.size, dtype=bool)
+        chance, spend = self.value(js)
+        return chance * self.worth < spend
+
+    def beliefs_now(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each input's Beta belief about p: its belief before the tested stream, updated with that stream."""
+        return self.belief_a[js] + self.succ[js], self.belief_b[js] + self.tested[js] - self.succ[js]
+
+    def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(chance of the next certificate, expected evaluations to decide it) per input (value.py)."""
         raise NotImplementedError
 
-    def not_worth_it(self, js: np.ndarray, p0, cert_gap, fut_gap, worth: float | None) -> np.ndarray:
-        """Which of these open inputs to give up: chance of certifying at p0 per expected evaluation < 1/worth
-        (beliefs: Jeffreys' prior updated with the input's own tested labels)."""
-        if worth is None or not js.size:
-            return np.zeros(js.size, dtype=bool)
-        a, b = 0.5 + self.succ[js], 0.5 + self.tested[js] - self.succ[js]
-        horizon = self.target.max_samples - self.tested[js]
-        chance, spend = certification_value(a, b, p0, cert_gap, fut_gap, horizon)
-        return chance * worth < spend
+    def give_up(self, js: np.ndarray, why: str) -> None:
+        raise NotImplementedError
+
+    def chunks(self, active: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def feed(self, hits: np.ndarray, js: np.ndarray, counts: np.ndarray) -> None:
         raise NotImplementedError
@@ -168,9 +250,8 @@ class _Mode:
 class _DecisionMode(_Mode):
     """Certification and futility E-processes at p0 = Phi(r / sigma) for every input of a run."""
 
-    def __init__(self, run: Run, c_hat, parts: Parts, target: Target, futility_alpha: float, schedule, worth=None):
+    def __init__(self, run: Run, c_hat, parts: Parts, target: Target, futility_alpha: float, schedule):
         super().__init__(run, c_hat, target, schedule)
-        self.worth = worth
         self.p0 = target.p0
         self.cert = mixture_test(self.p0, target.alpha, parts, run.n)
         self.fut = mixture_test(self.p0, futility_alpha, parts, run.n, alternative="less")
@@ -197,16 +278,26 @@ class _DecisionMode(_Mode):
             self.target.max_samples,
         )
         still = np.nonzero(verdict == OPEN)[0]
-        gaps = (
-            cert.threshold[js[still]] - cert.log_evalue[js[still]],
-            fut.threshold[js[still]] - fut.log_evalue[js[still]],
-        )
-        given_up = still[self.not_worth_it(js[still], np.full(still.size, self.p0), *gaps, self.worth)]
-        verdict[given_up] = GIVEN_UP
+        verdict[still[self.not_worth_it(js[still])]] = GIVEN_UP
         for j, outcome in zip(js[verdict != OPEN], verdict[verdict != OPEN]):
             self.run.finish(j, self._certificate(j, outcome))
 
-    def _certificate(self, j: int, outcome: str) -> Certificate:
+    def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gap_cert = self.cert.threshold[js] - self.cert.log_evalue[js]
+        gap_fut = self.fut.threshold[js] - self.fut.log_evalue[js]
+        return certification_value(
+            *self.beliefs_now(js),
+            np.full(js.size, self.p0),
+            gap_cert,
+            gap_fut,
+            self.target.max_samples - self.tested[js],
+        )
+
+    def give_up(self, js: np.ndarray, why: str) -> None:
+        for j in js:
+            self.run.finish(j, self._certificate(j, GIVEN_UP, why))
+
+    def _certificate(self, j: int, outcome: str, why: str = StopReason.GIVEN_UP) -> Certificate:
         tested = int(self.tested[j])
         log_e = float(self.cert.log_evalue[j])
         c = int(self.c_hat[j])
@@ -231,7 +322,7 @@ class _DecisionMode(_Mode):
                 stop_reason=StopReason.UPPER_BELOW,
                 extra={"tested": tested, "stopped_at": int(self.fut.trials[j])},
             )
-        why = StopReason.GIVEN_UP if outcome == GIVEN_UP else StopReason.MAX_SAMPLES
+        why = why if outcome == GIVEN_UP else StopReason.MAX_SAMPLES
         return Certificate(
             c, 0.0, UNDECIDED, 0, log_evalue=log_e, stop_reason=why, extra={"tested": tested, "stopped_at": tested}
         )
@@ -294,10 +385,8 @@ class _GridMode(_Mode):
         target: Target,
         futility_alpha: float,
         schedule,
-        worth: float | None,
     ):
         super().__init__(run, c_hat, target, schedule)
-        self.worth = worth
         self.p0 = np.array([p_for_radius(r, target.sigma) for r in target.radii])
         self.cert = [mixture_test(p, target.alpha, parts, run.n) for p, parts in zip(self.p0, parts_per_radius)]
         self.fut = [
@@ -333,19 +422,29 @@ class _GridMode(_Mode):
         c, f = self.certified[js], self.refuted[js]
         done = (c >= f - 1) | (c == k) | (self.tested[js] >= self.target.max_samples)
         still = np.nonzero(~done)[0]
-        nxt = c[still]  # index of radius c + 1
-        gap_cert = np.array([self.cert[i].threshold[j] - self.cert[i].log_evalue[j] for i, j in zip(nxt, js[still])])
-        gap_fut = np.array([self.fut[i].threshold[j] - self.fut[i].log_evalue[j] for i, j in zip(nxt, js[still])])
-        done[still[self.not_worth_it(js[still], self.p0[nxt], gap_cert, gap_fut, self.worth)]] = True
+        done[still[self.not_worth_it(js[still])]] = True
         for j in js[done]:
             self.run.finish(j, self._certificate(j))
 
-    def _certificate(self, j: int) -> Certificate:
+    def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The chance and cost of the next grid radius (c + 1)."""
+        nxt = np.minimum(self.certified[js], len(self.p0) - 1)
+        gap_cert = np.choose(nxt, [c.threshold[js] - c.log_evalue[js] for c in self.cert])
+        gap_fut = np.choose(nxt, [f.threshold[js] - f.log_evalue[js] for f in self.fut])
+        return certification_value(
+            *self.beliefs_now(js), self.p0[nxt], gap_cert, gap_fut, self.target.max_samples - self.tested[js]
+        )
+
+    def give_up(self, js: np.ndarray, why: str) -> None:
+        for j in js:
+            self.run.finish(j, self._certificate(j, why))
+
+    def _certificate(self, j: int, why_given_up: str = StopReason.GIVEN_UP) -> Certificate:
         c, tested, k = int(self.certified[j]), int(self.tested[j]), len(self.p0)
         capped = c < min(int(self.refuted[j]) - 1, k)
         why = StopReason.BUCKET_DECIDED
         if capped:
-            why = StopReason.MAX_SAMPLES if tested >= self.target.max_samples else StopReason.GIVEN_UP
+            why = StopReason.MAX_SAMPLES if tested >= self.target.max_samples else why_given_up
         extra = {"tested": tested, "stopped_at": tested, "certified_radii": c}
         if c == 0:
             outcome = UNDECIDED if capped else NOT_CERTIFIED
