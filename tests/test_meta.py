@@ -4,17 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
-from scipy.special import logit
 from scipy.stats import norm
 from validity import bernoulli_recording
 from validity import check_false_certifications
+from validity import forced_meta
 
 from haltfast.cli import main
 from haltfast.errors import HaltfastError
 from haltfast.meta import FEATURES
-from haltfast.meta import FORMAT_VERSION
-from haltfast.meta import GAP_EDGES
-from haltfast.meta import Z_GRID
 from haltfast.meta import CalibrationData
 from haltfast.meta import MetaLearner
 from haltfast.meta import features
@@ -38,27 +35,6 @@ class LinearLogits:
     def __call__(self, batch):
         s = batch.reshape(len(batch), -1) @ self.linear.w
         return np.column_stack([-s, s])
-
-
-def forced_meta(p_center: float, strength: float, sha: str = "0" * 64) -> MetaLearner:
-    """A meta-learner forced to predict the same prior Beta(p*s, (1-p)*s) for every input."""
-    f = len(FEATURES)
-    return MetaLearner(
-        {
-            "format": "haltfast-meta-learner",
-            "version": FORMAT_VERSION,
-            "features": list(FEATURES),
-            "scaler_mean": [0.0] * f,
-            "scaler_scale": [1.0] * f,
-            "coefs": [[[0.0]] * f, [[0.0]]],
-            "intercepts": [[0.0], [float(logit(p_center))]],
-            "z_grid": list(Z_GRID),
-            "strengths": [[strength] * (len(GAP_EDGES) + 1)] * len(Z_GRID),
-            "weights_sha256": sha,
-            "model": "forced",
-            "sigma": SIGMA,
-        }
-    )
 
 
 def test_features_of_known_logits():
@@ -104,7 +80,8 @@ def _synthetic_calibration(n=2000, samples=400, seed=0):
 @pytest.mark.slow
 def test_fit_predicts_p_and_tunes_a_prior_that_stops_sooner_than_jeffreys():
     calib, p = _synthetic_calibration()
-    learner, fit = fit_meta_learner(calib, alpha=0.01, max_samples=3000, tune_images=400)
+    learner, fit = fit_meta_learner(calib, alpha=0.01, max_samples=3000, tune_paths=400)
+    assert fit["tune_paths"] == 400 and learner.params["calibration_evaluations"] == 2000 * 401
     pred = expit(learner.predict_logit(calib.logits))
     assert np.mean(np.abs(pred - p)) < 0.03
     assert fit["heldout_p_mae"] < 0.03
@@ -165,10 +142,19 @@ def test_forced_bad_meta_priors_keep_false_certification_at_most_alpha(center, s
         prior=learner,
     )
     t = np.arange(1, CAP + 1)
-    parts = learner.parts(0.0, np.array([[-1.0, 1.0]]), 1)
+    parts = learner.parts(None, np.array([[-1.0, 1.0]]), 1)
     upper = np.min([beta_mixture_boundary(t, P0, ALPHA * w, float(a[0]), float(b[0])) for w, a, b in parts], axis=0)
     bound, _, _ = crossing_probabilities(P0, upper)
     check_false_certifications(sum(c.radius > radius for c in radius_mode), N, ALPHA, bound, exact_is_bound=True)
+
+
+def test_radius_mode_keeps_jeffreys_whatever_the_meta_learner_predicts():
+    rec = bernoulli_recording(0.8, 40, 3000, seed=3, logits=True)
+    options = {"sigma": SIGMA, "n0": 0, "n": 0, "alpha": ALPHA, "radius": None, "max_samples": 2000, "tolerance": 0.05}
+    meta = run_method("anytime", rec, range(40), prior=forced_meta(0.55, 1024.0), **options)
+    plain = run_method("anytime", rec.rewound(), range(40), prior="jeffreys", **options)
+    assert [c.radius for c in meta] == [c.radius for c in plain]
+    assert [c.evaluations for c in meta] == [c.evaluations for c in plain]
 
 
 def test_meta_prior_shares_the_clean_evaluation_and_needs_logits(linear):
@@ -198,8 +184,8 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
                 "200",
                 "--tune-max-samples",
                 "2000",
-                "--tune-images",
-                "100",
+                "--tune-paths",
+                "400",
                 "--data-out",
                 str(data),
                 "--out",
@@ -213,6 +199,7 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
     assert len(calib.hits) == 359 and calib.samples == 200 and calib.evaluations == 359 * 201
     params = json.loads(meta.read_text())
     assert params["weights_sha256"] == calib.weights_sha256 and "command" in params
+    assert params["calibration_evaluations"] == calib.evaluations and params["fit"]["tune_paths"] == 359 * 2
     # beside the model it becomes the default prior
     beside = digits_model.with_name(digits_model.stem + ".meta.json")
     beside.write_text(meta.read_text())

@@ -7,8 +7,14 @@ false-certification rate of 1.2 alpha with probability at least POWER.
 """
 
 import numpy as np
+from scipy.special import logit
 from scipy.stats import binom
 
+from haltfast.meta import FEATURES
+from haltfast.meta import FORMAT_VERSION
+from haltfast.meta import GAP_EDGES
+from haltfast.meta import Z_GRID
+from haltfast.meta import MetaLearner
 from haltfast.streams import RecordedStreams
 
 FALSE_ALARM = 1e-4  # probability that a correct implementation fails one check
@@ -56,3 +62,24 @@ def pilot_mixture(p0: float, n0: int, law) -> float:
         hits, p = (k, p0) if k > n0 - k else (n0 - k, 1 - p0)
         total += binomial.pmf(k, n0, p0) * law(p, hits)
     return total
+
+
+def forced_meta(p_center: float, strength: float, sha: str = "0" * 64, sigma: float = 0.5) -> MetaLearner:
+    """A meta-learner forced to predict the same prior Beta(p*s, (1-p)*s) for every input."""
+    f = len(FEATURES)
+    return MetaLearner(
+        {
+            "format": "haltfast-meta-learner",
+            "version": FORMAT_VERSION,
+            "features": list(FEATURES),
+            "scaler_mean": [0.0] * f,
+            "scaler_scale": [1.0] * f,
+            "coefs": [[[0.0]] * f, [[0.0]]],
+            "intercepts": [[0.0], [float(logit(p_center))]],
+            "z_grid": list(Z_GRID),
+            "strengths": [[strength] * (len(GAP_EDGES) + 1)] * len(Z_GRID),
+            "weights_sha256": sha,
+            "model": "forced",
+            "sigma": sigma,
+        }
+    )

@@ -49,6 +49,7 @@ EDGE_OFFSET = 1e-3
 # that the input is far from the threshold.
 GAP_EDGES = (-1.0, -0.25, 0.25, 0.75, 1.5, 2.5)
 LOGIT_CLIP = 12.0
+FOLDS = 5  # cross-fitting: every calibration image tunes the strengths with a prediction made without it
 HEDGE = 0.9  # the learned prior's share of alpha; Jeffreys keeps the rest (statistics.hedged_mixture_test)
 
 
@@ -257,23 +258,19 @@ class MetaLearner:
     def _z_row(self, z: float) -> int:
         return int(np.argmin(np.abs(self.z_grid - z)))
 
-    def prior(self, logits: np.ndarray, radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def prior(self, logits: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """Beta(a, b) per input, centred on the predicted p, with the strength tuned for this radius and gap.
 
         Strength 0 means calibration found nothing better than Jeffreys there: Beta(1/2, 1/2);
         a negative strength centres the prior just above the threshold instead (see STRENGTHS).
         """
-        return self._prior_at(logits, 0.0 if radius is None else radius / self.sigma)
+        return self._prior_at(logits, radius / self.sigma)
 
     def _prior_at(self, logits: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
         row = self._z_row(z)
         mean = expit(self.predict_logit(logits))
         strength = self.strengths[row][gap_bins(mean, float(self.z_grid[row]), self.gap_edges)]
         return beta_prior(mean, strength, float(norm.cdf(z)))
-
-    def hedge_for(self, radius: float | None) -> float | None:
-        """The learned prior's share of alpha at this radius (None: Jeffreys everywhere, nothing to hedge)."""
-        return self._hedge_at(0.0 if radius is None else radius / self.sigma)
 
     def _hedge_at(self, z: float) -> float | None:
         return None if not np.any(self.strengths[self._z_row(z)] != 0) else self.hedge
@@ -282,7 +279,13 @@ class MetaLearner:
 
     def parts(self, z, logits: np.ndarray | None, n: int) -> Parts:
         """The Predictor interface: the learned prior at `hedge` of alpha beside Jeffreys at the rest (one
-        Jeffreys component where calibration found nothing better); z = r / sigma, 0 in radius mode."""
+        Jeffreys component where calibration found nothing better); z = r / sigma.
+
+        Radius mode (z None) keeps Jeffreys: its inputs run tens of thousands of samples, where a prior
+        learned from clean logits adds little and its hedge cost 1-4% more evaluations on the shipped
+        models (docs/meta-learner.md)."""
+        if z is None:
+            return [(1.0, *jeffreys(n))]
         if logits is None:
             raise HaltfastError("the meta-learner predicts priors from the clean logits; none were computed")
         a, b = self._prior_at(logits, float(z))
@@ -304,6 +307,13 @@ class MetaLearner:
         var = np.maximum((p**2) @ weights - mean**2, 1e-12)
         size = np.clip(mean * (1 - mean) / var - 1.0, 1.0, 1e6)
         return mean * size, (1 - mean) * size
+
+    @property
+    def calibration_evaluations(self) -> int:
+        """Model evaluations its calibration cost (clean and noisy), a one-off per model."""
+        fit = self.params.get("fit", {})
+        default = fit.get("calibration_images", 0) * (fit.get("samples_per_image", 0) + 1)
+        return int(self.params.get("calibration_evaluations", default))
 
     def check_model(self, weights_sha256: str, what: str = "this base model") -> None:
         """Refuse a base model other than the one this meta-learner was calibrated on."""
@@ -376,27 +386,21 @@ def fit_meta_learner(
     alpha: float = 0.001,
     hidden: int = 16,
     max_samples: int = 20_000,
-    tune_images: int = 2000,
+    tune_paths: int = 4000,
     seed: int = 0,
 ) -> tuple[MetaLearner, dict]:
-    """Fit the MLP on calibration images, then pick each (z, gap bin)'s strength by simulated mean stopping time.
+    """Fit the MLP on all calibration images, then pick each (z, gap bin)'s strength by simulated mean stopping time.
 
-    The strengths are tuned on images the MLP did not see (a held-out fifth), with
-    their calibration estimate of p standing in for the truth. Returns the learner
-    and a report of the fit (held-out error, the simulated means per strength).
+    The strengths are tuned on cross-fitted predictions (each image predicted by an MLP fitted
+    without it, FOLDS folds), so every calibration image serves both the fit and the tuning;
+    an image's calibration estimate of p stands in for its truth, and each image is simulated
+    often enough for `tune_paths` paths in all. Returns the learner and a report of the fit.
     """
-    from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPRegressor
-    from sklearn.preprocessing import StandardScaler
-
     start = time.perf_counter()
     x = features(calib.logits)
     y = np.clip(logit(calib.p_hat()), -LOGIT_CLIP, LOGIT_CLIP)
-    idx_fit, idx_tune = train_test_split(np.arange(len(y)), test_size=0.2, random_state=seed)
-    scaler = StandardScaler().fit(x[idx_fit])
-    mlp = MLPRegressor(
-        hidden_layer_sizes=(hidden,), alpha=1e-3, max_iter=2000, early_stopping=True, random_state=seed
-    ).fit(scaler.transform(x[idx_fit]), y[idx_fit])
+    scaler, mlp = _fit_mlp(x, y, hidden, seed)
+    held_out = _cross_fitted(x, y, hidden, seed)
     params = {
         "format": "haltfast-meta-learner",
         "version": FORMAT_VERSION,
@@ -406,42 +410,81 @@ def fit_meta_learner(
         "coefs": [w.tolist() for w in mlp.coefs_],
         "intercepts": [b.tolist() for b in mlp.intercepts_],
         "z_grid": list(Z_GRID),
-        "strengths": [[0.0] * (len(GAP_EDGES) + 1)] * len(Z_GRID),
+        "gap_edges": list(GAP_EDGES),
         "hedge": HEDGE,
         "weights_sha256": calib.weights_sha256,
         "model": calib.model,
         "sigma": calib.sigma,
+        "calibration_evaluations": calib.evaluations,
     }
-    learner = MetaLearner(params)
-    pred = learner.predict_logit(calib.logits[idx_tune])
-    rng = np.random.default_rng(seed)
-    tune = rng.choice(idx_tune, size=min(tune_images, idx_tune.size), replace=False)
-    p_true, mean = calib.p_hat()[tune], expit(learner.predict_logit(calib.logits[tune]))
-    report = {
+    paths = _tuning_paths(len(y), tune_paths, seed)
+    strengths, times = _tune_strengths(calib.p_hat()[paths], expit(held_out[paths]), alpha, max_samples, seed)
+    params["strengths"] = strengths
+    params["fit"] = {
         "calibration_images": len(y),
-        "fit_images": int(idx_fit.size),
-        "tune_images": int(tune.size),
         "samples_per_image": calib.samples,
-        "heldout_logit_mae": float(np.mean(np.abs(pred - y[idx_tune]))),
-        "residual_sd": float(np.std(pred - y[idx_tune])),
-        "heldout_p_mae": float(np.mean(np.abs(expit(pred) - expit(y[idx_tune])))),
+        "calibration_evaluations": calib.evaluations,
+        "folds": FOLDS,
+        "tune_paths": int(paths.size),
+        "heldout_logit_mae": float(np.mean(np.abs(held_out - y))),
+        "residual_sd": float(np.std(held_out - y)),
+        "heldout_p_mae": float(np.mean(np.abs(expit(held_out) - expit(y)))),
         "alpha": alpha,
         "max_samples": max_samples,
-        "mean_stopping_time": {},
+        "mean_stopping_time": times,
+        "seconds": round(time.perf_counter() - start, 1),
     }
-    strengths = []
+    return MetaLearner(params), params["fit"]
+
+
+def _fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int, seed: int):
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(hidden,), alpha=1e-3, max_iter=2000, early_stopping=True, random_state=seed
+    ).fit(scaler.transform(x), y)
+    return scaler, mlp
+
+
+def _cross_fitted(x: np.ndarray, y: np.ndarray, hidden: int, seed: int) -> np.ndarray:
+    """Each image's predicted logit(p) from an MLP fitted on the other folds."""
+    from sklearn.model_selection import KFold
+
+    out = np.empty_like(y)
+    for fit, held in KFold(FOLDS, shuffle=True, random_state=seed).split(x):
+        scaler, mlp = _fit_mlp(x[fit], y[fit], hidden, seed)
+        out[held] = np.clip(mlp.predict(scaler.transform(x[held])), -LOGIT_CLIP, LOGIT_CLIP)
+    return out
+
+
+def _tuning_paths(images: int, paths: int, seed: int) -> np.ndarray:
+    """Which image each simulated path follows: a random subset of the images, or each image equally often."""
+    rng = np.random.default_rng(seed)
+    if images >= paths:
+        return np.sort(rng.choice(images, size=paths, replace=False))
+    return np.repeat(np.arange(images), -(-paths // images))
+
+
+def _tune_strengths(
+    p_true: np.ndarray, mean: np.ndarray, alpha: float, max_samples: int, seed: int
+) -> tuple[list[list[float]], dict]:
+    """Per z in Z_GRID and predicted-gap bin, the strength of STRENGTHS with the least simulated mean stopping
+    time; all zeros (Jeffreys, unhedged) where that beats the chosen strengths. Also the simulated means."""
+    strengths, report = [], {}
     for z in Z_GRID:
         sim_rng = np.random.default_rng([seed, int(z * 100)])
         state = sim_rng.bit_generator.state  # every candidate sees the same Bernoulli draws
-        half = np.full(tune.size, 0.5)
-        jeffreys = simulated_stopping_times(p_true, half, half, z, alpha, max_samples, sim_rng, hedge=None)
+        half = np.full(p_true.size, 0.5)
+        jeffreys_times = simulated_stopping_times(p_true, half, half, z, alpha, max_samples, sim_rng, hedge=None)
         bins = gap_bins(mean, z)
         times = []
         for s in STRENGTHS:
             sim_rng.bit_generator.state = state
             a, b = beta_prior(mean, np.float64(s), float(norm.cdf(z)))
             times.append(simulated_stopping_times(p_true, a, b, z, alpha, max_samples, sim_rng))
-        times = np.array(times)  # (strengths, images)
+        times = np.array(times)  # (strengths, paths)
         per_bin = np.array(
             [
                 times[:, bins == k].mean(axis=1) if np.any(bins == k) else np.zeros(len(STRENGTHS))
@@ -449,20 +492,17 @@ def fit_meta_learner(
             ]
         )  # (bins, strengths)
         best = np.array(STRENGTHS)[per_bin.argmin(axis=1)]
-        chosen = times[[STRENGTHS.index(v) for v in best[bins]], np.arange(tune.size)].mean()
-        if chosen >= jeffreys.mean():
+        chosen = float(times[[STRENGTHS.index(v) for v in best[bins]], np.arange(p_true.size)].mean())
+        if chosen >= jeffreys_times.mean():
             best = np.zeros_like(best)  # nothing beats the unhedged Jeffreys prior here
-            chosen = float(jeffreys.mean())
+            chosen = float(jeffreys_times.mean())
         strengths.append(best.tolist())
-        report["mean_stopping_time"][f"z={z:g}"] = {
-            "jeffreys": float(jeffreys.mean()),
-            "chosen": float(chosen),
+        report[f"z={z:g}"] = {
+            "jeffreys": float(jeffreys_times.mean()),
+            "chosen": chosen,
             **{f"s={v:g}": float(t.mean()) for v, t in zip(STRENGTHS, times)},
         }
-    params["strengths"] = strengths
-    params["gap_edges"] = list(GAP_EDGES)
-    params["fit"] = {**report, "seconds": round(time.perf_counter() - start, 1)}
-    return MetaLearner(params), params["fit"]
+    return strengths, report
 
 
 def oracle_prior(streams, items=None) -> np.ndarray:

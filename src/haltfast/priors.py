@@ -29,7 +29,7 @@ class Predictor(Protocol):
     needs_logits: bool
 
     def parts(self, z, logits: np.ndarray | None, n: int) -> Parts:
-        """Components (share of alpha, a, b) per input for threshold z = r / sigma (0 in radius mode)."""
+        """Components (share of alpha, a, b) per input for threshold z = r / sigma (None in radius mode)."""
         ...
 
 
@@ -83,6 +83,13 @@ def prior_parts(prior, z, logits: np.ndarray | None, pilot_hits: np.ndarray | No
         return prior.parts(z, logits, n)
     a, b = resolve_prior(prior, pilot_hits, pilot_size, n)
     return [(1.0, a, b)]
+
+
+def main_component(parts: Parts) -> tuple[np.ndarray, np.ndarray]:
+    """The component with the largest share of alpha, for a test that takes one prior (triage runs it at the
+    whole alpha: like any prior fixed before the tested stream, that keeps the test valid)."""
+    _, a, b = max(parts, key=lambda part: part[0])
+    return a, b
 
 
 def parts_rows(parts: Parts, rows: np.ndarray) -> Parts:

@@ -147,12 +147,17 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def add_calibrate(sub) -> None:
     p = add_command(sub, "calibrate")
-    add_data_options(p, split="calibration", skip=1)
+    add_data_options(p, split="calibration", skip=None)
     add_model_options(p)
-    p.add_argument("--samples", type=positive_int, default=1000, help="noisy evaluations per image")
+    p.add_argument(
+        "--images", type=positive_int, default=1000, help="calibration images, evenly spaced (unless --skip is given)"
+    )
+    p.add_argument(
+        "--samples", type=positive_int, default=999, help="noisy evaluations per image (with the clean one: 1,000)"
+    )
     p.add_argument("--alpha", type=probability, default=0.001, help="alpha the prior strengths are tuned for")
     p.add_argument("--tune-max-samples", type=positive_int, default=20_000, help="cap of the tuning simulations")
-    p.add_argument("--tune-images", type=positive_int, default=2000, help="held-out images the tuning simulates")
+    p.add_argument("--tune-paths", type=positive_int, default=4000, help="simulated streams the strength tuning runs")
     add_sampling_options(p, seed=1)
     p.add_argument("--data-out", type=Path, help="calibration data file (default: in the user's haltfast folder)")
     p.add_argument("--resample", action="store_true", help="draw the calibration data again even if it exists")
@@ -171,19 +176,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     inputs = load_inputs(args)
     out = args.out or user_meta_learner_path(inputs.weights_sha256)
     data_path = args.data_out or (
-        data_home() / "calibration" / f"{inputs.weights_sha256[:16]}-{inputs.identity['split']}-{args.samples}.npz"
+        data_home() / "calibration" / f"{inputs.weights_sha256[:16]}-{inputs.identity['split']}-{len(inputs.indices)}x{args.samples}.npz"
     )
     check_writable(out, "meta-learner file")
     check_writable(data_path, "calibration data file")
     calib = calibration_data(args, inputs, data_path)
-    learner, fit = fit_meta_learner(
-        calib, alpha=args.alpha, max_samples=args.tune_max_samples, tune_images=args.tune_images
-    )
+    learner, fit = fit_meta_learner(calib, alpha=args.alpha, max_samples=args.tune_max_samples, tune_paths=args.tune_paths)
     learner.params["command"] = command_line(args)
     learner.save(out)
     print(
         f"meta-learner for {inputs.model_name} -> {out}\n"
-        f"held-out error: |logit p| {fit['heldout_logit_mae']:.3f}, |p| {fit['heldout_p_mae']:.4f}\n"
+        f"calibration: {len(calib.hits):,} images x {calib.samples + 1:,} evaluations = "
+        f"{calib.evaluations:,} evaluations\n"
+        f"cross-fitted error: |logit p| {fit['heldout_logit_mae']:.3f}, |p| {fit['heldout_p_mae']:.4f}\n"
         f"{format_strengths(learner)}"
     )
     return 0

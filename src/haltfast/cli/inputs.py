@@ -111,7 +111,11 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
             f"classes: another model or data set?"
         )
     full_fingerprint = source.fingerprint()
-    selected = source.subset(args.skip, args.max)
+    skip, max_items = args.skip, args.max
+    if skip is None:  # calibrate: --images evenly spaced over the split
+        skip = max(1, len(source) // args.images)
+        max_items = min(args.images, max_items or args.images)
+    selected = source.subset(skip, max_items)
     identity = {
         "model_sha256": card["weights_sha256"],
         "model": str(card.get("model_spec")),
@@ -121,7 +125,7 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
         "data": str(args.data),
         "split": source.split,
         "data_sha256": full_fingerprint,
-        "skip": args.skip,
+        "skip": skip,
     }
     weights_path = Path(card["weights_path"]) if card.get("weights_path") else None
     return Inputs(

@@ -116,7 +116,7 @@ def radii_list(text: str) -> list[float]:
         ) from None
 
 
-def add_data_options(p: argparse.ArgumentParser, split: str | None = None, skip: int = 20) -> None:
+def add_data_options(p: argparse.ArgumentParser, split: str | None = None, skip: int | None = 20) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--data",

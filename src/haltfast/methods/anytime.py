@@ -116,8 +116,9 @@ def certify_anytime(
     own state), never on which inputs share the run, max_active or batch sizes.
 
     `worth` (decision and grid mode): a certificate (or the next grid radius) is worth this many evaluations;
-    an input whose chance of it, predicted from a Jeffreys posterior of its own labels, per evaluation it is
-    expected to cost falls below 1/worth is given up (undecided, or certified at the radii it has). This
+    an input whose chance of it per evaluation it is expected to cost falls below 1/worth is given up (the
+    chance is predicted from a belief about p updated with the input's own labels so far: the meta-learner's
+    belief from the clean logits when it is the prior, else Jeffreys' or the pilot's posterior) (undecided, or certified at the radii it has). This
     never creates a certificate, so validity is untouched. 'auto': GRID_WORTH in grid mode (refuting the
     next radius is skipped where it is hopeless), off in decision mode (None: off). `budget` (evaluations
     for the whole run, selection included; never exceeded) and `seconds` (a deadline) spend by value too:
@@ -141,7 +142,7 @@ def certify_anytime(
         parts_per_radius = [prior_parts(prior, r / target.sigma, logits, pilot_hits, n0, run.n) for r in target.radii]
         mode = _GridMode(run, c_hat, parts_per_radius, target, futility_alpha, schedule)
     elif target.mode == "radius":
-        parts = prior_parts(prior, 0.0, logits, pilot_hits, n0, run.n)
+        parts = prior_parts(prior, None, logits, pilot_hits, n0, run.n)
         mode = _RadiusMode(run, c_hat, parts, target, futility_alpha, tolerance, schedule)
     else:
         parts = prior_parts(prior, target.z, logits, pilot_hits, n0, run.n)
