@@ -27,10 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from haltfast.bench.run import load_contexts
+from haltfast.certificate import CERTIFIED
+from haltfast.certificate import NOT_CERTIFIED
+from haltfast.certificate import PENDING
+from haltfast.certificate import UNDECIDED
 from haltfast.certificate import p_for_radius
 from haltfast.methods import run_method
 from haltfast.provenance import provenance
-from haltfast.recording import load_recording
 from haltfast.statistics import wald_expected_samples
 from haltfast.triage import PolicyClass
 from haltfast.triage import assign_classes
@@ -39,6 +43,8 @@ from haltfast.triage import triage
 N0 = 100
 N_COHEN = 100_000
 POLICY_NAMES = ("max-decisions", "max-weighted", "risk", "round-robin")
+CLEAN = "max-decisions, clean selection (1 evaluation, Jeffreys prior)"
+META = "max-decisions + meta-learner (clean selection, learned prior and belief)"
 BUDGETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
 
 
@@ -94,7 +100,8 @@ def main() -> None:
     ap.add_argument("--plot", default=None, help="PNG of decided inputs against budget")
     args = ap.parse_args()
 
-    rec, meta = load_recording(args.streams, args.max)
+    (ctx,) = load_contexts([args.streams], args.max, alpha=0.001, log=print)
+    rec, meta = ctx.streams, ctx.meta
     sigma = float(meta["sigma"])
     n_img = len(meta["indices"])
     cap = min(N_COHEN, int(meta["length"]) - N0)
@@ -108,12 +115,15 @@ def main() -> None:
     costs = oracle_costs(rec, policies, classes, sigma, cap)
     per_class = {pc.name: classes == k for k, pc in enumerate(policies)}
 
-    variants = [(name, name, N0) for name in POLICY_NAMES]
+    variants = [(name, name, N0, "pilot") for name in POLICY_NAMES]
     if args.small_n0:
-        variants.append((f"max-decisions, n0={args.small_n0}", "max-decisions", args.small_n0))
+        variants.append((f"max-decisions, n0={args.small_n0}", "max-decisions", args.small_n0, "pilot"))
+    variants.append((CLEAN, "max-decisions", 1, "jeffreys"))
+    if ctx.learner is not None:
+        variants.append((META, "max-decisions", 1, ctx.learner))
     labels_ = [v[0] for v in variants]
     results: dict[str, list[dict]] = {label: [] for label in labels_}
-    for label, name, n0 in variants:
+    for label, name, n0, prior in variants:
         for frac in budgets:
             budget = round(frac * cohen_total)
             start = time.perf_counter()
@@ -125,6 +135,8 @@ def main() -> None:
                 classes=classes,
                 policy=name,
                 n0=n0,
+                prior=prior,
+                selection="pilot" if prior == "pilot" else "clean",
                 batch=args.batch,
                 budget_evaluations=budget,
                 labels=meta["labels"],
@@ -134,22 +146,22 @@ def main() -> None:
             rows = rep.rows()
             assert rep.evaluations <= budget
             state = np.array([r["state"] for r in rows])
-            ours_cert = state == "certified"
+            ours_cert, refuted = state == CERTIFIED, state == NOT_CERTIFIED
             entry = {
                 "frac": frac,
                 "budget": budget,
                 "used": rep.evaluations,
                 "seconds": seconds,
-                "decided": int(np.sum((state == "certified") | (state == "refuted"))),
-                "pending": int(np.sum(state == "pending")),
-                "undecided": int(np.sum(state == "undecided")),
+                "decided": int(np.sum(ours_cert | refuted)),
+                "pending": int(np.sum(state == PENDING)),
+                "undecided": int(np.sum(state == UNDECIDED)),
                 "both_cert": int(np.sum(ours_cert & cohen_cert)),
                 "only_ours": int(np.sum(ours_cert & ~cohen_cert)),
-                "refuted_cohen_cert": int(np.sum((state == "refuted") & cohen_cert)),
+                "refuted_cohen_cert": int(np.sum(refuted & cohen_cert)),
             }
             for cname, mask in per_class.items():
                 entry[f"cert_{cname}"] = int(np.sum(ours_cert & mask))
-                entry[f"ref_{cname}"] = int(np.sum((state == "refuted") & mask))
+                entry[f"ref_{cname}"] = int(np.sum(refuted & mask))
             results[label].append(entry)
             print(
                 f"{label:14s} {frac:7.4f} decided {entry['decided']:4d} used {entry['used']:>11,} {seconds:5.1f} s",
@@ -289,7 +301,7 @@ def main() -> None:
         )
     )
     if args.small_n0:
-        small = results[labels_[-1]]
+        small = results[f"max-decisions, n0={args.small_n0}"]
         pairs = [(e["frac"], e["decided"], b["decided"]) for e, b in zip(small, best) if e["frac"] <= 0.005]
         lines.append(
             f"- With a pilot of n0 = {args.small_n0} instead of {N0} (not the protocol's n0; Cohen and the "
@@ -297,6 +309,23 @@ def main() -> None:
             + ", ".join(f"{a} instead of {b} at {f:.2%}" for f, a, b in pairs)
             + ": at small budgets the pilot is most of the cost of an easy input."
         )
+    if META in results:
+        others = [label for label in labels_ if label != META]
+        for e in results[META]:
+            if e["frac"] > 0.001 + 1e-12:
+                continue
+            best_other = max(
+                others,
+                key=lambda label: next(
+                    x["decided"] for x in results[label] if x is not None and x["frac"] == e["frac"]
+                ),
+            )
+            b = next(x["decided"] for x in results[best_other] if x["frac"] == e["frac"])
+            lines.append(
+                f"- **Triage with the meta-learner at {e['frac']:.2%} of Cohen's total**: {e['decided']} inputs "
+                f"decided against {b} for the best other policy ({best_other}): "
+                f"{'more' if e['decided'] > b else 'NOT more'}."
+            )
     lines.append(
         f"- Scheduler overhead on replayed streams (no model): {total_seconds:.0f} s for all "
         f"{len(labels_) * len(budgets)} runs."
@@ -310,7 +339,7 @@ def main() -> None:
 
         grid = np.geomspace(min(budgets), 1.0, 300) * cohen_total
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, style in zip(labels_, ("o-", "s--", "^-", "v-", "D:")):
+        for name, style in zip(labels_, ("o-", "s--", "^-", "v-", "D:", "P-.", "X-")):
             ax.plot(
                 [e["budget"] / cohen_total for e in results[name]],
                 [e["decided"] for e in results[name]],

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 from validity import check_false_certifications
+from validity import forced_meta
 from validity import pilot_mixture
 
 from haltfast.errors import HaltfastError
+from haltfast.priors import main_component
 from haltfast.smooth import Smooth
 from haltfast.statistics import log_beta_mixture_evalue
 from haltfast.streams import RecordedStreams
@@ -511,3 +513,58 @@ def test_bad_triage_arguments(kwargs, match):
     kwargs = {"n0": N0, "policies": [PolicyClass("c", radius=0.2, alpha=0.01, max_samples=180)], **kwargs}
     with pytest.raises(HaltfastError, match=match):
         triage(_fresh(streams), range(2), sigma=SIGMA, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# clean selection and a learned prior (the meta-learner)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("center, strength", [(0.995, 1024.0), (0.6, -4096.0)])
+@pytest.mark.parametrize("budget", [None, 400_000])
+def test_learned_priors_keep_false_certification_at_most_alpha_under_an_adversarial_schedule(center, strength, budget):
+    """p = Phi(r_i / sigma) exactly, clean selection (class 1, one evaluation), a meta-learner forced to predict
+    a prior far above the threshold (or just above it, at the largest strength) for every input, and the
+    schedule that chases evidence: each class certifies at the exact rate of its learned-prior tests, or below
+    it under a budget."""
+    sizes, cap = (1000, 1500), 1500
+    policies = _mixed_policies(cap)
+    classes = np.repeat([0, 1], sizes)
+    p = np.array([norm.cdf(policies[k].radius / SIGMA) for k in classes])
+    streams = np.stack(_bernoulli_streams(p, cap, seed=int(1000 * center)))
+    learner = forced_meta(center, strength, sigma=SIGMA)
+    logits = np.tile([[-1.0, 1.0]], (classes.size, 1))
+    rec = RecordedStreams(streams, 2, clean=np.ones(classes.size, dtype=np.int64), logits=logits)
+    rep = triage(
+        rec,
+        range(classes.size),
+        policies,
+        sigma=SIGMA,
+        classes=classes,
+        policy=_chase_evidence,
+        prior=learner,
+        batch=3000,
+        budget_evaluations=budget,
+    )
+    rows = rep.rows()
+    assert rep.meta["selection"] == "clean"
+    assert all(r["evaluations"] == 1 + r["tested"] == 1 + rec.positions[i] for i, r in enumerate(rows))
+    for pc, n in zip(policies, sizes):
+        false = sum(r["state"] == "certified" for r in rows if r["class"] == pc.name)
+        p0 = float(norm.cdf(pc.radius / SIGMA))
+        a, b = main_component(learner.parts(pc.radius / SIGMA, logits[:1], 1))
+        exact = decision_probabilities(p0, p0, pc.alpha, [(1.0, float(a[0]), float(b[0]))], cap)[0]
+        check_false_certifications(false, n, pc.alpha, exact, exact_is_bound=budget is not None)
+
+
+def test_clean_selection_with_jeffreys_charges_one_evaluation_and_a_learned_belief_steers_the_schedule():
+    ps = np.array([0.999] * 30 + [0.75] * 30)
+    streams = np.stack(_bernoulli_streams(ps, 4000, seed=8))
+    policies = [PolicyClass("c", radius=0.25, alpha=1e-3, max_samples=4000)]
+    rec = RecordedStreams(streams, 2, clean=np.ones(60, dtype=np.int64), logits=np.tile([[-1.0, 1.0]], (60, 1)))
+    rep = triage(rec, range(60), policies, sigma=SIGMA, prior="jeffreys", selection="clean", batch=600)
+    rows = rep.rows()
+    assert all(r["evaluations"] == 1 + r["tested"] for r in rows)
+    assert [r["state"] for r in rows[:30]] == ["certified"] * 30
+    with pytest.raises(HaltfastError, match="clean"):
+        triage(rec.rewound(), range(60), policies, sigma=SIGMA, prior=forced_meta(0.9, 16.0), selection="pilot")

@@ -29,7 +29,9 @@ from ..certificate import validate_count
 from ..engine import decide
 from ..engine import decision_chunks
 from ..errors import HaltfastError
+from ..priors import Predictor
 from ..priors import check_prior
+from ..priors import main_component
 from ..priors import resolve_prior
 from ..statistics import BetaMixtureTest
 from ..statistics import bernoulli_kl
@@ -65,9 +67,14 @@ class Triage:
     inputs (positions 0..n-1) and chunk sizes in order of preference; the run clips the proposal to
     pending inputs, to each input's cap, to a full pilot of n0 for inputs not yet piloted, and to
     `room` (the smaller of `batch` and the budget left). `prior` is as in `certify_anytime`
-    ('pilot', 'jeffreys', 'uniform', (a, b), an (n, 2) array), or a callable `prior(js, c_hat, hits)
-    -> (a, b)` called when the pilots of inputs js finish (a meta-learner's priors); each input's
-    prior is fixed before its tested stream starts.
+    ('pilot', 'jeffreys', 'uniform', (a, b), an (n, 2) array), a Predictor (the model's MetaLearner),
+    or a callable `prior(js, c_hat, hits) -> (a, b)` called when the pilots of inputs js finish; each
+    input's prior is fixed before its tested stream starts.
+
+    `selection` is how each input's class is chosen: 'pilot' (majority of n0 noisy samples, never
+    tested again) or 'clean' (the clean prediction: one evaluation, and the logits a Predictor needs;
+    the default with a Predictor). With a Predictor both tests start from its prior for the input's
+    class radius and the scheduler from its belief about p; without one, from the pilot's counts.
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class Triage:
         policy="max-decisions",
         n0: int = 100,
         prior="pilot",
+        selection: str | None = None,
         batch: int = 4000,
         min_chunk: int = 16,
         growth: float = 1 / 16,
@@ -96,7 +104,14 @@ class Triage:
         self.sigma = float(sigma)
         self.streams, self.items = streams, [int(i) for i in items]
         self.n = len(self.items)
-        self.n0 = validate_count("n0", n0)
+        self.selection = selection or ("clean" if isinstance(prior, Predictor) else "pilot")
+        if self.selection not in ("pilot", "clean"):
+            raise HaltfastError(f"selection must be 'pilot' or 'clean', got {selection!r}")
+        if isinstance(prior, Predictor) and self.selection != "clean":
+            raise HaltfastError("a meta-learner predicts from the clean logits: use selection='clean'")
+        if self.selection == "clean" and isinstance(prior, str) and prior == "pilot":
+            prior = "jeffreys"  # no pilot samples to form a posterior from
+        self.n0 = 1 if self.selection == "clean" else validate_count("n0", n0)  # the clean evaluation
         self.batch = validate_count("batch", batch)
         if self.batch < self.n0:
             raise HaltfastError(f"batch ({self.batch}) must be at least n0 ({self.n0}): a pilot is never split")
@@ -110,7 +125,7 @@ class Triage:
         self.indices = self._per_input("indices", indices if indices is not None else self.items)
         self.labels = None if labels is None else self._per_input("labels", labels)
         self.cls = self._class_numbers(classes)
-        if not callable(prior):
+        if not callable(prior) and not isinstance(prior, Predictor):
             check_prior(prior, with_pilot=True, n_items=None if isinstance(prior, str) else self.n)
         self._prior = prior
         self.progress, self.on_round = progress, on_round
@@ -159,14 +174,15 @@ class Triage:
         streams = self.streams
         if not isinstance(streams, RecordedStreams):
             return
+        pilot = self.n0 if self.selection == "pilot" else 0  # a clean selection takes no recorded label
         for j, item in enumerate(self.items):
             have = len(streams.streams[item]) - int(streams.positions[item])
-            if have < self.n0 + self.cap[j]:
+            if have < pilot + self.cap[j]:
                 pc = self.policies[self.cls[j]]
                 raise HaltfastError(
                     f"the recorded stream of input {int(self.indices[j])} has {have:,} labels left; class "
-                    f"{pc.name!r} needs n0 + max_samples = {self.n0 + pc.max_samples:,}: set max_samples <= "
-                    f"{max(have - self.n0, 0):,} for that class or record longer streams"
+                    f"{pc.name!r} needs {'n0 + ' if pilot else ''}max_samples = {pilot + pc.max_samples:,}: set "
+                    f"max_samples <= {max(have - pilot, 0):,} for that class or record longer streams"
                 )
 
     def _init_state(self) -> None:
@@ -177,6 +193,8 @@ class Triage:
         self.hits = np.zeros(n, dtype=np.int64)
         self.a = np.full(n, np.nan)
         self.b = np.full(n, np.nan)
+        self.belief_a = np.full(n, 0.5)  # the scheduler's Beta belief about p before tested samples
+        self.belief_b = np.full(n, 0.5)
         self.tested = np.zeros(n, dtype=np.int64)
         self.successes = np.zeros(n, dtype=np.int64)
         self.evaluations = np.zeros(n, dtype=np.int64)
@@ -221,7 +239,8 @@ class Triage:
         """
         js = np.asarray(js, dtype=np.int64)
         t = self.tested[js]
-        phat = (self.hits[js] + self.successes[js] + 0.5) / (self.n0 + t + 1.0)
+        a, b = self.belief_a[js] + self.successes[js], self.belief_b[js] + t - self.successes[js]
+        phat = a / (a + b)
         p0 = self.p0[js]
         gap_cert, gap_fut = self.thr[js] - self.log_evalue[js], self.thr_fut[js] - self.log_evalue_fut[js]
         size = decision_chunks(gap_cert, gap_fut, phat > p0, p0, t, self.min_chunk, self.growth)
@@ -231,15 +250,15 @@ class Triage:
     def remaining_cost_quantiles(self, js: np.ndarray) -> np.ndarray:
         """(len(js), 12) estimates of the tested samples each input still needs for a decision.
 
-        One per posterior quantile of p (Jeffreys prior updated with pilot and tested counts):
+        One per posterior quantile of p (the belief before testing, updated with the tested counts):
         the E-process gap to its threshold divided by KL(p || p0) (Wald), on the side p falls,
         never below the fewest samples that could close the gap; inf at p = p0.
         """
         js = np.asarray(js, dtype=np.int64)
         refresh = js[self._dirty[js]]
         if refresh.size:
-            A = 0.5 + self.hits[refresh] + self.successes[refresh]
-            B = 0.5 + (self.n0 - self.hits[refresh]) + (self.tested[refresh] - self.successes[refresh])
+            A = self.belief_a[refresh] + self.successes[refresh]
+            B = self.belief_b[refresh] + (self.tested[refresh] - self.successes[refresh])
             u = (np.arange(_QUADRATURE) + 0.5) / _QUADRATURE
             p = sc.betaincinv(A[:, None], B[:, None], u[None, :])
             p0 = self.p0[refresh][:, None]
@@ -381,7 +400,8 @@ class Triage:
         self.used += int(counts.sum())
         self.served[js] += 1
         self.rounds += 1
-        out, errors = self.streams.draw([self.items[j] for j in js], counts)
+        clean = ~self.piloted[js] if self.selection == "clean" else np.zeros(js.size, dtype=bool)
+        out, errors = self._draw(js, counts, clean)
         final_before = int(np.count_nonzero(self.state != _PENDING))
         failed = np.array([self.items[j] in errors or out[k] is None for k, j in enumerate(js)], dtype=bool)
         for k in np.nonzero(failed)[0]:
@@ -400,26 +420,67 @@ class Triage:
             self.progress(int(np.count_nonzero(self.state != _PENDING)) - final_before, int(counts.sum()))
         return ""
 
-    def _finish_pilots(self, js: np.ndarray, labels: list) -> None:
-        """Class selection by majority over the pilot, then the prior and a certification test for these inputs."""
-        k = self.streams.num_classes
-        for j, lab in zip(js, labels):
-            votes = np.bincount(lab, minlength=k)
-            self.c_hat[j], self.hits[j] = int(votes.argmax()), int(votes.max())
+    def _draw(self, js: np.ndarray, counts: np.ndarray, clean: np.ndarray) -> tuple[list, dict]:
+        """Noisy labels for each input, or its clean logits where `clean` (a clean selection's one evaluation)."""
+        items = [self.items[j] for j in js]
+        out: list = [None] * js.size
+        errors: dict = {}
+        noisy = np.nonzero(~clean)[0]
+        if noisy.size:
+            labels, errors = self.streams.draw([items[k] for k in noisy], counts[noisy])
+            for k, lab in zip(noisy, labels):
+                out[k] = lab
+        if clean.any():
+            first = np.nonzero(clean)[0]
+            logits, clean_errors = self.streams.clean_logits([items[k] for k in first])
+            errors.update(clean_errors)
+            for k, row in zip(first, logits):
+                out[k] = row
+        return out, errors
+
+    def _finish_pilots(self, js: np.ndarray, pilots: list) -> None:
+        """Class selection (pilot majority, or clean prediction), then each input's prior and belief about p."""
+        if self.selection == "clean":
+            logits = np.stack(pilots)
+            self.c_hat[js] = logits.argmax(axis=1)
+            a, b = self._predicted_priors(js, logits)
+        else:
+            k = self.streams.num_classes
+            for j, lab in zip(js, pilots):
+                votes = np.bincount(lab, minlength=k)
+                self.c_hat[j], self.hits[j] = int(votes.argmax()), int(votes.max())
+            self.belief_a[js], self.belief_b[js] = 0.5 + self.hits[js], 0.5 + (self.n0 - self.hits[js])
+            a, b = self._given_priors(js)
+        self.a[js], self.b[js] = a, b
+        self._cert.set_prior(js, a, b)
+        self.piloted[js] = True
+
+    def _predicted_priors(self, js: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A Predictor's prior at each input's class radius (for both tests) and its belief; else the given prior."""
+        if not isinstance(self._prior, Predictor):
+            return self._given_priors(js)
+        a, b = np.empty(js.size), np.empty(js.size)
+        for z in np.unique(self.radius[js] / self.sigma):
+            rows = np.nonzero(self.radius[js] / self.sigma == z)[0]
+            a[rows], b[rows] = main_component(self._prior.parts(float(z), logits[rows], rows.size))
+        if hasattr(self._prior, "belief"):
+            self.belief_a[js], self.belief_b[js] = self._prior.belief(logits)
+        self._fut.set_prior(js, a, b)
+        return a, b
+
+    def _given_priors(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prior given by name, numbers or callable, for inputs js whose selection just ended."""
         if callable(self._prior):
             a, b = self._prior(js.copy(), self.c_hat[js].copy(), self.hits[js].copy())
             a = np.broadcast_to(np.asarray(a, dtype=float), js.shape).copy()
             b = np.broadcast_to(np.asarray(b, dtype=float), js.shape).copy()
             if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
                 raise HaltfastError("the prior callable returned a non-positive or non-finite Beta parameter")
-        elif isinstance(self._prior, str) or np.asarray(self._prior).shape == (2,):
-            a, b = resolve_prior(self._prior, self.hits[js], self.n0, js.size)
-        else:
-            a, b = resolve_prior(self._prior, None, self.n0, self.n)
-            a, b = a[js], b[js]
-        self.a[js], self.b[js] = a, b
-        self._cert.set_prior(js, a, b)
-        self.piloted[js] = True
+            return a, b
+        if isinstance(self._prior, str) or np.asarray(self._prior).shape == (2,):
+            return resolve_prior(self._prior, self.hits[js], self.n0, js.size)
+        a, b = resolve_prior(self._prior, None, self.n0, self.n)
+        return a[js], b[js]
 
     def _feed(self, js: np.ndarray, labels: list, counts: np.ndarray) -> None:
         """Feed tested chunks to each input's own tests and record decisions."""
@@ -472,6 +533,7 @@ class Triage:
             "policy": self.policy_name,
             "sigma": self.sigma,
             "n0": self.n0,
+            "selection": self.selection,
             "batch": self.batch,
             "evaluations": int(self.used),
             "budget_evaluations": self.budget_evaluations,
