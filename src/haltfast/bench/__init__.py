@@ -18,6 +18,8 @@ from .report import replay_report
 from .run import ENTRIES
 from .run import load_contexts
 from .run import run_replays
+from .throughput import replay_throughput
+from .throughput import throughput_section
 
 
 def run_bench(
@@ -43,6 +45,7 @@ def run_bench(
         log(f"{ctx.meta['recording']}: {ctx.size} images, sigma = {ctx.sigma:g}")
         results.append(run_replays(ctx, entries, log=log))
     replay_seconds = time.perf_counter() - start
+    rates = [row for res in results for row in replay_throughput(res, log=log)]
     sizes = sorted({res.ctx.size for res in results})
     text = [
         "# Results: haltfast against the published methods",
@@ -56,6 +59,7 @@ def run_bench(
         "",
         replay_report(results, entries),
     ]
+    text += ["", throughput_section(rates)]
     if plots is not None:
         names = make_plots(results, plots, entries)
         rel = Path(os.path.relpath(plots.resolve(), out.parent.resolve()) if out is not None else plots)

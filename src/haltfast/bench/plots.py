@@ -30,7 +30,7 @@ MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
 
 def make_plots(results: list[SigmaResult], directory: Path, entries=ENTRIES) -> list[str]:
-    """Write the four PNG figures; returns their file names."""
+    """Write the five PNG figures; returns their file names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,6 +41,7 @@ def make_plots(results: list[SigmaResult], directory: Path, entries=ENTRIES) -> 
         evaluations_figure(results, directory / "evaluations.png", entries, styles),
         trajectories_figure(results[0], directory / "e-process-trajectories.png"),
         frontier_figure(results, directory / "budget-frontier.png", entries, styles),
+        spending_figure(results, directory / "spending.png"),
     ]
 
 
@@ -111,6 +112,44 @@ def frontier_figure(results, path: Path, entries, styles) -> str:
                 ax.plot(*zip(*pts), label=e.label, **_line_and_marker(styles[e.label]))
         ax.set_xscale("log")
         _label(ax, f"sigma = {res.ctx.sigma:g}", "mean model evaluations per image", "average certified radius")
+    return _finish(fig, axes, path)
+
+
+def spending_figure(results, path: Path) -> str:
+    """Points of certified accuracy lost against Cohen against mean evaluations (calibration amortized), per
+    spending rule and prior, with the oracle allocation: one panel per sigma and radius."""
+    from .spending import RULE_KINDS
+    from .spending import amortized
+    from .spending import loss_points
+
+    panels = [(res, sp) for res in results for sp in res.spending]
+    fig, axes = _panels(max(len(panels), 1), width=4.2)
+    families = sorted({p.family for _, sp in panels for p in sp.points})
+    styles = _styles([f"{f}, {kind}" for f in families for kind in RULE_KINDS])
+    for ax, (res, sp) in zip(axes, panels):
+        for family in families:
+            for kind in RULE_KINDS:
+                pts = sorted(
+                    (amortized(p), loss_points(sp, p))
+                    for p in sp.points
+                    if p.family == family and p.rule.startswith(kind)
+                )
+                if pts:
+                    label = f"{family}, {kind}"
+                    ax.plot(*zip(*pts), label=label, **_line_and_marker(styles[label]))
+        if sp.oracle:
+            ax.plot(
+                [m for _, m in sp.oracle], [loss for loss, _ in sp.oracle], "k:", label="oracle allocation (a bound)"
+            )
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.5, 10)
+        _label(
+            ax,
+            f"sigma = {res.ctx.sigma:g}, decisions at r = {sp.radius:g}",
+            "mean evaluations per image (calibration amortized)",
+            "points lost against Cohen",
+        )
     return _finish(fig, axes, path)
 
 

@@ -20,6 +20,7 @@ from .run import acr
 from .run import certified_at
 from .run import cohen_label
 from .run import evaluations
+from .spending import spending_section
 
 
 def _fmt(x: float) -> str:
@@ -102,23 +103,6 @@ def frontier_table(res: SigmaResult, entries=ENTRIES) -> list[str]:
                 for c in cells
             )
             + " |"
-        )
-    return lines
-
-
-def capped_table(res: SigmaResult) -> list[str]:
-    """Decisions at r = 0.5 with a per-input cap: certified accuracy lost against Cohen, evaluations saved."""
-    cohen_certs = res.cohen_n[max(res.cohen_n)]
-    acc_cohen, cohen_evals = certified_at(cohen_certs, 0.5)[0], evaluations(cohen_certs).mean()
-    lines = [
-        "| cap | method | cert. acc. | loss against Cohen (points) | mean evals | Cohen / mean |",
-        "|---|---|---|---|---|---|",
-    ]
-    for (label, cap), certs in sorted(res.capped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        acc, ev = certified_at(certs, 0.5)[0], evaluations(certs).mean()
-        lines.append(
-            f"| {cap:,} | {label} | {acc:.3f} | {100 * (acc_cohen - acc):.1f} | {_fmt(ev)} | "
-            f"{_ratio(cohen_evals / ev)} |"
         )
     return lines
 
@@ -244,18 +228,7 @@ def replay_report(results: list[SigmaResult], entries=ENTRIES) -> str:
             f"per-input budget {res.cap:,} tested samples. Horvath et al. define no radius estimation.",
             "",
             *radius_table(res, entries),
-            *(
-                [
-                    "",
-                    "### Capped decisions at r = 0.5: the trade-off",
-                    "",
-                    "Each input stops at the cap (undecided) if its test has not decided by then.",
-                    "",
-                    *capped_table(res),
-                ]
-                if res.capped
-                else []
-            ),
+            *[line for spending in res.spending for line in spending_section(spending, ctx.sigma)],
             "",
             *grid_section(res.grid, res.cohen_n[res.cap], cohen_label(res.cap), res.cap),
             "",

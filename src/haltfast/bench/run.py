@@ -31,7 +31,6 @@ N0, N = 100, 100_000  # Cohen's selection and estimation samples
 DECISION_RADII = (0.25, 0.5, 0.75, 1.0)
 RADIUS_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
 CAPS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)  # budget frontier: per-input caps / Cohen's n
-DECISION_CAPS = (500, 1_000, 2_000, 5_000, 10_000, 20_000)  # the capped trade-off of decisions at r = 0.5
 COHEN = "Cohen et al. 2019 (n0 = 100, n = 100,000)"
 
 
@@ -168,7 +167,7 @@ class SigmaResult:
     wald: dict = field(default_factory=dict)  # r -> per-image limit
     radii: tuple = ()
     cap: int = N  # per-input budget: Cohen's n, every method's max_samples
-    capped: dict = field(default_factory=dict)  # (label, cap) -> certs of decisions at r = 0.5
+    spending: list = field(default_factory=list)  # bench.spending.Spending per radius
     grid: object = None  # bench.grid.GridResult
 
 
@@ -187,14 +186,12 @@ def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaRes
             start = time.perf_counter()
             res.decision[e.label, r] = replay(ctx, e, r, cap_full)
             log(f"  sigma={ctx.sigma:g} r={r:g} {e.label}: {time.perf_counter() - start:.1f} s")
-    if 0.5 in res.radii:  # the capped trade-off: fewer evaluations for a little certified accuracy
-        for e in entries:
-            if e.method == "anytime" and e.frontier and not e.oracle:
-                for cap in DECISION_CAPS:
-                    if cap < cap_full:
-                        res.capped[e.label, cap] = replay(ctx, e, 0.5, cap)
     from .grid import run_grid
+    from .spending import run_spending
+    from .spending import spending_radii
 
+    cohen_full = res.cohen_n[max(res.cohen_n)]
+    res.spending = [run_spending(ctx, r, cap_full, cohen_full, log) for r in spending_radii(ctx, cap_full)]
     res.grid = run_grid(ctx, cap_full, log)
     for e in entries:
         if not e.radius_mode:
