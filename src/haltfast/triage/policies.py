@@ -39,7 +39,7 @@ class PolicyClass:
     """A risk class: certify at `radius` with false-certification probability <= `alpha` per input.
 
     `max_samples` caps the tested samples per input (the n0 pilot not included); `futility_alpha`
-    is the level of the "refuted" test (default `alpha`). At most one selection rule: `indices`
+    is the level of the "not certified" test (default `alpha`). At most one selection rule: `indices`
     (data set indices), `every`/`offset` (input positions j with j % every == offset) or
     `fraction`; a class with none takes the inputs no rule claimed.
     """
