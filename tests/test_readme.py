@@ -122,11 +122,13 @@ def outputs(args: list[str]) -> list[str]:
 def readme_commands() -> list:
     commands = []
     for words in shell_commands(README.read_text()):
+        shown = " ".join(words)
         if words[:2] == ["make", "demo"]:
             words = makefile_recipe("demo")
+            shown = f"make demo: {' '.join(words)}"
         reason = skip_reason(words)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
-        commands.append(pytest.param(words, id=" ".join(words), marks=marks))
+        commands.append(pytest.param(words, id=shown, marks=marks))
     return commands
 
 
