@@ -11,7 +11,7 @@ Mixed risk classes, assigned deterministically: every 5th image (positions 0, 5,
 priority 1); both with the per-input cap max_samples = min(100,000, recorded length - n0).
 Budgets are fractions of Cohen's total, images x (100 + 100,000) evaluations.
 
-Definitions. Decided input: certified or refuted at its own radius (ours); an input Cohen ran to
+Definitions. Decided input: certified or not certified at its own radius (ours); an input Cohen ran to
 completion (n0 = 100, n = 100,000 at that input's alpha; certified if its Clopper-Pearson radius
 >= r_i, else not certified): with budget B Cohen completes floor(B / 100,100) inputs. Oracle: each
 input decided at its Wald limit (p from the whole recorded stream, miss rate = alpha_i) plus the
@@ -146,22 +146,22 @@ def main() -> None:
             rows = rep.rows()
             assert rep.evaluations <= budget
             state = np.array([r["state"] for r in rows])
-            ours_cert, refuted = state == CERTIFIED, state == NOT_CERTIFIED
+            ours_cert, ours_not = state == CERTIFIED, state == NOT_CERTIFIED
             entry = {
                 "frac": frac,
                 "budget": budget,
                 "used": rep.evaluations,
                 "seconds": seconds,
-                "decided": int(np.sum(ours_cert | refuted)),
+                "decided": int(np.sum(ours_cert | ours_not)),
                 "pending": int(np.sum(state == PENDING)),
                 "undecided": int(np.sum(state == UNDECIDED)),
                 "both_cert": int(np.sum(ours_cert & cohen_cert)),
                 "only_ours": int(np.sum(ours_cert & ~cohen_cert)),
-                "refuted_cohen_cert": int(np.sum(refuted & cohen_cert)),
+                "not_cert_cohen_cert": int(np.sum(ours_not & cohen_cert)),
             }
             for cname, mask in per_class.items():
                 entry[f"cert_{cname}"] = int(np.sum(ours_cert & mask))
-                entry[f"ref_{cname}"] = int(np.sum(refuted & mask))
+                entry[f"not_{cname}"] = int(np.sum(ours_not & mask))
             results[label].append(entry)
             print(
                 f"{label:14s} {frac:7.4f} decided {entry['decided']:4d} used {entry['used']:>11,} {seconds:5.1f} s",
@@ -226,21 +226,21 @@ def main() -> None:
         "",
         "## Per policy: what was decided",
         "",
-        "Certified / refuted per class; `pending` = not finished when the budget ran out; `undecided` = "
-        "reached the cap; agreement with Cohen: both certified / certified only by us / refuted by us "
+        "Certified / not certified per class; `pending` = not finished when the budget ran out; `undecided` = "
+        "reached the cap; agreement with Cohen: both certified / certified only by us / not certified by us "
         "although Cohen certified.",
         "",
-        "| policy | budget | used | decided | crit. cert. | crit. ref. | rout. cert. | rout. ref. | pending | "
-        "undecided | decided per 1k evals | agreement | seconds |",
+        "| policy | budget | used | decided | crit. cert. | crit. not cert. | rout. cert. | rout. not cert. | "
+        "pending | undecided | decided per 1k evals | agreement | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in labels_:
         for e in results[name]:
             lines.append(
                 f"| {name} | {e['frac']:.2%} | {e['used']:,} | {e['decided']} | {e['cert_critical']} | "
-                f"{e['ref_critical']} | {e['cert_routine']} | {e['ref_routine']} | {e['pending']} | "
+                f"{e['not_critical']} | {e['cert_routine']} | {e['not_routine']} | {e['pending']} | "
                 f"{e['undecided']} | {1000 * e['decided'] / max(e['used'], 1):.2f} | "
-                f"{e['both_cert']} / {e['only_ours']} / {e['refuted_cohen_cert']} | {e['seconds']:.1f} |"
+                f"{e['both_cert']} / {e['only_ours']} / {e['not_cert_cohen_cert']} | {e['seconds']:.1f} |"
             )
 
     # targets
@@ -256,7 +256,7 @@ def main() -> None:
             f"{cohen_total:,}): {'met' if ok else 'NOT met'} ({e['decided'] / n_img:.1%}). Counting "
             f"certifications only: {e['cert_critical'] + e['cert_routine']} certified against Cohen's "
             f"{n_cohen_cert} ({(e['cert_critical'] + e['cert_routine']) / max(n_cohen_cert, 1):.1%}); "
-            f"{e['both_cert']} certified by both, {e['refuted_cohen_cert']} refuted by us but certified "
+            f"{e['both_cert']} certified by both, {e['not_cert_cohen_cert']} not certified by us but certified "
             f"by Cohen."
         )
         first = next((x for x in best if x["decided"] >= 0.95 * n_img), None)
@@ -338,14 +338,23 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         grid = np.geomspace(min(budgets), 1.0, 300) * cohen_total
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, style in zip(labels_, ("o-", "s--", "^-", "v-", "D:", "P-.", "X-")):
+        fig, ax = plt.subplots(figsize=(7, 5.6))
+        # max-weighted often decides exactly as many inputs as max-decisions: it is drawn first, wide, with large
+        # open squares, and max-decisions on top with small dots, so that both stay visible where they coincide
+        styles = {
+            "max-decisions": {"fmt": "o-", "ms": 3.5, "lw": 1.3, "zorder": 4},
+            "max-weighted": {"fmt": "s--", "ms": 8, "lw": 3, "mfc": "none", "mew": 1.3, "alpha": 0.8, "zorder": 3},
+        }
+        others = iter(("^-", "v-", "D:", "P-.", "X-"))
+        for name in labels_:
+            style = dict(styles[name]) if name in styles else {"fmt": next(others), "ms": 4, "zorder": 3}
+            fmt = style.pop("fmt")
             ax.plot(
                 [e["budget"] / cohen_total for e in results[name]],
                 [e["decided"] for e in results[name]],
-                style,
+                fmt,
                 label=name,
-                ms=4,
+                **style,
             )
         ax.plot(
             grid / cohen_total,
@@ -361,13 +370,13 @@ def main() -> None:
             where="post",
             label="Cohen, fixed n = 100,000",
         )
-        ax.axhline(0.95 * n_img, color="gray", lw=0.8, ls="--")
+        ax.axhline(0.95 * n_img, color="gray", lw=0.8, ls="--", label="95% of the inputs (target)")
         ax.set_xscale("log")
         ax.set_xlabel("total budget (fraction of Cohen's total evaluations)")
         ax.set_ylabel("decided inputs")
         ax.set_title(f"Triage, Fashion-MNIST sigma = {sigma}, {n_img} images, cap {cap:,}")
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(args.plot, dpi=130)

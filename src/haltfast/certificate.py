@@ -12,7 +12,7 @@ from dataclasses import field
 import numpy as np
 from scipy.stats import norm
 
-from .errors import HaltfastError
+from .errors import UsageError
 
 ABSTAIN = -1  # the prediction of an input no class could be certified for (Cohen et al.'s convention)
 
@@ -110,19 +110,19 @@ def is_number(value) -> bool:
 
 def validate_alpha(alpha: float) -> float:
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-        raise HaltfastError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+        raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     return float(alpha)
 
 
 def validate_count(name: str, value: int) -> int:
     if int(value) != value or int(value) < 1:
-        raise HaltfastError(f"{name} must be an integer >= 1, got {value}")
+        raise UsageError(f"{name} must be an integer >= 1, got {value}")
     return int(value)
 
 
 def validate_tolerance(tolerance: float) -> float:
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise HaltfastError(f"tolerance must be a number >= 0, got {tolerance}")
+        raise UsageError(f"tolerance must be a number >= 0, got {tolerance}")
     return float(tolerance)
 
 
@@ -144,15 +144,15 @@ def max_certifiable_radius(max_samples: int, alpha: float, sigma: float) -> floa
 
 
 def check_radius(radius: float, max_samples: int, alpha: float, sigma: float, what: str = "radius") -> None:
-    """Raise a HaltfastError unless `radius` is finite, >= 0 and certifiable with max_samples samples."""
+    """Raise a UsageError unless `radius` is finite, >= 0 and certifiable with max_samples samples."""
     if not (isinstance(radius, (int, float)) and np.isfinite(radius) and radius >= 0):
-        raise HaltfastError(f"{what} must be a finite number >= 0, got {radius}")
+        raise UsageError(f"{what} must be a finite number >= 0, got {radius}")
     r_max = max_certifiable_radius(max_samples, alpha, sigma)
     if radius >= r_max:
         log_p = float(norm.logcdf(radius / sigma))
         need_n = math.log(alpha) / log_p if log_p < 0 else math.inf
         need = f"max_samples >= {math.ceil(need_n):,}" if need_n < 1e12 else "more than 10^12 samples"
-        raise HaltfastError(
+        raise UsageError(
             f"{what} {radius:g} can never be certified with max_samples={max_samples:,} at "
             f"alpha={alpha:g} and sigma={sigma:g}: even if every sample hits, the largest "
             f"certifiable radius is {r_max:.4f}; it needs {need}"
@@ -160,19 +160,19 @@ def check_radius(radius: float, max_samples: int, alpha: float, sigma: float, wh
 
 
 def check_grid(radii, max_samples: int, alpha: float, sigma: float) -> tuple[float, ...]:
-    """The radii of a grid, each checked by check_radius; raise a HaltfastError unless they are non-empty and
+    """The radii of a grid, each checked by check_radius; raise a UsageError unless they are non-empty and
     strictly increasing (no duplicates), naming the offending radius."""
     try:
         grid = tuple(float(r) for r in radii)
     except (TypeError, ValueError):
-        raise HaltfastError(f"radii must be numbers, got {radii!r}") from None
+        raise UsageError(f"radii must be numbers, got {radii!r}") from None
     if not grid:
-        raise HaltfastError("the radius grid is empty: give at least one radius, e.g. 0.25,0.5,0.75")
+        raise UsageError("the radius grid is empty: give at least one radius, e.g. 0.25,0.5,0.75")
     for r in grid:
         check_radius(r, max_samples, alpha, sigma, what="grid radius")
     for lo, hi in itertools.pairwise(grid):
         if hi == lo:
-            raise HaltfastError(f"the radius grid lists {lo:g} twice; give each radius once")
+            raise UsageError(f"the radius grid lists {lo:g} twice; give each radius once")
         if hi < lo:
-            raise HaltfastError(f"the radius grid must be increasing: {hi:g} comes after {lo:g}")
+            raise UsageError(f"the radius grid must be increasing: {hi:g} comes after {lo:g}")
     return grid

@@ -21,7 +21,6 @@ import numpy as np
 
 from .errors import DataError
 from .errors import DataNotFoundError
-from .errors import HaltfastError
 from .formats import CIFAR_TEST_FILES
 from .formats import CIFAR_TRAIN_FILES
 from .formats import ArrayBackend
@@ -313,7 +312,7 @@ def open_dataset(
 def load_dataset(name: str = "fashion-mnist", split: str = "test", data_dir: str | Path | None = None) -> Dataset:
     """Load a whole split of a data set into memory; raises DataNotFoundError with install instructions if missing."""
     if split not in SPLITS:
-        raise HaltfastError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     source = open_dataset(name, split, data_dir)
     images = source.load(np.arange(len(source)))
     return Dataset(

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import DataError
-from .errors import HaltfastError
+from .errors import UsageError
 
 HASH_CHUNK_BYTES = 1 << 20
 Reader = Callable[[np.ndarray], np.ndarray]
@@ -44,9 +44,9 @@ class Backend(Protocol):
 def subset_positions(length: int, skip: int, max_items: int | None) -> np.ndarray:
     """Positions 0, skip, 2 skip, ... below `length`, at most `max_items` of them (Cohen's protocol: skip 20)."""
     if skip < 1:
-        raise HaltfastError(f"--skip must be at least 1, got {skip}")
+        raise UsageError(f"--skip must be at least 1, got {skip}")
     if max_items is not None and max_items < 1:
-        raise HaltfastError(f"--max must be at least 1, got {max_items}")
+        raise UsageError(f"--max must be at least 1, got {max_items}")
     return np.arange(0, length, skip, dtype=np.int64)[:max_items]
 
 
@@ -69,7 +69,7 @@ def check_labels(labels: np.ndarray, num_classes: int | None, origin: str) -> tu
     if num_classes is None:
         return labels, largest + 1
     if num_classes < 1:
-        raise HaltfastError(f"num_classes must be at least 1, got {num_classes}")
+        raise UsageError(f"num_classes must be at least 1, got {num_classes}")
     if largest >= num_classes:
         at = int(np.argmax(labels))
         raise DataError(
@@ -116,7 +116,7 @@ def _size_pair(value: int | tuple[int, int] | list[int], what: str) -> int | tup
         and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in value)
     ):
         return int(value[0]), int(value[1])
-    raise HaltfastError(f"{what} must be a positive integer or a pair (height, width) of them, got {value!r}")
+    raise UsageError(f"{what} must be a positive integer or a pair (height, width) of them, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ class ImageSource:
     def windows(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(positions, images) for consecutive windows of at most `size` items; one window is in memory at a time."""
         if size < 1:
-            raise HaltfastError(f"window size must be at least 1, got {size}")
+            raise UsageError(f"window size must be at least 1, got {size}")
         with self._backend.reader() as read:
             for start in range(0, len(self), size):
                 positions = np.arange(start, min(start + size, len(self)), dtype=np.int64)
@@ -274,7 +274,7 @@ class ImageSource:
     def _positions(self, positions: Iterable[int] | np.ndarray) -> np.ndarray:
         positions = np.asarray(positions if isinstance(positions, np.ndarray) else list(positions))
         if positions.size and positions.dtype.kind not in "iu":
-            raise HaltfastError(f"positions must be integers, got dtype {positions.dtype}")
+            raise UsageError(f"positions must be integers, got dtype {positions.dtype}")
         positions = positions.astype(np.int64).reshape(-1)
         if positions.size and (positions.min() < 0 or positions.max() >= len(self)):
             raise IndexError(f"positions must lie in [0, {len(self)}); got {positions.min()}..{positions.max()}")

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import HaltfastError
+from .errors import ModelError
+from .errors import RecordingError
 from .files import atomic_write
 from .files import write_json
 from .streams import RecordedStreams
@@ -50,7 +51,7 @@ def record_streams(
         old = _read_meta(meta_path)
         if old != meta:
             changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-            raise HaltfastError(
+            raise RecordingError(
                 f"{directory} holds a recording with a different configuration "
                 f"({', '.join(changed)} differ); choose another --out directory"
             )
@@ -70,7 +71,7 @@ def record_streams(
             drawn, draw_errors = streams.draw([item], [length])
             errors.update(draw_errors)
             if errors:
-                raise HaltfastError(f"the base classifier failed while recording: {next(iter(errors.values()))}")
+                raise ModelError(f"the base classifier failed while recording: {next(iter(errors.values()))}")
             assert drawn[0] is not None  # only an input with an error draws None, refused above
             out.append(drawn[0])
             if progress:
@@ -86,11 +87,13 @@ def _read_meta(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
     except (ValueError, OSError) as exc:
-        raise HaltfastError(
+        raise RecordingError(
             f"{path} is unreadable or corrupt ({exc}); delete the recording directory and record again"
         ) from None
     if not isinstance(meta, dict) or "inputs" not in meta:
-        raise HaltfastError(f"{path} is not a haltfast recording's meta data")
+        raise RecordingError(
+            f"{path} is not a haltfast recording's meta data; give a directory `haltfast record` wrote"
+        )
     return meta
 
 
@@ -101,9 +104,9 @@ def recording_model_path(meta: dict, model_path: str | Path | None = None) -> Pa
 
     path = Path(model_path) if model_path is not None else WEIGHTS_DIR / meta["model"]
     if not path.is_file():
-        raise HaltfastError(f"the recording's model {meta['model']} is not a shipped model: pass its weights file")
+        raise RecordingError(f"the recording's model {meta['model']} is not a shipped model: pass its weights file")
     if weights_hash(path) != meta["weights_sha256"]:
-        raise HaltfastError(f"{path} is not the model this recording was made with (sha256 differs)")
+        raise RecordingError(f"{path} is not the model this recording was made with (sha256 differs)")
     return path
 
 
@@ -136,14 +139,14 @@ def load_recording(
     directory = Path(directory)
     meta_path = directory / "meta.json"
     if not meta_path.is_file():
-        raise HaltfastError(f"{directory} is not a recording (no meta.json); make one with `haltfast record`")
+        raise RecordingError(f"{directory} is not a recording (no meta.json); make one with `haltfast record`")
     meta = _read_meta(meta_path)
     n = meta["inputs"] if max_items is None else min(meta["inputs"], max_items)
     labels, clean = [], []
     for k in range((n + SHARD - 1) // SHARD):
         path = _shard_path(directory, k)
         if not path.is_file():
-            raise HaltfastError(
+            raise RecordingError(
                 f"recording {directory} is incomplete ({path.name} missing): rerun the same "
                 f"`haltfast record` command to finish it"
             )
@@ -152,7 +155,7 @@ def load_recording(
                 labels.extend(shard["labels"])
                 clean.extend(shard["clean"])
         except Exception as exc:
-            raise HaltfastError(f"{path} is corrupt ({exc}); delete it and rerun `haltfast record`") from exc
+            raise RecordingError(f"{path} is corrupt ({exc}); delete it and rerun `haltfast record`") from exc
     meta = {**meta, "indices": meta["indices"][:n], "labels": meta["labels"][:n]}
     logits = recording_logits(meta) if with_logits else None
     return RecordedStreams(labels[:n], meta["num_classes"], clean[:n], logits), meta

@@ -21,7 +21,8 @@ from pathlib import Path
 from .certificate import ABSTAIN
 from .certificate import CERTIFIED
 from .certificate import Certificate
-from .errors import HaltfastError
+from .errors import JournalError
+from .errors import UsageError
 from .files import atomic_write
 
 JOURNAL_FORMAT = 1
@@ -58,7 +59,7 @@ class ResultsJournal:
 
         Resuming keeps every complete row of a journal with the same configuration and
         cuts off a truncated last line; a journal with another configuration and at
-        least one row raises HaltfastError naming what changed (one without rows is
+        least one row raises JournalError naming what changed (one without rows is
         replaced). Only one process may hold a journal at a time.
         """
         path = Path(path)
@@ -69,7 +70,7 @@ class ResultsJournal:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise HaltfastError(
+            raise JournalError(
                 f"another haltfast run is writing {path}; wait for it to finish or choose another --out"
             ) from None
         try:
@@ -129,9 +130,9 @@ def _read_rows(path: Path, data: bytes, config: dict) -> tuple[list[dict], int |
         if not isinstance(header, dict) or "haltfast_journal" not in header:
             raise ValueError("no journal header")
     except ValueError:
-        raise HaltfastError(f"{path} is not a haltfast results journal; move it away or choose another --out") from None
+        raise JournalError(f"{path} is not a haltfast results journal; move it away or choose another --out") from None
     if header["haltfast_journal"] != JOURNAL_FORMAT:
-        raise HaltfastError(
+        raise JournalError(
             f"{path} has journal format {header['haltfast_journal']}, this haltfast writes "
             f"{JOURNAL_FORMAT}; delete it (its results are lost) or choose another --out"
         )
@@ -142,7 +143,7 @@ def _read_rows(path: Path, data: bytes, config: dict) -> tuple[list[dict], int |
             if not isinstance(row, dict) or "index" not in row or "decision" not in row:
                 raise ValueError("not a certificate row")
         except ValueError:
-            raise HaltfastError(
+            raise JournalError(
                 f"{path} is corrupt at line {number}; delete it to start over (its results are "
                 f"lost) or choose another --out"
             ) from None
@@ -156,7 +157,7 @@ def _read_rows(path: Path, data: bytes, config: dict) -> tuple[list[dict], int |
             for k in sorted(set(old) | set(config))
             if old.get(k) != config.get(k)
         )
-        raise HaltfastError(
+        raise JournalError(
             f"{path} holds {len(rows)} results of a run with a different configuration ({changed}); "
             f"rerun with the original options to resume it, choose another --out, or delete "
             f"{path.name} to start over"
@@ -202,7 +203,7 @@ def write_results(path: str | Path, certs: list[Certificate], format: str = "csv
         table = certificates_table(certs)
         return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
     if format != "cohen":
-        raise HaltfastError(f"unknown results format {format!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown results format {format!r}; choose one of {', '.join(FORMATS)}")
     lines = ["idx\tlabel\tpredict\tradius\tcorrect\ttime"]
     for c in certs:
         certified = c.decision == CERTIFIED

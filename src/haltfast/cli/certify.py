@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HaltfastError
+from ..errors import ModelError
+from ..errors import UsageError
 from .inputs import Inputs
 from .inputs import batch_size
 from .inputs import load_inputs
@@ -138,9 +139,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
 
     distributed = args.workers is not None or args.ray_address is not None
     if distributed and args.streams:
-        raise HaltfastError(
-            "--workers and --ray-address run the model; replaying --streams is cheap, run it without them"
-        )
+        raise UsageError("--workers and --ray-address run the model; replaying --streams is cheap, run it without them")
     check_writable(args.out, "results file")
     check_writable(journal_path(args.out) if args.out else None, "results journal")
     check_writable(args.summary_json, "summary file")
@@ -158,7 +157,7 @@ def check_target(args: argparse.Namespace, inputs: Inputs) -> None:
     from ..engine import Target
 
     if args.radii is not None and args.method in ("cohen", "horvath"):
-        raise HaltfastError(f"method {args.method!r} has no grid mode (--radii): use anytime, union-bound or betting")
+        raise UsageError(f"method {args.method!r} has no grid mode (--radii): use anytime, union-bound or betting")
     if args.method != "cohen":
         Target(
             inputs.sigma, args.alpha, args.radius, args.max_samples, None if args.radii is None else tuple(args.radii)
@@ -205,7 +204,7 @@ def resolve_prior(args: argparse.Namespace, inputs: Inputs):
         args.prior = "meta" if path is not None else "jeffreys"
     if args.prior == "meta":
         if path is None:
-            raise HaltfastError(
+            raise UsageError(
                 f"no meta-learner for {inputs.model_name}: run `haltfast calibrate` with the same "
                 f"--model (and --weights), pass --meta FILE, or choose --prior jeffreys"
             )
@@ -214,7 +213,7 @@ def resolve_prior(args: argparse.Namespace, inputs: Inputs):
             inputs.recording = with_clean_logits(inputs)
         return learner, f"meta:{weights_hash(path)[:16]}"
     if args.prior == "oracle" and inputs.live:
-        raise HaltfastError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
+        raise UsageError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
     return args.prior, args.prior
 
 
@@ -225,7 +224,7 @@ def with_clean_logits(inputs: Inputs):
 
     rec = inputs.recording
     if inputs.weights_path is None:
-        raise HaltfastError(
+        raise UsageError(
             f"the meta-learner needs the clean logits of the recording's model {inputs.model_name}, "
             f"which is not a shipped model; choose --prior jeffreys"
         )
@@ -379,7 +378,10 @@ def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, optio
 
     failed = [c for c in certs if c.decision == "error"]
     if certs and len(failed) == len(certs):
-        raise HaltfastError(f"the base classifier failed on every input: {failed[0].error}")
+        raise ModelError(
+            f"the base classifier failed on every input: {failed[0].error}; check that the model fits the data "
+            f"(--model, --normalize, --resize)"
+        )
     for c in failed:
         print(f"input {c.index}: error: {c.error}", file=sys.stderr)
     if args.radii is not None:

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import HaltfastError
+from ..errors import OutputError
+from ..errors import UsageError
 from .inputs import load_inputs
 from .options import add_command
 from .options import add_data_options
@@ -208,7 +209,7 @@ def calibration_data(args: argparse.Namespace, inputs, data_path: Path):
             args.samples,
             len(inputs.indices),
         ):
-            raise HaltfastError(
+            raise OutputError(
                 f"{data_path} holds calibration data of another configuration; pass --resample to "
                 f"overwrite it or --data-out for another file"
             )
@@ -271,11 +272,13 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from ..triage import format_triage_summary
     from ..triage import load_policies
     from ..triage import triage
+    from ..triage import validate_policies
 
     check_writable(args.out, "results file")
     check_writable(args.summary_json, "summary file")
+    policies = load_policies(args.policies)  # a bad file is refused before the model and data are loaded
     inputs = load_inputs(args)
-    policies = load_policies(args.policies, inputs.sigma)
+    validate_policies(policies, inputs.sigma)
     with progress_bar(not args.quiet, len(inputs.indices), desc=f"triage ({args.policy})") as tick:
         report = triage(
             inputs.streams(args),
@@ -368,13 +371,13 @@ def cmd_card(args: argparse.Namespace) -> int:
         try:
             shape = tuple(int(v) for v in args.input_shape.split(","))
         except ValueError:
-            raise HaltfastError(f"--input-shape must be C,H,W such as 3,32,32, got {args.input_shape!r}") from None
+            raise UsageError(f"--input-shape must be C,H,W such as 3,32,32, got {args.input_shape!r}") from None
     elif args.data:
         from ..data import open_dataset
 
         shape = open_dataset(args.data, resize=args.resize, center_crop=args.center_crop).shape
     else:
-        raise HaltfastError("give --input-shape C,H,W or --data (whose images give the shape)")
+        raise UsageError("give --input-shape C,H,W or --data (whose images give the shape)")
     path, card = make_card(
         args.model,
         args.weights,

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..errors import HaltfastError
+from ..errors import RecordingError
+from ..errors import UsageError
 
 
 @dataclass
@@ -94,13 +95,13 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
     name = Path(card.get("weights_path") or card.get("model_spec") or "model").name
     expected = card.get("input_shape")
     if expected and tuple(expected) != tuple(source.shape):
-        raise HaltfastError(
+        raise DataError(
             f"model {name} expects images of shape {tuple(expected)}, data set {args.data} has "
             f"{tuple(source.shape)} (--resize / --center-crop change the size)"
         )
     sigma = args.sigma if args.sigma is not None else card.get("sigma")
     if sigma is None:
-        raise HaltfastError(f"--sigma is required: the model card of {name} records none")
+        raise UsageError(f"--sigma is required: the model card of {name} records none")
     if card.get("sigma") not in (None, sigma):
         print(f"note: model {name} was trained at sigma={card['sigma']}, certifying at sigma={sigma}", file=sys.stderr)
     prepared = prepare_model(model, args.device, args.dtype)
@@ -150,7 +151,7 @@ def recording_inputs(args: argparse.Namespace) -> Inputs:
     streams, meta = load_recording(args.streams, args.max)
     try:
         weights_path = recording_model_path(meta)
-    except HaltfastError:
+    except RecordingError:  # not a shipped model: no meta-learner beside it
         weights_path = None
     identity = {
         "model_sha256": meta["weights_sha256"],

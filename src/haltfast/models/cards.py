@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from ..errors import HaltfastError
+from ..errors import ModelError
 from ..files import write_json
 
 USER_CARD_SUFFIX = ".card.json"
@@ -41,11 +41,15 @@ def read_model_card(path: str | Path) -> dict:
     try:
         card = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise HaltfastError(f"model card {path} is not valid JSON: {exc}") from None
+        raise ModelError(
+            f"model card {path} is not valid JSON: {exc}; fix it, or delete it and rerun `haltfast card`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise HaltfastError(f"cannot read model card {path}: {exc}") from None
+        raise ModelError(f"cannot read model card {path}: {exc}; check its permissions") from None
     if not isinstance(card, dict):
-        raise HaltfastError(f"model card {path} holds a JSON {type(card).__name__}, not an object")
+        raise ModelError(
+            f"model card {path} holds a JSON {type(card).__name__}, not an object; delete it and rerun `haltfast card`"
+        )
     return card
 
 
@@ -54,11 +58,9 @@ def write_model_card(path: str | Path, card: dict) -> Path:
     path = Path(path)
     missing = [field for field in USER_CARD_FIELDS if field not in card]
     if missing:
-        raise HaltfastError(f"model card for {path} lacks {', '.join(missing)}")
+        raise ModelError(f"model card for {path} lacks {', '.join(missing)}")
     if not re.fullmatch(r"[0-9a-f]{64}", str(card["weights_sha256"])):
-        raise HaltfastError(
-            f"model card for {path}: weights_sha256 must be 64 hex digits, got {card['weights_sha256']!r}"
-        )
+        raise ModelError(f"model card for {path}: weights_sha256 must be 64 hex digits, got {card['weights_sha256']!r}")
     return write_json(path, card)
 
 
@@ -66,15 +68,15 @@ def check_weights_match_card(digest: str, card: dict, weights_file: Path, card_f
     """Refuse weights whose SHA-256 differs from the one their card records (corrupt or replaced weights)."""
     recorded = card.get("weights_sha256")
     if recorded is not None and recorded != digest:
-        raise HaltfastError(
+        raise ModelError(
             f"{weights_file} does not match its model card {card_file.name} (sha256 {digest[:12]}..., "
             f"card says {str(recorded)[:12]}...): corrupt or replaced weights"
         )
 
 
-def unverified_error(weights_file: Path, why: str, fix: str) -> HaltfastError:
+def unverified_error(weights_file: Path, why: str, fix: str) -> ModelError:
     """The refusal of weights whose SHA-256 no card vouches for; `fix` says how to make one."""
-    return HaltfastError(
+    return ModelError(
         f"{weights_file}: {why}, so nothing shows these are the weights you meant. {fix}, or pass "
         f"--allow-unverified (allow_unverified=True) to use them anyway"
     )

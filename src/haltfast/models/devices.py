@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import HaltfastError
+from ..errors import ModelError
+from ..errors import UsageError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
@@ -34,21 +35,21 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise HaltfastError(f"unknown device {device!r}: choose auto, cpu, cuda, cuda:N or mps") from None
+        raise UsageError(f"unknown device {device!r}: choose auto, cpu, cuda, cuda:N or mps") from None
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU found"
-            raise HaltfastError(
+            raise UsageError(
                 f"--device {device}: no CUDA GPU is available (torch {torch.__version__}, {build}); "
                 f"use --device cpu or --device auto"
             )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise HaltfastError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif resolved.type == "mps":
         if not torch.backends.mps.is_available():
-            raise HaltfastError(f"--device {device}: Apple's MPS backend is not available here; use --device cpu")
+            raise UsageError(f"--device {device}: Apple's MPS backend is not available here; use --device cpu")
     elif resolved.type != "cpu":
-        raise HaltfastError(f"unsupported device {device!r}: choose auto, cpu, cuda, cuda:N or mps")
+        raise UsageError(f"unsupported device {device!r}: choose auto, cpu, cuda, cuda:N or mps")
     return resolved
 
 
@@ -57,11 +58,11 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         if dtype in DTYPES.values():
             return dtype
-        raise HaltfastError(f"unsupported dtype {dtype}: choose {', '.join(DTYPES)}")
+        raise UsageError(f"unsupported dtype {dtype}: choose {', '.join(DTYPES)}")
     name = str(dtype).lower()
     name = _DTYPE_ALIASES.get(name, name)
     if name not in DTYPES:
-        raise HaltfastError(f"unsupported dtype {dtype!r}: choose {', '.join(DTYPES)}")
+        raise UsageError(f"unsupported dtype {dtype!r}: choose {', '.join(DTYPES)}")
     return DTYPES[name]
 
 
@@ -86,9 +87,9 @@ def prepare_model(
     computed with it are valid at any precision. Logits come back float32, on the model's device."""
     resolved_device, resolved_dtype = resolve_device(device), resolve_dtype(dtype)
     if not isinstance(model, nn.Module):
-        raise HaltfastError(f"prepare_model needs a torch.nn.Module, got {type(model).__name__}")
+        raise ModelError(f"prepare_model needs a torch.nn.Module, got {type(model).__name__}")
     try:
         model = model.to(device=resolved_device, dtype=resolved_dtype)
     except (RuntimeError, TypeError) as exc:
-        raise HaltfastError(f"cannot move the model to {resolved_device} as {resolved_dtype}: {exc}") from None
+        raise ModelError(f"cannot move the model to {resolved_device} as {resolved_dtype}: {exc}") from None
     return PreparedModel(model, resolved_device, resolved_dtype).eval()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import HaltfastError
+from ..errors import ModelError
 
 _IDENTIFIER = r"[A-Za-z_]\w*"
 _ATTRIBUTE = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*")
@@ -62,9 +62,9 @@ def build_from_factory(factory: FactorySpec) -> nn.Module:
         try:
             model = make()
         except (Exception, SystemExit) as exc:
-            raise HaltfastError(f"the model factory {factory} raised {type(exc).__name__}: {exc}") from None
+            raise ModelError(f"the model factory {factory} raised {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
-        raise HaltfastError(f"the model factory {factory} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise ModelError(f"the model factory {factory} returned a {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
 
 
@@ -84,7 +84,7 @@ def _on_sys_path(directory: str):
 def _import_file(target: str):
     path = Path(target)
     if not path.is_file():
-        raise HaltfastError(f"model factory file {path} not found")
+        raise ModelError(f"model factory file {path} not found; check the path in --model")
     name = "haltfast_factory_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None  # a factory file is a .py file: Python has its loader
@@ -94,7 +94,7 @@ def _import_file(target: str):
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
-        raise HaltfastError(f"importing the model factory file {path} failed: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"importing the model factory file {path} failed: {type(exc).__name__}: {exc}") from None
     return module
 
 
@@ -103,13 +103,13 @@ def _import_module(target: str):
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
         if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
-            raise HaltfastError(
+            raise ModelError(
                 f"module {target!r} is not importable ({exc}): install it or put it on PYTHONPATH; "
                 f"for a file, write path/to/file.py:factory"
             ) from None
-        raise HaltfastError(f"importing module {target!r} failed: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"importing module {target!r} failed: {type(exc).__name__}: {exc}") from None
     except (Exception, SystemExit) as exc:
-        raise HaltfastError(f"importing module {target!r} failed: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"importing module {target!r} failed: {type(exc).__name__}: {exc}") from None
 
 
 def _get_attribute(module, factory: FactorySpec):
@@ -118,10 +118,10 @@ def _get_attribute(module, factory: FactorySpec):
         if not hasattr(obj, part):
             names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
             listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "") or "no public callables"
-            raise HaltfastError(f"{factory.target} has no attribute {factory.attribute!r} (it defines: {listed})")
+            raise ModelError(f"{factory.target} has no attribute {factory.attribute!r} (it defines: {listed})")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise HaltfastError(f"{factory} is a {type(obj).__name__}, not a callable that builds a model")
+        raise ModelError(f"{factory} is a {type(obj).__name__}, not a callable that builds a model")
     return obj
 
 
@@ -132,7 +132,7 @@ def _check_no_required_arguments(make, factory: FactorySpec) -> None:
         return
     required = [p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if required:
-        raise HaltfastError(
+        raise ModelError(
             f"the model factory {factory} requires arguments ({', '.join(required)}); a factory is "
             f"called with none: write a function that builds the model, e.g. "
             f"def make(): return {factory.attribute.split('.')[-1]}(...)"

@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import HaltfastError
+from ..errors import ModelError
+from ..errors import OutputError
+from ..errors import UsageError
 from .cards import CARD_VERSION
 from .cards import check_weights_match_card
 from .cards import read_model_card
@@ -80,7 +82,7 @@ def load_base_model(
     normalization = as_normalization(normalize)
     if _is_haltfast_spec(spec):
         if weights is not None:
-            raise HaltfastError(
+            raise UsageError(
                 f"--weights goes with --model file.py:factory; {spec or 'the shipped model'} carries its own weights"
             )
         haltfast_model, haltfast_card = _load_haltfast(spec, sigma, allow_unverified, normalization)
@@ -118,18 +120,18 @@ def make_card(
     that load, fit the factory's model and return (N, K) logits; K is recorded as num_classes.
     """
     if _is_haltfast_spec(spec):
-        raise HaltfastError(f"{spec} is a haltfast model: its card (<stem>.json) comes from `haltfast train`")
+        raise UsageError(f"{spec} is a haltfast model: its card (<stem>.json) comes from `haltfast train`")
     source = _resolve_source(spec, weights, allow_unverified=False)
     assert source.file is not None  # without allow_unverified a source always names a file
     card_file = user_card_path(source.file)
     if card_file.exists() and not overwrite:
-        raise HaltfastError(
+        raise OutputError(
             f"{card_file} already exists (it vouches for sha256 "
             f"{str(read_model_card(card_file).get('weights_sha256'))[:12]}...): delete it to make a "
             f"new card for {source.file}"
         )
     if sigma is not None and not (float(sigma) > 0 and float(sigma) < float("inf")):
-        raise HaltfastError(f"sigma must be a positive number, got {sigma}")
+        raise UsageError(f"sigma must be a positive number, got {sigma}")
     normalization = as_normalization(normalize)
     model = with_normalization(_assemble(source, _read_content(source, map_location)), normalization)
     num_classes = infer_num_classes(model, input_shape)
@@ -160,7 +162,7 @@ def infer_num_classes(model: nn.Module, input_shape: Sequence[int]) -> int:
         with torch.inference_mode():
             out = model(torch.zeros((2, *shape), device=device))
     except Exception as exc:
-        raise HaltfastError(
+        raise ModelError(
             f"the model fails on a zero batch of shape {(2, *shape)}: {type(exc).__name__}: "
             f"{str(exc).strip()[:300]} (does the input shape {shape} match what it expects?)"
         ) from None
@@ -170,12 +172,12 @@ def infer_num_classes(model: nn.Module, input_shape: Sequence[int]) -> int:
             if isinstance(out, torch.Tensor)
             else f"a {type(out).__name__}"
         )
-        raise HaltfastError(
+        raise ModelError(
             f"the model returns {got} for a batch of 2 inputs; a base classifier must return "
             f"float logits of shape (N, num_classes)"
         )
     if out.shape[1] < 2:
-        raise HaltfastError(f"the model returns {out.shape[1]} logit(s) per input; a classifier needs at least 2")
+        raise ModelError(f"the model returns {out.shape[1]} logit(s) per input; a classifier needs at least 2")
     return int(out.shape[1])
 
 
@@ -183,9 +185,9 @@ def _checked_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):
-        raise HaltfastError(f"input shape must be a sequence of positive integers, got {input_shape!r}") from None
+        raise UsageError(f"input shape must be a sequence of positive integers, got {input_shape!r}") from None
     if not shape or min(shape) < 1:
-        raise HaltfastError(f"input shape must be a sequence of positive integers, got {input_shape!r}")
+        raise UsageError(f"input shape must be a sequence of positive integers, got {input_shape!r}")
     return shape
 
 
@@ -213,17 +215,19 @@ def _load_haltfast(spec, sigma, allow_unverified: bool, normalization: Normaliza
 def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
     """The factory or file a spec names, its bytes read once and hashed; refuses specs that cannot work."""
     if spec is None:
-        raise HaltfastError("no model given")
+        raise UsageError(
+            "no model given: pass --model (a shipped name, a .pt with its card, a TorchScript file or file.py:factory)"
+        )
     factory = parse_factory_spec(spec)
     if factory is None:
         if weights is not None:
-            raise HaltfastError(
+            raise UsageError(
                 f"--weights needs the architecture as --model file.py:factory or "
                 f"package.module:factory; {spec} is not such a spec"
             )
         path = Path(spec)
         if Path(str(spec).split(":")[0]).suffix == ".py":
-            raise HaltfastError(
+            raise UsageError(
                 f"{spec}: name the model factory as path/to/file.py:function (a function or class "
                 f"that builds the model with no arguments)"
             )
@@ -232,10 +236,10 @@ def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
             _refuse_non_torchscript(data, path)
         return _Source(str(spec), None, path, data, sha256_bytes(data))
     if factory.is_file and not Path(factory.target).is_file():
-        raise HaltfastError(f"model factory file {factory.target} not found")
+        raise ModelError(f"model factory file {factory.target} not found; check the path in --model")
     if weights is None:
         if not allow_unverified:
-            raise HaltfastError(
+            raise UsageError(
                 f"the model factory {factory} needs its weights: pass --weights FILE (state dict, "
                 f"checkpoint or .safetensors), or --allow-unverified to use the weights the factory "
                 f"sets itself"
@@ -244,14 +248,14 @@ def _resolve_source(spec, weights, allow_unverified: bool) -> _Source:
     path = Path(weights)
     data = read_file_bytes(path, "weights file")
     if is_torchscript_archive(data):
-        raise HaltfastError(f"{path} is a TorchScript file: pass it alone as --model {path} (without a factory)")
+        raise UsageError(f"{path} is a TorchScript file: pass it alone as --model {path} (without a factory)")
     return _Source(str(spec), factory, path, data, sha256_bytes(data))
 
 
 def _refuse_non_torchscript(data: bytes, path: Path) -> None:
     """A model file that is not TorchScript: a pickled model is refused, weights alone need their factory."""
     load_tensor_file(data, path)  # refuses pickled objects (a whole model included) and corrupt files
-    raise HaltfastError(
+    raise ModelError(
         f"{path} holds weights but not the architecture: pass --model file.py:factory --weights "
         f"{path} (a haltfast .pt needs its <stem>.json card beside it)"
     )
@@ -285,14 +289,14 @@ def _card_normalization(normalization: Normalization | None, card: dict, card_fi
     recorded = as_normalization(card.get("normalize"))
     if normalization is not None and "normalize" in card and normalization != recorded:
         shown = recorded.to_json() if recorded is not None else "none"
-        raise HaltfastError(
+        raise UsageError(
             f"normalize {normalization.to_json()} differs from {shown} recorded in {card_file.name}: "
             f"omit --normalize to use the card's, or make a new card"
         )
     return normalization if normalization is not None else recorded
 
 
-def _unverified(source: _Source, card_file: Path | None, card_exists: bool) -> HaltfastError:
+def _unverified(source: _Source, card_file: Path | None, card_exists: bool) -> ModelError:
     # only a source that names a file is refused as unverified: a factory without weights needs allow_unverified
     assert source.file is not None and card_file is not None
     weights = f" --weights {source.file}" if source.factory is not None else ""

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import HaltfastError
+from ..errors import ModelError
 from ..files import atomic_write
 from ..files import write_json
 from .cards import check_weights_match_card
@@ -58,10 +58,15 @@ def load_model(path: str | Path, *, allow_unverified: bool = False) -> tuple[nn.
     """
     path = Path(path)
     if not path.is_file():
-        raise HaltfastError(f"model file {path} not found")
+        raise ModelError(
+            f"model file {path} not found; check the path, or name a shipped model such as fashion-mnist-sigma0.25"
+        )
     cpath = card_path(path)
     if not cpath.is_file():
-        raise HaltfastError(f"model card {cpath} not found (every model needs its JSON card beside the weights)")
+        raise ModelError(
+            f"model card {cpath} not found: a haltfast .pt needs the JSON card `haltfast train` wrote beside it; "
+            f"for other weights use --model file.py:factory --weights FILE"
+        )
     card = read_model_card(cpath)
     data = read_file_bytes(path, "model file")
     digest = sha256_bytes(data)
@@ -77,7 +82,7 @@ def load_model(path: str | Path, *, allow_unverified: bool = False) -> tuple[nn.
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise HaltfastError(f"{path} does not fit the architecture in its card: {exc}") from None
+        raise ModelError(f"{path} does not fit the architecture in its card: {exc}") from None
     model.eval()
     card["verified"] = card.get("weights_sha256") is not None
     card["weights_sha256"] = digest
@@ -87,7 +92,7 @@ def load_model(path: str | Path, *, allow_unverified: bool = False) -> tuple[nn.
 def shipped_model_path(sigma: float = DEFAULT_SIGMA) -> Path:
     """Path of the shipped noise-trained Fashion-MNIST model for a sigma in SHIPPED_SIGMAS."""
     if float(sigma) not in SHIPPED_SIGMAS:
-        raise HaltfastError(f"no shipped model for sigma={sigma}; shipped: {', '.join(map(str, SHIPPED_SIGMAS))}")
+        raise ModelError(f"no shipped model for sigma={sigma}; shipped: {', '.join(map(str, SHIPPED_SIGMAS))}")
     return WEIGHTS_DIR / f"fashion-mnist-sigma{float(sigma)!r}.pt"
 
 

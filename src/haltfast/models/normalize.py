@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import HaltfastError
+from ..errors import UsageError
 
 
 @dataclass(frozen=True, init=False)
@@ -30,13 +30,13 @@ class Normalization:
         try:
             means, stds = tuple(float(m) for m in _values(mean)), tuple(float(s) for s in _values(std))
         except (TypeError, ValueError):
-            raise HaltfastError(f"normalization values must be numbers, got mean {mean!r}, std {std!r}") from None
+            raise UsageError(f"normalization values must be numbers, got mean {mean!r}, std {std!r}") from None
         if not means or len(means) != len(stds):
-            raise HaltfastError(
+            raise UsageError(
                 f"normalization needs as many means as standard deviations (got {len(means)} and {len(stds)})"
             )
         if not all(math.isfinite(v) for v in means + stds) or min(stds) <= 0:
-            raise HaltfastError(
+            raise UsageError(
                 f"normalization needs finite means and positive standard deviations, got mean {means}, std {stds}"
             )
         object.__setattr__(self, "mean", means)
@@ -66,11 +66,11 @@ def parse_normalize(text: str) -> Normalization:
         return NORMALIZE_PRESETS[key]
     halves = re.split(r"[/:]", text.strip())
     if len(halves) != 2:
-        raise HaltfastError(f"--normalize {text!r}: expected {NORMALIZE_SYNTAX}")
+        raise UsageError(f"--normalize {text!r}: expected {NORMALIZE_SYNTAX}")
     try:
         mean, std = ([float(v) for v in half.split(",")] for half in halves)
     except ValueError:
-        raise HaltfastError(f"--normalize {text!r}: values must be numbers; expected {NORMALIZE_SYNTAX}") from None
+        raise UsageError(f"--normalize {text!r}: values must be numbers; expected {NORMALIZE_SYNTAX}") from None
     return Normalization(mean, std)
 
 
@@ -84,7 +84,7 @@ def as_normalization(value) -> Normalization | None:
         return Normalization(value["mean"], value["std"])
     if isinstance(value, Sequence) and len(value) == 2:
         return Normalization(value[0], value[1])
-    raise HaltfastError(
+    raise UsageError(
         f"normalize must be (means, stds), a {{'mean', 'std'}} dict or a string ({NORMALIZE_SYNTAX}); got {value!r}"
     )
 

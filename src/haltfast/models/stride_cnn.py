@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..errors import HaltfastError
+from ..errors import ModelError
 
 
 class StrideCNN(nn.Module):
@@ -50,11 +50,11 @@ def build_model(config: dict) -> nn.Module:
     """The architecture a model card describes."""
     arch = config.get("arch") if isinstance(config, dict) else None
     if arch != "stride-cnn":
-        raise HaltfastError(f"unknown architecture {arch!r} in model card")
+        raise ModelError(f"unknown architecture {arch!r} in model card")
     try:
         return StrideCNN(config["in_channels"], config["image_size"], config["num_classes"], config.get("width", 16))
     except KeyError as exc:
-        raise HaltfastError(f"the model card's architecture lacks {exc.args[0]!r}") from None
+        raise ModelError(f"the model card's architecture lacks {exc.args[0]!r}") from None
 
 
 def noisy_accuracy(

@@ -19,7 +19,7 @@ from typing import TypeGuard
 import torch
 from torch import nn
 
-from ..errors import HaltfastError
+from ..errors import ModelError
 
 # a checkpoint dict may keep the weights under one of these entries (Cohen et al. save {'arch', 'state_dict', ...})
 STATE_DICT_ENTRIES = ("state_dict", "model_state_dict", "model")
@@ -52,7 +52,7 @@ def read_file_bytes(path: str | Path, what: str = "weights file") -> bytes:
     """The bytes of a file, or one clear error when it is missing or not a regular file."""
     path = Path(path)
     if not path.is_file():
-        raise HaltfastError(f"{what} {path} not found" if not path.exists() else f"{what} {path} is not a file")
+        raise ModelError(f"{what} {path} {'not found' if not path.exists() else 'is not a file'}; check the path")
     return path.read_bytes()
 
 
@@ -83,7 +83,7 @@ def load_torchscript(data: bytes, path: Path, map_location: str | torch.device =
             return torch.jit.load(io.BytesIO(data), map_location=map_location)
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise HaltfastError(
+        raise ModelError(
             f"cannot read TorchScript file {path}: corrupt or truncated ({type(exc).__name__}: {first_line})"
         ) from None
 
@@ -100,7 +100,7 @@ def load_tensor_file(data: bytes, path: Path, map_location: str | torch.device =
     except pickle.UnpicklingError as exc:
         raise refused_pickle_error(data, path, exc) from None
     except Exception as exc:
-        raise HaltfastError(
+        raise ModelError(
             f"cannot read model file {path}: corrupt or truncated ({type(exc).__name__}: {str(exc).strip()[:200]})"
         ) from None
 
@@ -111,7 +111,7 @@ def _load_safetensors(data: bytes, path: Path, map_location: str | torch.device)
     try:
         tensors = load_safetensors(data)
     except Exception as exc:
-        raise HaltfastError(
+        raise ModelError(
             f"cannot read safetensors file {path}: corrupt or truncated ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
     return tensors if str(map_location) == "cpu" else {k: v.to(map_location) for k, v in tensors.items()}
@@ -126,11 +126,11 @@ def extract_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
             if _is_state_dict(obj.get(entry)):
                 return dict(obj[entry])
         entries = ", ".join(repr(k) for k in list(obj)[:8]) or "none"
-        raise HaltfastError(
+        raise ModelError(
             f"{path} holds a dict with entries {entries}: neither a state dict of tensors nor a "
             f"checkpoint with a {STATE_DICT_ENTRIES[0]!r} entry"
         )
-    raise HaltfastError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
+    raise ModelError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
 
 
 def _is_state_dict(obj: object) -> TypeGuard[dict[str, Any]]:  # values: tensors, or any "*_extra_state"
@@ -145,11 +145,11 @@ def _is_state_dict(obj: object) -> TypeGuard[dict[str, Any]]:  # values: tensors
 # ---------------------------------------------------------------- refused pickles, described without running them
 
 
-def refused_pickle_error(data: bytes, path: Path, exc: Exception) -> HaltfastError:
+def refused_pickle_error(data: bytes, path: Path, exc: Exception) -> ModelError:
     """The error for a pickle torch's weights-only unpickler refused: what it holds and where, nothing run."""
     found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
     if not found:
-        return HaltfastError(
+        return ModelError(
             f"refusing to load {path}: it is corrupt or truncated, or holds pickled objects other "
             f"than tensors (which could run code); nothing was run"
         )
@@ -157,7 +157,7 @@ def refused_pickle_error(data: bytes, path: Path, exc: Exception) -> HaltfastErr
     where, culprit, top_keys = _locate_in_pickle(data, name) or ((), None, ())
     entry = f" in entry {' -> '.join(repr(k) for k in where)}" if where else ""
     if culprit is not None and _is_module_object(culprit):
-        return HaltfastError(
+        return ModelError(
             f"refusing to load {path}: it holds a pickled model object ({culprit.qualname}){entry}, "
             f"which could run code when unpickled; nothing was run. Save model.state_dict() and "
             f"pass --model file.py:factory --weights FILE, or a TorchScript file"
@@ -169,7 +169,7 @@ def refused_pickle_error(data: bytes, path: Path, exc: Exception) -> HaltfastErr
         if weights_entry is not None and where[:1] != (weights_entry,)
         else ""
     )
-    return HaltfastError(
+    return ModelError(
         f"refusing to load {path}: it holds an object other than tensors ({name}){entry}, which "
         f"could run code when unpickled; nothing was run. Save weights with "
         f"torch.save(model.state_dict(), ...) (haltfast train does){hint}"
@@ -283,7 +283,7 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
         shown = "; ".join(lines[:3]) + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
-        raise HaltfastError(f"{source} does not fit the model of {target}: {shown or str(exc)[:300]}") from None
+        raise ModelError(f"{source} does not fit the model of {target}: {shown or str(exc)[:300]}") from None
     problems = []
     for keys, what in (
         (result.missing_keys, "missing from the weights"),
@@ -294,7 +294,7 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str
             problems.append(f"{len(keys)} keys {what} ({', '.join(keys[:5])}{more})")
     if problems:
         after = f" (after removing {change})" if change else ""
-        raise HaltfastError(f"{source} does not fit the model of {target}{after}: {'; '.join(problems)}")
+        raise ModelError(f"{source} does not fit the model of {target}{after}: {'; '.join(problems)}")
 
 
 def _key_variants(state: dict) -> list[tuple[str, dict]]:

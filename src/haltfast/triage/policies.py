@@ -1,7 +1,7 @@
 """Triage policies: classes of inputs, each with a required radius, a risk level, a priority and a cap.
 
 A TOML file holds one [classes.NAME] table per class (see docs/triage.md); every mistake in it is one
-HaltfastError naming the class and the key. `assign_classes` deals the inputs to the classes.
+PolicyError naming the class and the key. `assign_classes` deals the inputs to the classes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import numpy as np
 from ..certificate import check_radius
 from ..certificate import is_number
 from ..errors import HaltfastError
+from ..errors import PolicyError
+from ..errors import UsageError
 
 __all__ = ["PolicyClass", "assign_classes", "load_policies", "parse_policies", "validate_policies"]
 
@@ -39,7 +41,7 @@ class PolicyClass:
     """A risk class: certify at `radius` with false-certification probability <= `alpha` per input.
 
     `max_samples` caps the tested samples per input (the n0 pilot not included); `futility_alpha`
-    is the level of the "refuted" test (default `alpha`). At most one selection rule: `indices`
+    is the level of the "not certified" test (default `alpha`). At most one selection rule: `indices`
     (data set indices), `every`/`offset` (input positions j with j % every == offset) or
     `fraction`; a class with none takes the inputs no rule claimed.
     """
@@ -71,7 +73,7 @@ def _is_int(v) -> bool:
 
 def _require(ok: bool, where: str, message: str) -> None:
     if not ok:
-        raise HaltfastError(f"{where}: {message}")
+        raise PolicyError(f"{where}: {message}")
 
 
 def _parse_class(name: str, spec, where: str) -> PolicyClass:
@@ -146,7 +148,7 @@ def _parse_rule(spec: dict, where: str) -> tuple[float | None, int | None, tuple
 
 
 def parse_policies(config: dict, sigma: float | None = None, source: str = "policy config") -> list[PolicyClass]:
-    """Policy classes from a parsed config mapping ({'classes': {name: {...}}}); every mistake raises HaltfastError.
+    """Policy classes from a parsed config mapping ({'classes': {name: {...}}}); every mistake raises PolicyError.
 
     With `sigma`, also refuses a radius that a class's cap can never certify (see validate_policies).
     """
@@ -185,27 +187,30 @@ def parse_policies(config: dict, sigma: float | None = None, source: str = "poli
 
 
 def load_policies(path: str | Path, sigma: float | None = None) -> list[PolicyClass]:
-    """Policy classes from a TOML file (see docs/triage.md); a bad file raises HaltfastError naming the mistake."""
+    """Policy classes from a TOML file (see docs/triage.md); a bad file raises PolicyError naming the mistake."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
-        raise HaltfastError(f"cannot read policy config {path}: {exc.strerror or exc}") from exc
+        raise PolicyError(f"cannot read policy config {path}: {exc.strerror or exc}") from exc
     try:
         config = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise HaltfastError(f"{path}: not valid TOML: {exc}") from exc
+        raise PolicyError(f"{path}: not valid TOML: {exc}") from exc
     return parse_policies(config, sigma, source=str(path))
 
 
 def validate_policies(policies: Sequence[PolicyClass], sigma: float) -> None:
-    """Raise HaltfastError if a class's radius can never be certified within its cap, even if every sample hits."""
+    """Raise PolicyError if a class's radius can never be certified within its cap, even if every sample hits."""
     if not (is_number(sigma) and sigma > 0):
-        raise HaltfastError(f"sigma must be a positive number, got {sigma}")
+        raise UsageError(f"sigma must be a positive number, got {sigma}")
     if not policies:
-        raise HaltfastError("no policy classes given")
+        raise PolicyError("no policy classes given")
     for p in policies:
-        check_radius(p.radius, p.max_samples, p.alpha, sigma, what=f"class {p.name!r}: radius")
+        try:
+            check_radius(p.radius, p.max_samples, p.alpha, sigma, what=f"class {p.name!r}: radius")
+        except HaltfastError as exc:  # a class of the policy file asks the impossible at this sigma
+            raise PolicyError(f"{exc} (or certify at another --sigma)") from None
 
 
 def assign_classes(policies: Sequence[PolicyClass], n_inputs: int, indices: Sequence[int] | None = None) -> np.ndarray:
@@ -219,7 +224,7 @@ def assign_classes(policies: Sequence[PolicyClass], n_inputs: int, indices: Sequ
     n = int(n_inputs)
     ids = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
     if ids.shape != (n,):
-        raise HaltfastError(f"indices has {ids.size} entries for {n} inputs")
+        raise UsageError(f"indices has {ids.size} entries for {n} inputs")
     cls = np.full(n, -1, dtype=np.int64)
     for k, p in enumerate(policies):
         if p.indices is not None:
@@ -237,13 +242,13 @@ def assign_classes(policies: Sequence[PolicyClass], n_inputs: int, indices: Sequ
             share.append((default[0], max(0.0, 1.0 - total)))
         elif total < 1 - 1e-9:
             first = int(rest[0])
-            raise HaltfastError(
+            raise PolicyError(
                 f"{rest.size} input(s) match no class (the first: position {first}, index {int(ids[first])}); "
                 f"the fractions add up to {total:g} < 1 and no class without a selection rule "
                 f"takes the rest"
             )
         if not share:
-            raise HaltfastError(f"{rest.size} input(s) match no class; add a class without a selection rule")
+            raise PolicyError(f"{rest.size} input(s) match no class; add a class without a selection rule")
         ks = np.array([k for k, _ in share])
         fr = np.array([f for _, f in share])
         count = np.zeros(len(share))
