@@ -50,6 +50,8 @@ EDGE_OFFSET = 1e-3
 GAP_EDGES = (-1.0, -0.25, 0.25, 0.75, 1.5, 2.5)
 LOGIT_CLIP = 12.0
 HEDGE = 0.9  # the learned prior's share of alpha; Jeffreys keeps the rest (statistics.hedged_mixture_test)
+# the fit holds out a fifth of the images for tuning and the MLP a tenth of the rest for early stopping (>= 2)
+MIN_CALIBRATION_IMAGES = 20
 
 
 def features(logits: np.ndarray) -> np.ndarray:
@@ -357,6 +359,15 @@ def find_meta_learner(weights_path: str | Path | None, weights_sha256: str) -> P
     return next((path for path in candidates if path.is_file()), None)
 
 
+def check_calibration_size(images: int) -> None:
+    """Raise HaltfastError unless `images` calibration images are enough to fit a meta-learner."""
+    if images < MIN_CALIBRATION_IMAGES:
+        raise HaltfastError(
+            f"the meta-learner needs at least {MIN_CALIBRATION_IMAGES} calibration images, got {images}: give "
+            f"more held-out images (thousands are better; the shipped models use 10,000)"
+        )
+
+
 def fit_meta_learner(
     calib: CalibrationData,
     alpha: float = 0.001,
@@ -375,6 +386,7 @@ def fit_meta_learner(
     from sklearn.neural_network import MLPRegressor
     from sklearn.preprocessing import StandardScaler
 
+    check_calibration_size(len(calib.hits))
     start = time.perf_counter()
     x = features(calib.logits)
     y = np.clip(logit(calib.p_hat()), -LOGIT_CLIP, LOGIT_CLIP)
