@@ -191,7 +191,23 @@ def report_lines(rows: list[dict], counts: list[int], args, footer: str) -> list
     for inputs in counts:
         ratio = peaks[sizes[-1], inputs] / peaks[sizes[0], inputs]
         lines.append(f"- {inputs:,} inputs: peak on {sizes[-1]:,} images / on {sizes[0]:,} images = {ratio:.3f}.")
-    lines += ["", footer]
+    held = {inputs: inputs * int(np.prod(SHAPE)) * 4 / 2**20 for inputs in counts}
+    lines += [
+        "",
+        "What the run adds (read from the code paths, with the arithmetic): the noise sampler keeps each active "
+        "input's current block of 32 noise samples (32 x 3 x 32 x 32 float32, 384 KiB) up to its 256 MiB cache "
+        "(sampling.NoiseSampler, cache_bytes), full from about 680 active inputs on (a run keeps up to 1,024 "
+        "active); the model batch buffer is 2,000 x 3 x 32 x 32 float32 (23 MiB). What grows with the number of "
+        "inputs: the clean class selection (engine.Run.select) evaluates every input before sampling starts, and "
+        "the images it reads stay in the live streams' cache (sampling.LiveStreams.images) until each input "
+        "finishes: "
+        + ", ".join(f"{k:,} inputs x 3 x 32 x 32 float32 = {mib:,.0f} MiB" for k, mib in held.items())
+        + ". That share grows with the image size (10,000 ImageNet-sized 3 x 224 x 224 inputs would hold "
+        f"{10_000 * 3 * 224 * 224 * 4 / 2**30:.1f} GiB); the data set's size adds nothing but its labels and "
+        "indices.",
+        "",
+        footer,
+    ]
     return lines
 
 
