@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000,100000", help="data set sizes (comma-separated)")
     parser.add_argument("--inputs", default="1000,10000", help="numbers of inputs certified (comma-separated)")
     parser.add_argument("--max-samples", type=int, default=100, help="most tested samples per input (default 100)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; the median peak is shown")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,9 +148,13 @@ def main() -> None:
             data = write_npz(work / f"colour-{size}.npz", size)
             for inputs in counts:
                 out = work / f"results-{size}-{inputs}.csv"
-                for stale in (out, out.with_name(out.name + ".journal")):
-                    stale.unlink(missing_ok=True)
-                row = measure(certify_args(model, data, size, inputs, out, args.max_samples))
+                runs = []
+                for _ in range(args.repeats):
+                    for stale in (out, out.with_name(out.name + ".journal")):
+                        stale.unlink(missing_ok=True)
+                    runs.append(measure(certify_args(model, data, size, inputs, out, args.max_samples)))
+                runs.sort(key=lambda run: run["peak_kib"])
+                row = {**runs[len(runs) // 2], "low_kib": runs[0]["peak_kib"], "high_kib": runs[-1]["peak_kib"]}
                 rows.append({"size": size, "inputs": inputs, "bytes": data.stat().st_size, **row})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     command = "python benchmarks/bench_memory.py " + " ".join(map(shlex.quote, sys.argv[1:]))
@@ -173,12 +178,16 @@ def report_lines(rows: list[dict], counts: list[int], args, footer: str) -> list
         f"--max-samples {args.max_samples}, 1 thread, results to a CSV and its journal. 'After imports' is the "
         "peak before the run (Python, torch and haltfast imported); 'run' is what the run added to it.",
         "",
-        "| data set | file MB | inputs | peak MiB | after imports MiB | run MiB | seconds |",
+        f"Each configuration ran {args.repeats} times in fresh processes; the table shows the run with the median "
+        "peak, and the range of the peaks.",
+        "",
+        "| data set | file MB | inputs | peak MiB (range) | after imports MiB | run MiB | seconds |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['size']:,} images | {r['bytes'] / 1e6:,.0f} | {r['inputs']:,} | {r['peak_kib'] / 1024:.1f} | "
+            f"| {r['size']:,} images | {r['bytes'] / 1e6:,.0f} | {r['inputs']:,} | {r['peak_kib'] / 1024:.1f} "
+            f"({r['low_kib'] / 1024:.0f}-{r['high_kib'] / 1024:.0f}) | "
             f"{r['baseline_kib'] / 1024:.1f} | {(r['peak_kib'] - r['baseline_kib']) / 1024:.1f} | "
             f"{r['seconds']:.1f} |"
         )
