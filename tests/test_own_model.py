@@ -22,7 +22,9 @@ from haltfast.cli import main
 from haltfast.data import open_dataset
 from haltfast.meta import MetaLearner
 from haltfast.meta import user_meta_learner_path
+from haltfast.models import build_from_factory
 from haltfast.models import load_base_model
+from haltfast.models import parse_factory_spec
 from haltfast.models import weights_hash
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,16 +126,12 @@ def write_images(root: Path, per_class: int, seed: int) -> None:
 def project(tmp_path_factory):
     """A user's folder: resnet.py, its weights (a state dict, and a Cohen-style checkpoint with `module.`
     prefixes), 12 images in photos/ and 60 held-out ones, and the checkpoint's card made by `haltfast card`."""
-    from haltfast.models import build_from_factory
-    from haltfast.models import parse_factory_spec
-
     root = tmp_path_factory.mktemp("user")
     (root / "resnet.py").write_text(RESNET_SOURCE)
     torch.manual_seed(0)
     model = build_from_factory(parse_factory_spec(f"{root / 'resnet.py'}:resnet"))
-    with torch.no_grad():  # stands in for training: a fresh ResNet's logits hardly depend on the image
+    with torch.no_grad():  # stands in for training: a fresh ResNet's output bias outweighs what the image adds
         model.fc.bias.zero_()
-        model.fc.weight.mul_(10)
     state = model.state_dict()
     torch.save(state, root / "resnet.pt")
     torch.save(
