@@ -231,14 +231,17 @@ def test_cohen_format_is_their_tsv(user):
 
 
 @pytest.mark.slow
-def test_calibrate_then_certify_uses_the_meta_learner(user):
+def test_calibrate_then_certify_uses_the_meta_learner(user, capsys):
+    run(CERTIFY)  # no meta-learner yet: the Jeffreys prior
     run(CALIBRATE)
     sha256 = weights_hash("checkpoint.pth.tar")
     learner = MetaLearner.load(user_meta_learner_path(sha256), sha256)
-    run(CERTIFY)
-    header = Path("results.csv.journal").read_text().splitlines()[0]
+    assert main([*CERTIFY, *SIZES["certify"]]) == 2  # its journal holds Jeffreys-prior results
+    assert "prior: 'jeffreys' -> 'meta:" in capsys.readouterr().err
+    run([*CERTIFY[:-1], "meta.csv"])
+    header = Path("meta.csv.journal").read_text().splitlines()[0]
     assert '"prior": "meta:' in header
-    assert_same_certificates(pd.read_csv("results.csv"), python_certificates(prior=learner))
+    assert_same_certificates(pd.read_csv("meta.csv"), python_certificates(prior=learner))
 
 
 def test_calibrate_refuses_too_few_images_before_drawing_any(user, capsys):
