@@ -244,6 +244,24 @@ def _detect_format(path: Path) -> tuple[str, Path]:
     return "imagefolder", path
 
 
+def _format_of(text: str) -> tuple[str, Path]:
+    """(format, path) of a data set name or path; the path is meaningless for the names."""
+    if text in ("fashion-mnist", "idx", "digits"):
+        return ("digits" if text == "digits" else "idx"), Path(text)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise DataError(f"unknown data set {text!r}: not a known name and no such file or directory. {FORMATS_HINT}")
+    return _detect_format(path)
+
+
+def dataset_splits(spec: str | os.PathLike) -> tuple[str, ...]:
+    """The splits `spec` (as for open_dataset) offers; () for folders and arrays, which are one data set."""
+    format, _ = _format_of(os.fspath(spec))
+    if format in ("npz", "npy", "imagefolder"):
+        return ()
+    return CIFAR_SPLITS if format == "cifar-10-bin" else SPLITS
+
+
 def _split_for(format: str, split: str | None) -> str:
     if format in ("npz", "npy", "imagefolder"):
         if split is not None:
@@ -278,15 +296,7 @@ def open_dataset(
     """
     transform = Transform.from_args(resize, center_crop)
     text = os.fspath(spec)
-    if text in ("fashion-mnist", "idx", "digits"):
-        format = "digits" if text == "digits" else "idx"
-    else:
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise DataError(
-                f"unknown data set {text!r}: not a known name and no such file or directory. {FORMATS_HINT}"
-            )
-        format, path = _detect_format(path)
+    format, path = _format_of(text)
     if layout is not None and format not in ("npz", "npy"):
         raise DataError(f"layout applies to .npz / .npy images only; {text!r} is {format}")
     split = _split_for(format, split)

@@ -53,6 +53,8 @@ GAP_EDGES = (-1.0, -0.25, 0.25, 0.75, 1.5, 2.5)
 LOGIT_CLIP = 12.0
 FOLDS = 5  # cross-fitting: every calibration image tunes the strengths with a prediction made without it
 HEDGE = 0.9  # the learned prior's share of alpha; Jeffreys keeps the rest (statistics.hedged_mixture_test)
+# cross-fitting splits the images in FOLDS and the MLP keeps a tenth of each fit for early stopping (>= 2)
+MIN_CALIBRATION_IMAGES = 25
 
 
 def features(logits: np.ndarray) -> np.ndarray:
@@ -383,6 +385,15 @@ def find_meta_learner(weights_path: str | Path | None, weights_sha256: str) -> P
     return next((path for path in candidates if path.is_file()), None)
 
 
+def check_calibration_size(images: int) -> None:
+    """Raise HaltfastError unless `images` calibration images are enough to fit a meta-learner."""
+    if images < MIN_CALIBRATION_IMAGES:
+        raise HaltfastError(
+            f"the meta-learner needs at least {MIN_CALIBRATION_IMAGES} calibration images, got {images}: give "
+            f"more held-out images (the default is 1,000, as for the shipped models)"
+        )
+
+
 def fit_meta_learner(
     calib: CalibrationData,
     alpha: float = 0.001,
@@ -398,6 +409,7 @@ def fit_meta_learner(
     an image's calibration estimate of p stands in for its truth, and each image is simulated
     often enough for `tune_paths` paths in all. Returns the learner and a report of the fit.
     """
+    check_calibration_size(len(calib.hits))
     start = time.perf_counter()
     x = features(calib.logits)
     y = np.clip(logit(calib.p_hat()), -LOGIT_CLIP, LOGIT_CLIP)

@@ -170,11 +170,13 @@ def add_calibrate(sub) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..files import check_writable
     from ..files import data_home
+    from ..meta import check_calibration_size
     from ..meta import fit_meta_learner
     from ..meta import format_strengths
     from ..meta import user_meta_learner_path
 
     inputs = load_inputs(args)
+    check_calibration_size(len(inputs.indices))
     out = args.out or user_meta_learner_path(inputs.weights_sha256)
     data_path = args.data_out or (
         data_home() / "calibration" / f"{inputs.weights_sha256[:16]}-{inputs.identity['split']}-{len(inputs.indices)}x{args.samples}.npz"

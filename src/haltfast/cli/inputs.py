@@ -87,7 +87,7 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
     from ..models import prepare_model
 
     source = open_dataset(
-        args.data, args.split, args.data_dir, resize=args.resize, center_crop=args.center_crop, layout=args.layout
+        args.data, data_split(args), args.data_dir, resize=args.resize, center_crop=args.center_crop, layout=args.layout
     )
     model, card = load_base_model(
         args.model, args.weights, sigma=args.sigma, normalize=args.normalize, allow_unverified=args.allow_unverified
@@ -142,6 +142,16 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
         card=card,
         weights_path=weights_path,
     )
+
+
+def data_split(args: argparse.Namespace) -> str | None:
+    """--split, else the command's default split where the data have splits (calibrate: calibration); folders and
+    arrays have none, so a command's default does not apply to them."""
+    from ..data import dataset_splits
+
+    if args.split is not None or getattr(args, "default_split", None) is None:
+        return args.split
+    return args.default_split if dataset_splits(args.data) else None
 
 
 def recording_inputs(args: argparse.Namespace) -> Inputs:

@@ -132,10 +132,11 @@ def add_data_options(p: argparse.ArgumentParser, split: str | None = None, skip:
     )
     g.add_argument(
         "--split",
-        default=split,
+        default=None,
         choices=["train", "calibration", "test"],
         help=f"split of a data set that has splits (default: {split or 'test'}; folders and arrays have none)",
     )
+    p.set_defaults(default_split=split)  # applied only to data that have splits (see inputs.data_split)
     g.add_argument("--skip", type=positive_int, default=skip, help="use every skip-th image")
     g.add_argument("--max", type=positive_int, default=None, help="use at most this many images")
     g.add_argument("--resize", type=image_size, default=None, help="resize images: N (shorter side) or HxW")
