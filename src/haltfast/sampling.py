@@ -246,17 +246,23 @@ class LiveStreams:
         self.positions = np.zeros(len(self.keys), dtype=np.int64)
         self.num_classes = sampler.classifier.num_classes
 
-    def images(self, items: Sequence[int] | np.ndarray) -> torch.Tensor:
-        """The clean images of these items, (k, C, H, W); a lazy source reads the ones not held yet."""
+    def images(self, items: Sequence[int] | np.ndarray, keep: bool = True) -> torch.Tensor:
+        """The clean images of these items, (k, C, H, W); a lazy source reads the ones not held yet, and holds
+        them until `forget` if `keep` (a clean evaluation does not keep them: a run selects every input's
+        class up front, and holding every image until it is sampled would grow with the number of inputs)."""
         items = [int(i) for i in items]
         if self._tensor is not None:
             return self._tensor[items]
         missing = sorted({i for i in items if i not in self._cache})
+        loaded: dict[int, torch.Tensor] = {}
         if missing:
             assert self._source is not None  # set whenever no tensor was given
-            loaded = check_image(self._source.load(missing), None, self._value_range)
-            self._cache.update(zip(missing, loaded))
-        return torch.stack([self._cache[i] for i in items]) if items else torch.empty(0)
+            loaded = dict(zip(missing, check_image(self._source.load(missing), None, self._value_range)))
+            if keep:
+                self._cache.update(loaded)
+        return (
+            torch.stack([self._cache[i] if i in self._cache else loaded[i] for i in items]) if items else torch.empty(0)
+        )
 
     def draw_flat(
         self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
@@ -322,7 +328,7 @@ class LiveStreams:
         with torch.inference_mode():
             for lo in range(0, len(items), self.sampler.batch_size):
                 chunk = items[lo : lo + self.sampler.batch_size]
-                batch = self.images(chunk).to(self.sampler.device)
+                batch = self.images(chunk, keep=False).to(self.sampler.device)
                 try:
                     out[lo : lo + len(chunk)] = evaluate(batch)
                 except Exception as exc:
