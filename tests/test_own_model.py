@@ -2,9 +2,8 @@
 and a folder of colour images, through `haltfast card`, `certify` (decision and grid mode, Cohen's TSV) and
 `calibrate`, and through the Python API; the command line and Python give identical certificates.
 
-The "Certify your own model" section (README.md, or docs/own-model-readme-section.md before it is pasted there)
-shows these very commands and snippet: test_readme_section_is_what_these_tests_run checks that, up to the sizes
-of the budgets, and runs the snippet.
+The "Certify your own model" section of README.md shows these very commands and snippet:
+test_readme_section_is_what_these_tests_run checks that, up to the sizes of the budgets, and runs the snippet.
 """
 
 import re
@@ -251,12 +250,11 @@ def test_calibrate_refuses_too_few_images_before_drawing_any(user, capsys):
 
 
 def readme_section() -> str:
-    """The section as pasted into README.md, else the file it is pasted from."""
+    """The README's own-model section."""
     readme = (REPO / "README.md").read_text()
-    match = re.search(r"^## Certify your own model\n.*?(?=^## |\Z)", readme, re.MULTILINE | re.DOTALL)
-    if match:
-        return match.group(0)
-    return (REPO / "docs" / "own-model-readme-section.md").read_text()
+    match = re.search(r"^### Certify your own model\n.*?(?=^##+ |\Z)", readme, re.MULTILINE | re.DOTALL)
+    assert match, "README.md has no '### Certify your own model' section"
+    return match.group(0)
 
 
 def without_sizes(argv: list[str]) -> list[str]:

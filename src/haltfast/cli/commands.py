@@ -178,13 +178,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     inputs = load_inputs(args)
     check_calibration_size(len(inputs.indices))
     out = args.out or user_meta_learner_path(inputs.weights_sha256)
-    data_path = args.data_out or (
-        data_home() / "calibration" / f"{inputs.weights_sha256[:16]}-{inputs.identity['split']}-{len(inputs.indices)}x{args.samples}.npz"
-    )
+    name = f"{inputs.weights_sha256[:16]}-{inputs.identity['split']}-{len(inputs.indices)}x{args.samples}.npz"
+    data_path = args.data_out or data_home() / "calibration" / name
     check_writable(out, "meta-learner file")
     check_writable(data_path, "calibration data file")
     calib = calibration_data(args, inputs, data_path)
-    learner, fit = fit_meta_learner(calib, alpha=args.alpha, max_samples=args.tune_max_samples, tune_paths=args.tune_paths)
+    learner, fit = fit_meta_learner(
+        calib, alpha=args.alpha, max_samples=args.tune_max_samples, tune_paths=args.tune_paths
+    )
     learner.params["command"] = command_line(args)
     learner.save(out)
     print(

@@ -116,11 +116,12 @@ def certify_anytime(
     own state), never on which inputs share the run, max_active or batch sizes.
 
     `worth` (decision and grid mode): a certificate (or the next grid radius) is worth this many evaluations;
-    an input whose chance of it per evaluation it is expected to cost falls below 1/worth is given up (the
-    chance is predicted from a belief about p updated with the input's own labels so far: the meta-learner's
-    belief from the clean logits when it is the prior, else Jeffreys' or the pilot's posterior) (undecided, or certified at the radii it has). This
-    never creates a certificate, so validity is untouched. 'auto': GRID_WORTH in grid mode (refuting the
-    next radius is skipped where it is hopeless), off in decision mode (None: off). `budget` (evaluations
+    an input whose chance of it per evaluation it is expected to cost falls below 1/worth is given up
+    (undecided, or certified at the radii it has). The chance is predicted from a belief about p updated
+    with the input's own labels so far: the meta-learner's belief from the clean logits when it is the
+    prior, else Jeffreys' or the pilot's posterior. This never creates a certificate, so validity is
+    untouched. 'auto': GRID_WORTH in grid mode (refuting the next radius is skipped where it is hopeless),
+    off in decision mode (None: off). `budget` (evaluations
     for the whole run, selection included; never exceeded) and `seconds` (a deadline) spend by value too:
     each round keeps the inputs with the best chance of a certificate per expected evaluation whose
     expected evaluations fit in what is left, and gives up the others (undecided).
