@@ -277,12 +277,6 @@ class BetaMixtureTest:
             res[sel[crossed]] = (cross - starts)[crossed]
         return res
 
-    def _log_e(self, st, s_eff, t):
-        """log E for streams st at effective successes s_eff after t trials (all arrays)."""
-        return _log_mixture_core(
-            s_eff, t, self._p0e[st], self._ae[st], self._be[st], self._lp0[st], self._l1p0[st], self._lnorm[st]
-        )
-
     def _first_crossings(self, seg: Segments) -> np.ndarray:
         """Global position of each segment's first sample with log E >= log(1/alpha), or -1.
 
