@@ -13,6 +13,7 @@ streams take the same path.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 from ..certificate import Certificate
 from ..engine import Run
@@ -25,7 +26,7 @@ from .horvath import certify_horvath
 from .voracek import certify_betting
 from .voracek import certify_union_bound
 
-PROCEDURES = {
+PROCEDURES: dict[str, Callable[..., list[Certificate]]] = {
     "cohen": cohen_certify,
     "anytime": certify_anytime,
     "horvath": certify_horvath,

@@ -140,6 +140,7 @@ def certify_anytime(
     schedule = (min_chunk, growth, beliefs(prior, logits, pilot_hits, n0, run.n))
     mode: _Mode
     if target.mode == "grid":
+        assert target.radii is not None  # grid mode: a grid of radii
         parts_per_radius = [prior_parts(prior, r / target.sigma, logits, pilot_hits, n0, run.n) for r in target.radii]
         mode = _GridMode(run, c_hat, parts_per_radius, target, futility_alpha, schedule)
     elif target.mode == "radius":
@@ -254,7 +255,8 @@ class _DecisionMode(_Mode):
 
     def __init__(self, run: Run, c_hat, parts: Parts, target: Target, futility_alpha: float, schedule):
         super().__init__(run, c_hat, target, schedule)
-        self.p0 = target.p0
+        assert target.p0 is not None  # decision mode: a required radius
+        self.p0: float = target.p0
         self.cert = mixture_test(self.p0, target.alpha, parts, run.n)
         self.fut = mixture_test(self.p0, futility_alpha, parts, run.n, alternative="less")
 
@@ -304,6 +306,7 @@ class _DecisionMode(_Mode):
         log_e = float(self.cert.log_evalue[j])
         c = int(self.c_hat[j])
         if outcome == CERTIFIED:
+            assert self.target.radius is not None  # decision mode: a required radius
             return Certificate(
                 c,
                 float(self.target.radius),
@@ -389,6 +392,7 @@ class _GridMode(_Mode):
         schedule,
     ):
         super().__init__(run, c_hat, target, schedule)
+        assert target.radii is not None  # grid mode: a grid of radii
         self.p0 = np.array([p_for_radius(r, target.sigma) for r in target.radii])
         self.cert = [mixture_test(p, target.alpha, parts, run.n) for p, parts in zip(self.p0, parts_per_radius)]
         self.fut = [
@@ -451,6 +455,7 @@ class _GridMode(_Mode):
         if c == 0:
             outcome = UNDECIDED if capped else NOT_CERTIFIED
             return Certificate(int(self.c_hat[j]), 0.0, outcome, 0, stop_reason=why, extra=extra)
+        assert self.target.radii is not None  # grid mode: a grid of radii
         return Certificate(
             int(self.c_hat[j]),
             float(self.target.radii[c - 1]),

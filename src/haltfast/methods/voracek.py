@@ -362,6 +362,7 @@ class _Sampling:
     def _finish_grid(self, js: np.ndarray) -> None:
         """Grid mode by the same rule as haltfast's: certified at the largest grid radius whose p the lower bound
         exceeds, stopped once the next one lies above the upper bound (or at the top, or the cap)."""
+        assert self.grid is not None and self.radii is not None  # grid mode
         k = self.grid.size
         c = np.searchsorted(self.grid, self.cs.lower[js], side="left")  # grid thresholds below the lower bound
         f = np.searchsorted(self.grid, self.cs.upper[js], side="right") + 1  # the first one above the upper bound
@@ -394,6 +395,7 @@ class _Sampling:
             extra = {"tested": int(tested[k]), "stopped_at": int(at[k] if decided[k] else tested[k])}
             c = int(self.c_hat[j])
             if outcome[k] == CERTIFIED:
+                assert self.radius is not None  # decision mode: a required radius
                 cert = Certificate(
                     c,
                     float(self.radius),
