@@ -213,7 +213,9 @@ def validate_policies(policies: Sequence[PolicyClass], sigma: float) -> None:
             raise PolicyError(f"{exc} (or certify at another --sigma)") from None
 
 
-def assign_classes(policies: Sequence[PolicyClass], n_inputs: int, indices: Sequence[int] | None = None) -> np.ndarray:
+def assign_classes(
+    policies: Sequence[PolicyClass], n_inputs: int, indices: Sequence[int] | np.ndarray | None = None
+) -> np.ndarray:
     """Class number (position in `policies`) of each input; deterministic, every input gets exactly one class.
 
     Order of precedence: `indices` rules (data set indices; `indices` defaults to 0..n-1), then `every`

@@ -452,6 +452,7 @@ class Triage:
             self.belief_a[js], self.belief_b[js] = 0.5 + self.hits[js], 0.5 + (self.n0 - self.hits[js])
             a, b = self._given_priors(js)
         self.a[js], self.b[js] = a, b
+        assert self._cert is not None  # the tests exist whenever there are inputs
         self._cert.set_prior(js, a, b)
         self.piloted[js] = True
 
@@ -465,6 +466,7 @@ class Triage:
             a[rows], b[rows] = main_component(self._prior.parts(float(z), logits[rows], rows.size))
         if hasattr(self._prior, "belief"):
             self.belief_a[js], self.belief_b[js] = self._prior.belief(logits)
+        assert self._fut is not None  # the tests exist whenever there are inputs
         self._fut.set_prior(js, a, b)
         return a, b
 
@@ -484,6 +486,7 @@ class Triage:
 
     def _feed(self, js: np.ndarray, labels: list, counts: np.ndarray) -> None:
         """Feed tested chunks to each input's own tests and record decisions."""
+        assert self._cert is not None and self._fut is not None  # the tests exist whenever there are inputs
         for m in np.unique(counts):
             sel = np.nonzero(counts == m)[0]
             g = js[sel]
