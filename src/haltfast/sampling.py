@@ -235,7 +235,11 @@ class LiveStreams:
     """
 
     def __init__(
-        self, sampler: NoiseSampler, images, keys: Sequence[int], value_range: tuple[float, float] | None = (0.0, 1.0)
+        self,
+        sampler: NoiseSampler,
+        images,
+        keys: Sequence[int] | np.ndarray,
+        value_range: tuple[float, float] | None = (0.0, 1.0),
     ):
         self.sampler = sampler
         self._tensor = images if isinstance(images, torch.Tensor) else None

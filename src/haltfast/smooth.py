@@ -59,7 +59,9 @@ class Smooth:
         self.weights_sha256 = weights_sha256
         self._next_key = 0
 
-    def streams(self, images, keys: Sequence[int] | None = None, batch_size: int | None = None) -> LiveStreams:
+    def streams(
+        self, images, keys: Sequence[int] | np.ndarray | None = None, batch_size: int | None = None
+    ) -> LiveStreams:
         """Live label streams of these images (checked), for any procedure, recording or triage.
 
         `images` is a sequence or array of images (C, H, W), or a lazy source (haltfast.data.open_dataset)
@@ -120,15 +122,15 @@ class Smooth:
     def certify_many(
         self,
         images,
-        labels: Sequence[int] | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
         *,
         n0: int = 100,
         n: int = 100_000,
         alpha: float = 0.001,
         batch_size: int | None = None,
         method: str = "cohen",
-        keys: Sequence[int] | None = None,
-        indices: Sequence[int] | None = None,
+        keys: Sequence[int] | np.ndarray | None = None,
+        indices: Sequence[int] | np.ndarray | None = None,
         progress: bool | Progress = False,
         on_result: Callable[[Certificate], None] | None = None,
         **options,
