@@ -53,7 +53,7 @@ def grid_for(ctx: Context, cap: int) -> tuple:
 def run_grid(ctx: Context, cap: int, log=print) -> GridResult:
     """Every grid-mode row of one recording."""
     res = GridResult(grid_for(ctx, cap))
-    variants = {
+    variants: dict[str, tuple[str, dict]] = {
         GRID_DEFAULT: ("anytime", {"selection": "pilot", "prior": "pilot"}),
         GRID_FULL: ("anytime", {"selection": "pilot", "prior": "pilot", "worth": None}),
         BETTING: ("betting", {}),

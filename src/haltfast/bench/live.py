@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 
+from ..certificate import Certificate
 from ..streams import RecordedStreams
 from .report import _fmt
 from .report import _ratio
@@ -33,6 +36,7 @@ def live_runs(ctx: Context, images: int, radius: float = 0.5, entries=ENTRIES) -
     if list(data.indices) != list(m["indices"][: len(data)]):
         raise RuntimeError("the data set's images are not the recording's")
     logits = None if ctx.streams.logits is None else ctx.streams.logits[: len(data)]
+    assert ctx.streams.clean_predictions is not None  # the bench's recordings hold clean predictions
     sub = Context(
         RecordedStreams(
             ctx.streams.streams[: len(data)],
@@ -45,7 +49,9 @@ def live_runs(ctx: Context, images: int, radius: float = 0.5, entries=ENTRIES) -
     )
     sub.learner = ctx.learner
     smooth = Smooth(model, ctx.streams.num_classes, ctx.sigma, seed=m["seed"], batch_size=2000)
-    runs = [("Cohen", "radius", "cohen", {"n0": N0, "n": N}, lambda: cohen(sub))]
+    runs: list[tuple[str, str, str, dict, Callable[[], list[Certificate]]]] = [
+        ("Cohen", "radius", "cohen", {"n0": N0, "n": N}, lambda: cohen(sub))
+    ]
     for e in entries:
         if e.oracle:
             continue
@@ -55,12 +61,18 @@ def live_runs(ctx: Context, images: int, radius: float = 0.5, entries=ENTRIES) -
                 f"r = {radius:g}",
                 e.method,
                 {"radius": radius, **e.options(sub)},
-                lambda e=e: replay(sub, e, radius),
+                functools.partial(replay, sub, e, radius),
             )
         )
         if e.radius_mode:
             runs.append(
-                (e.label, "radius", e.method, {"radius": None, **e.options(sub)}, lambda e=e: replay(sub, e, None))
+                (
+                    e.label,
+                    "radius",
+                    e.method,
+                    {"radius": None, **e.options(sub)},
+                    functools.partial(replay, sub, e, None),
+                )
             )
     rows, identical = [], True
     # decisions, classes and evaluation counts must match exactly; radii to 1e-6: the clean logits that

@@ -161,6 +161,7 @@ def trajectories_figure(res: SigmaResult, path: Path) -> str:
     fig, axes = _panels(1, width=8)
     ax = axes[0]
     ours = res.decision[OURS, r]
+    assert ctx.streams.clean_predictions is not None  # the bench's recordings hold clean predictions
     for k, i in enumerate(_trajectory_picks(ctx, p0)):
         hits = np.cumsum(ctx.streams.streams[i] == ctx.streams.clean_predictions[i])
         t = np.unique(np.geomspace(1, min(hits.size, max(int(ours[i].extra.get("tested", 0)) * 2, 2000)), 400))

@@ -205,6 +205,7 @@ def replay_report(results: list[SigmaResult], entries=ENTRIES) -> str:
     for res in results:
         ctx = res.ctx
         m = ctx.meta
+        assert res.grid is not None  # run_replays runs grid mode on every recording
         lines += [
             "",
             f"## sigma = {ctx.sigma:g}",

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from ..methods import run_method
 from ..recording import load_recording
 from ..statistics import wald_expected_samples
 from ..streams import RecordedStreams
+
+if TYPE_CHECKING:
+    from ..meta import MetaLearner
+    from .grid import GridResult
 
 N0, N = 100, 100_000  # Cohen's selection and estimation samples
 DECISION_RADII = (0.25, 0.5, 0.75, 1.0)
@@ -50,10 +55,11 @@ class Context:
     meta: dict
     alpha: float
     p_hat: np.ndarray = field(init=False)  # each image's p for its clean-predicted class, from its whole stream
-    learner: object = None  # the model's MetaLearner, when it has one
+    learner: MetaLearner | None = None  # the model's MetaLearner, when it has one
 
     def __post_init__(self):
         clean = self.streams.clean_predictions
+        assert clean is not None  # the bench's recordings hold each image's clean prediction
         self.p_hat = np.array([np.mean(s == c) for s, c in zip(self.streams.streams, clean)])
 
     @property
@@ -168,7 +174,7 @@ class SigmaResult:
     radii: tuple = ()
     cap: int = N  # per-input budget: Cohen's n, every method's max_samples
     spending: list = field(default_factory=list)  # bench.spending.Spending per radius
-    grid: object = None  # bench.grid.GridResult
+    grid: GridResult | None = None  # bench.grid.GridResult
 
 
 def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaResult:

@@ -54,7 +54,7 @@ def spending_radii(ctx: Context, cap: int) -> tuple[float, ...]:
 def run_spending(ctx: Context, radius: float, cap: int, cohen_certs: list[Certificate], log=print) -> Spending:
     """Every spending rule at `radius`, for Jeffreys' prior and (where the model has one) the meta-learner."""
     res = Spending(radius, certified_at(cohen_certs, radius)[0], evaluations(cohen_certs).mean())
-    families = {JEFFREYS: ({}, 0)}
+    families: dict[str, tuple[dict, int]] = {JEFFREYS: ({}, 0)}
     if ctx.learner is not None:
         families[META] = ({"prior": ctx.learner}, ctx.learner.calibration_evaluations)
     rules = (

@@ -20,8 +20,14 @@ TARGETS = {"decision": 10e6, "radius": 5e6, "grid": 5e6}  # evaluations/s the st
 
 def modes(ctx: Context, cap: int) -> list[tuple[str, str, dict]]:
     """(mode, prior, run options) of every timed run: each mode with Jeffreys' prior and the meta-learner."""
-    priors = [("Jeffreys", {})] + ([("meta-learner", {"prior": ctx.learner})] if ctx.learner is not None else [])
-    shapes = [("decision", {"radius": 0.5}), ("radius", {"radius": None}), ("grid", {"radii": grid_for(ctx, cap)})]
+    priors: list[tuple[str, dict]] = [("Jeffreys", {})] + (
+        [("meta-learner", {"prior": ctx.learner})] if ctx.learner is not None else []
+    )
+    shapes: list[tuple[str, dict]] = [
+        ("decision", {"radius": 0.5}),
+        ("radius", {"radius": None}),
+        ("grid", {"radii": grid_for(ctx, cap)}),
+    ]
     return [
         (mode, prior, {**shape, **options, "max_samples": cap}) for mode, shape in shapes for prior, options in priors
     ]
