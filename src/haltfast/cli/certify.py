@@ -228,6 +228,7 @@ def with_clean_logits(inputs: Inputs):
             f"the meta-learner needs the clean logits of the recording's model {inputs.model_name}, "
             f"which is not a shipped model; choose --prior jeffreys"
         )
+    assert rec is not None and inputs.recording_meta is not None  # a replay: the recording and its metadata
     return RecordedStreams(
         rec.streams,
         rec.num_classes,
@@ -246,7 +247,10 @@ def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id
     sizes = {"n0": args.n0, "n": args.n} if args.method == "cohen" else {"n0": args.n0}
     identity = {k: v for k, v in inputs.identity.items() if k != "skip"}
     shown = {k: (prior_id if k == "prior" else v) for k, v in options.items()}
-    seed = inputs.recording_meta["seed"] if not inputs.live else args.seed
+    seed = args.seed
+    if not inputs.live:
+        assert inputs.recording_meta is not None  # a replay has its recording's metadata
+        seed = inputs.recording_meta["seed"]
     return {
         "haltfast": __version__,
         "sigma": inputs.sigma,
@@ -270,6 +274,7 @@ def run_journaled(args, inputs: Inputs, options: dict, config: dict, distributed
         done = journal.finished if journal else {}
         todo = np.array([k for k, index in enumerate(inputs.indices) if int(index) not in done], dtype=np.int64)
         if len(inputs.indices) - len(todo):
+            assert journal is not None  # only a journal holds finished inputs
             print(
                 f"resuming {journal.path}: {len(inputs.indices) - len(todo)} of {len(inputs.indices)} inputs "
                 f"already finished, certifying the other {len(todo)}",
@@ -331,6 +336,7 @@ def run_on_ray(args, inputs: Inputs, todo: np.ndarray, options: dict, on_result,
     from ..distributed import RayPool
     from ..distributed import WorkerSpec
 
+    assert inputs.model is not None  # a live run has its model
     spec = WorkerSpec(
         inputs.model,
         inputs.num_classes,

@@ -9,12 +9,19 @@ import sys
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError
 from ..errors import RecordingError
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..imagesource import ImageSource
+    from ..streams import RecordedStreams
 
 
 @dataclass
@@ -28,10 +35,10 @@ class Inputs:
     model_name: str
     weights_sha256: str
     identity: dict  # model and data (or recording) identity, for the results journal
-    source: object = None  # live: the lazy image source of the selected inputs
-    model: object = None  # live: the model, on its device and at its precision
+    source: ImageSource | None = None  # live: the lazy image source of the selected inputs
+    model: nn.Module | None = None  # live: the model, on its device and at its precision
     card: dict = field(default_factory=dict)
-    recording: object = None  # replay: RecordedStreams of the selected inputs
+    recording: RecordedStreams | None = None  # replay: RecordedStreams of the selected inputs
     recording_meta: dict | None = None
     weights_path: Path | None = None  # where a meta-learner beside the weights would be
 
@@ -41,6 +48,7 @@ class Inputs:
 
     def describe(self) -> str:
         if not self.live:
+            assert self.recording_meta is not None  # a replay has its recording's metadata
             return f"replaying {len(self.indices)} recorded streams ({self.recording_meta.get('model')})"
         return (
             f"{len(self.indices)} {self.identity['data']}/{self.identity['split']} images (skip "
@@ -51,6 +59,7 @@ class Inputs:
         """The smoothed classifier of a live run (its noise stream keyed by seed and data set index)."""
         from ..smooth import Smooth
 
+        assert self.model is not None  # a live run has its model
         return Smooth(
             self.model,
             self.num_classes,
@@ -193,5 +202,6 @@ def batch_size(args: argparse.Namespace, inputs: Inputs) -> int:
     import torch
 
     free, _ = torch.cuda.mem_get_info()
+    assert inputs.source is not None  # a live run (the device is not 'recording') reads its images
     per_sample = 4 * int(np.prod(inputs.source.shape)) * 64  # the image and a generous allowance for activations
     return int(min(65536, max(1024, free // 4 // per_sample)))
