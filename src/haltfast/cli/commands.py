@@ -64,6 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = load_dataset(args.data, "train", args.data_dir)
     test = load_dataset(args.data, "test", args.data_dir)
     with tqdm(total=args.epochs, desc=f"train sigma={args.sigma:g}", unit="epoch", disable=args.quiet) as bar:
+
+        def epoch_done(epoch: int, loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(1)
+
         start = time.perf_counter()
         model = train_model(
             train,
@@ -73,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             batch_size=args.batch,
             lr=args.lr,
             width=args.width,
-            progress=lambda epoch, loss: (bar.set_postfix(loss=f"{loss:.4f}"), bar.update(1)),
+            progress=epoch_done,
         )
     card = {
         "data": {
