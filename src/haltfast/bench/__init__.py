@@ -59,11 +59,11 @@ def run_bench(
         "",
         replay_report(results, entries),
     ]
-    text += ["", throughput_section(rates)]
     if plots is not None:
         names = make_plots(results, plots, entries)
         rel = Path(os.path.relpath(plots.resolve(), out.parent.resolve()) if out is not None else plots)
         text += ["", "## Plots", ""] + [f"![{n}]({(rel / n).as_posix()})" for n in names]
+    text += ["", throughput_section(rates)]  # timed: everything above it is deterministic
     if live:
         live_results = {}
         for res in results:
