@@ -15,6 +15,7 @@ from ..errors import UsageError
 from .inputs import Inputs
 from .inputs import batch_size
 from .inputs import load_inputs
+from .inputs import resolve_prior
 from .options import add_data_options
 from .options import add_model_options
 from .options import add_output_options
@@ -190,51 +191,6 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
     if args.radii is not None:
         options["radii"] = tuple(args.radii)
     return options, prior_id
-
-
-def resolve_prior(args: argparse.Namespace, inputs: Inputs):
-    """The prior the user asked for and its identity: a name, or the model's meta-learner (the default where one
-    exists). 'oracle' is resolved per input when the run starts."""
-    from ..meta import MetaLearner
-    from ..meta import find_meta_learner
-    from ..models import weights_hash
-
-    path = args.meta or find_meta_learner(inputs.weights_path, inputs.weights_sha256)
-    if args.prior is None:
-        args.prior = "meta" if path is not None else "jeffreys"
-    if args.prior == "meta":
-        if path is None:
-            raise UsageError(
-                f"no meta-learner for {inputs.model_name}: run `haltfast calibrate` with the same "
-                f"--model (and --weights), pass --meta FILE, or choose --prior jeffreys"
-            )
-        learner = MetaLearner.load(path, inputs.weights_sha256)
-        if not inputs.live:
-            inputs.recording = with_clean_logits(inputs)
-        return learner, f"meta:{weights_hash(path)[:16]}"
-    if args.prior == "oracle" and inputs.live:
-        raise UsageError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
-    return args.prior, args.prior
-
-
-def with_clean_logits(inputs: Inputs):
-    """The recording with its model's clean logits (a meta-learner's features), recomputed as a live run would."""
-    from ..recording import recording_logits
-    from ..streams import RecordedStreams
-
-    rec = inputs.recording
-    if inputs.weights_path is None:
-        raise UsageError(
-            f"the meta-learner needs the clean logits of the recording's model {inputs.model_name}, "
-            f"which is not a shipped model; choose --prior jeffreys"
-        )
-    assert rec is not None and inputs.recording_meta is not None  # a replay: the recording and its metadata
-    return RecordedStreams(
-        rec.streams,
-        rec.num_classes,
-        rec.clean_predictions,
-        recording_logits(inputs.recording_meta, inputs.weights_path),
-    )
 
 
 def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id: str | None) -> dict:

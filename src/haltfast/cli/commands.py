@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import OutputError
 from ..errors import UsageError
 from .inputs import load_inputs
+from .inputs import resolve_prior
 from .options import add_command
 from .options import add_data_options
 from .options import add_model_options
@@ -262,11 +263,20 @@ def add_triage(sub) -> None:
     p.add_argument("--policy", default="max-decisions", choices=list(POLICIES), help="scheduling policy")
     p.add_argument("--n0", type=positive_int, default=100, help="selection pilot samples per input")
     p.add_argument(
+        "--selection",
+        default=None,
+        choices=["pilot", "clean"],
+        help="class selection: a pilot of n0 noisy samples, or the clean prediction (one evaluation; the default "
+        "with --prior meta)",
+    )
+    p.add_argument(
         "--prior",
         default="pilot",
-        choices=["pilot", "jeffreys", "uniform"],
-        help="prior of each input's tests: the Jeffreys posterior after its pilot, or a fixed one",
+        choices=["pilot", "jeffreys", "uniform", "meta"],
+        help="prior of each input's tests: the Jeffreys posterior after its pilot, a fixed one, or the model's "
+        "meta-learner (its prior at each input's radius, and its belief for the schedule)",
     )
+    p.add_argument("--meta", type=Path, default=None, help="meta-learner file for --prior meta")
     add_sampling_options(p)
     p.add_argument("--streams", type=Path, default=None, help="replay a recording instead of running the model")
     add_output_options(p, "CSV: every input's state")
@@ -287,6 +297,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     policies = load_policies(args.policies)  # a bad file is refused before the model and data are loaded
     inputs = load_inputs(args)
     validate_policies(policies, inputs.sigma)
+    prior, _ = resolve_prior(args, inputs, fallback="pilot")
     with progress_bar(not args.quiet, len(inputs.indices), desc=f"triage ({args.policy})") as tick:
         report = triage(
             inputs.streams(args),
@@ -297,7 +308,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
             budget_seconds=args.seconds,
             policy=args.policy,
             n0=args.n0,
-            prior=args.prior,
+            prior=prior,
+            selection=args.selection,
             labels=inputs.labels,
             indices=inputs.indices,
             progress=tick,

@@ -205,3 +205,48 @@ def batch_size(args: argparse.Namespace, inputs: Inputs) -> int:
     assert inputs.source is not None  # a live run (the device is not 'recording') reads its images
     per_sample = 4 * int(np.prod(inputs.source.shape)) * 64  # the image and a generous allowance for activations
     return int(min(65536, max(1024, free // 4 // per_sample)))
+
+
+def resolve_prior(args: argparse.Namespace, inputs: Inputs, fallback: str = "jeffreys"):
+    """The prior the user asked for and its identity: a name, or the model's meta-learner (the default where one
+    exists, else `fallback`). 'oracle' is resolved per input when the run starts."""
+    from ..meta import MetaLearner
+    from ..meta import find_meta_learner
+    from ..models import weights_hash
+
+    path = args.meta or find_meta_learner(inputs.weights_path, inputs.weights_sha256)
+    if args.prior is None:
+        args.prior = "meta" if path is not None else fallback
+    if args.prior == "meta":
+        if path is None:
+            raise UsageError(
+                f"no meta-learner for {inputs.model_name}: run `haltfast calibrate` with the same "
+                f"--model (and --weights), pass --meta FILE, or choose --prior {fallback}"
+            )
+        learner = MetaLearner.load(path, inputs.weights_sha256)
+        if not inputs.live:
+            inputs.recording = with_clean_logits(inputs)
+        return learner, f"meta:{weights_hash(path)[:16]}"
+    if args.prior == "oracle" and inputs.live:
+        raise UsageError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
+    return args.prior, args.prior
+
+
+def with_clean_logits(inputs: Inputs):
+    """The recording with its model's clean logits (a meta-learner's features), recomputed as a live run would."""
+    from ..recording import recording_logits
+    from ..streams import RecordedStreams
+
+    rec = inputs.recording
+    if inputs.weights_path is None:
+        raise UsageError(
+            f"the meta-learner needs the clean logits of the recording's model {inputs.model_name}, "
+            f"which is not a shipped model; choose --prior jeffreys"
+        )
+    assert rec is not None and inputs.recording_meta is not None  # a replay: the recording and its metadata
+    return RecordedStreams(
+        rec.streams,
+        rec.num_classes,
+        rec.clean_predictions,
+        recording_logits(inputs.recording_meta, inputs.weights_path),
+    )
