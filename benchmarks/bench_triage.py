@@ -44,7 +44,7 @@ N0 = 100
 N_COHEN = 100_000
 POLICY_NAMES = ("max-decisions", "max-weighted", "risk", "round-robin")
 CLEAN = "max-decisions, clean selection (1 evaluation, Jeffreys prior)"
-META = "max-decisions + meta-learner (clean selection, learned prior and belief)"
+META = "max-decisions + meta-learner (clean selection, its belief steers the schedule)"
 BUDGETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
 
 
@@ -376,10 +376,10 @@ def main() -> None:
         ax.set_ylabel("decided inputs")
         ax.set_title(f"Triage, Fashion-MNIST sigma = {sigma}, {n_img} images, cap {cap:,}")
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(args.plot, dpi=130)
+        fig.savefig(args.plot, dpi=130, bbox_inches="tight")
         lines += ["", f"![decided inputs against budget]({args.plot.split('/')[-1]})"]
 
     cmd = f"python benchmarks/bench_triage.py --streams {args.streams}" + (f" --max {args.max}" if args.max else "")

@@ -229,7 +229,7 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
         assert json.loads(summary.read_text())["options"]["prior"] == "meta"
         frame = pd.read_csv(out)
         assert (frame["evaluations"] == 1 + frame["tested"]).all()
-        # triage takes it too: a clean selection (one evaluation) and the learned prior
+        # triage takes it too: a clean selection (one evaluation), its belief steering the schedule
         policies, triaged = tmp_path / "p.toml", tmp_path / "t.csv"
         policies.write_text("[classes.all]\nradius = 0.25\nalpha = 0.001\nmax_samples = 5000\n")
         triage_args = ["triage", "--data", "digits", "--model", str(digits_model), "--skip", "4"]

@@ -10,7 +10,6 @@ from validity import forced_meta
 from validity import pilot_mixture
 
 from haltfast.errors import HaltfastError
-from haltfast.priors import main_component
 from haltfast.smooth import Smooth
 from haltfast.statistics import log_beta_mixture_evalue
 from haltfast.streams import RecordedStreams
@@ -516,25 +515,25 @@ def test_bad_triage_arguments(kwargs, match):
 
 
 # ---------------------------------------------------------------------------------------------
-# clean selection and a learned prior (the meta-learner)
+# clean selection and the meta-learner's belief
 # ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("center, strength", [(0.995, 1024.0), (0.6, -4096.0)])
 @pytest.mark.parametrize("budget", [None, 400_000])
-def test_learned_priors_keep_false_certification_at_most_alpha_under_an_adversarial_schedule(center, strength, budget):
+def test_a_meta_learner_keeps_false_certification_at_most_alpha_under_an_adversarial_schedule(center, strength, budget):
     """p = Phi(r_i / sigma) exactly, clean selection (class 1, one evaluation), a meta-learner forced to predict
-    a prior far above the threshold (or just above it, at the largest strength) for every input, and the
-    schedule that chases evidence: each class certifies at the exact rate of its learned-prior tests, or below
-    it under a budget."""
+    p far above the threshold (or just above it) for every input, and the schedule that chases evidence: its
+    belief steers the schedule, the tests keep Jeffreys' prior, so each class certifies at the exact rate of the
+    Jeffreys tests, or below it under a budget."""
     sizes, cap = (1000, 1500), 1500
     policies = _mixed_policies(cap)
     classes = np.repeat([0, 1], sizes)
     p = np.array([norm.cdf(policies[k].radius / SIGMA) for k in classes])
     streams = np.stack(_bernoulli_streams(p, cap, seed=int(1000 * center)))
-    learner = forced_meta(center, strength, sigma=SIGMA)
     logits = np.tile([[-1.0, 1.0]], (classes.size, 1))
     rec = RecordedStreams(streams, 2, clean=np.ones(classes.size, dtype=np.int64), logits=logits)
+    learner = forced_meta(center, strength, sigma=SIGMA)
     rep = triage(
         rec,
         range(classes.size),
@@ -552,8 +551,7 @@ def test_learned_priors_keep_false_certification_at_most_alpha_under_an_adversar
     for pc, n in zip(policies, sizes):
         false = sum(r["state"] == "certified" for r in rows if r["class"] == pc.name)
         p0 = float(norm.cdf(pc.radius / SIGMA))
-        a, b = main_component(learner.parts(pc.radius / SIGMA, logits[:1], 1))
-        exact = decision_probabilities(p0, p0, pc.alpha, [(1.0, float(a[0]), float(b[0]))], cap)[0]
+        exact = decision_probabilities(p0, p0, pc.alpha, [(1.0, 0.5, 0.5)], cap)[0]
         check_false_certifications(false, n, pc.alpha, exact, exact_is_bound=budget is not None)
 
 

@@ -85,13 +85,6 @@ def prior_parts(prior, z, logits: np.ndarray | None, pilot_hits: np.ndarray | No
     return [(1.0, a, b)]
 
 
-def main_component(parts: Parts) -> tuple[np.ndarray, np.ndarray]:
-    """The component with the largest share of alpha, for a test that takes one prior (triage runs it at the
-    whole alpha: like any prior fixed before the tested stream, that keeps the test valid)."""
-    _, a, b = max(parts, key=lambda part: part[0])
-    return a, b
-
-
 def parts_rows(parts: Parts, rows: np.ndarray) -> Parts:
     """The components of a subset of the inputs."""
     return [(share, a[rows], b[rows]) for share, a, b in parts]

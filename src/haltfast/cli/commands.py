@@ -273,8 +273,8 @@ def add_triage(sub) -> None:
         "--prior",
         default="pilot",
         choices=["pilot", "jeffreys", "uniform", "meta"],
-        help="prior of each input's tests: the Jeffreys posterior after its pilot, a fixed one, or the model's "
-        "meta-learner (its prior at each input's radius, and its belief for the schedule)",
+        help="prior of each input's tests: the Jeffreys posterior after its pilot, a fixed one, or 'meta': the "
+        "model's meta-learner steers the schedule by its belief about each input (clean selection, Jeffreys tests)",
     )
     p.add_argument("--meta", type=Path, default=None, help="meta-learner file for --prior meta")
     add_sampling_options(p)

@@ -31,7 +31,7 @@ from ..engine import decision_chunks
 from ..errors import HaltfastError
 from ..priors import Predictor
 from ..priors import check_prior
-from ..priors import main_component
+from ..priors import jeffreys
 from ..priors import resolve_prior
 from ..statistics import BetaMixtureTest
 from ..statistics import bernoulli_kl
@@ -73,8 +73,8 @@ class Triage:
 
     `selection` is how each input's class is chosen: 'pilot' (majority of n0 noisy samples, never
     tested again) or 'clean' (the clean prediction: one evaluation, and the logits a Predictor needs;
-    the default with a Predictor). With a Predictor both tests start from its prior for the input's
-    class radius and the scheduler from its belief about p; without one, from the pilot's counts.
+    the default with a Predictor). With a Predictor (a meta-learner) the scheduler starts from its belief
+    about each input's p and the tests from Jeffreys' prior; without one, both from the pilot's counts.
     """
 
     def __init__(
@@ -457,18 +457,13 @@ class Triage:
         self.piloted[js] = True
 
     def _predicted_priors(self, js: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A Predictor's prior at each input's class radius (for both tests) and its belief; else the given prior."""
+        """With a Predictor: Jeffreys' prior for the tests and the predictor's belief for the schedule (its learned
+        prior, which triage would run unhedged, decided fewer inputs: docs/triage.md); else the given prior."""
         if not isinstance(self._prior, Predictor):
             return self._given_priors(js)
-        a, b = np.empty(js.size), np.empty(js.size)
-        for z in np.unique(self.radius[js] / self.sigma):
-            rows = np.nonzero(self.radius[js] / self.sigma == z)[0]
-            a[rows], b[rows] = main_component(self._prior.parts(float(z), logits[rows], rows.size))
         if hasattr(self._prior, "belief"):
             self.belief_a[js], self.belief_b[js] = self._prior.belief(logits)
-        assert self._fut is not None  # the tests exist whenever there are inputs
-        self._fut.set_prior(js, a, b)
-        return a, b
+        return jeffreys(js.size)
 
     def _given_priors(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The prior given by name, numbers or callable, for inputs js whose selection just ended."""
