@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .live import live_report
 from .live import live_runs
+from .live import live_setup
 from .plots import make_plots
 from .report import methods_text
 from .report import replay_report
@@ -39,6 +40,7 @@ def run_bench(
 
     commit, start = git_commit(), time.perf_counter()
     contexts = load_contexts(recordings, max_images, alpha, log)
+    setups = [live_setup(ctx, live) for ctx in contexts] if live else []  # a live run that cannot start fails now
     entries = ENTRIES if all(ctx.learner is not None for ctx in contexts) else tuple(e for e in ENTRIES if not e.meta)
     results = []
     for ctx in contexts:
@@ -64,17 +66,20 @@ def run_bench(
         rel = Path(os.path.relpath(plots.resolve(), out.parent.resolve()) if out is not None else plots)
         text += ["", "## Plots", ""] + [f"![{n}]({(rel / n).as_posix()})" for n in names]
     text += ["", throughput_section(rates)]  # timed: everything above it is deterministic
+
+    def footer() -> list[str]:
+        elapsed = time.perf_counter() - start
+        return ["", f"Replay part {replay_seconds:.0f} s. " + provenance(command, elapsed, commit=commit)]
+
+    if out is not None:  # the replays are kept even if the live part fails
+        write_text(out, "\n".join(text + footer()) + "\n")
     if live:
         live_results = {}
-        for res in results:
+        for res, setup in zip(results, setups):
             log(f"live: sigma = {res.ctx.sigma:g}, {live} images")
-            live_results[res.ctx.sigma] = live_runs(res.ctx, live, entries=entries)
+            live_results[res.ctx.sigma] = live_runs(res.ctx, setup, entries=entries)
         text += ["", live_report(live_results)]
-    text += [
-        "",
-        f"Replay part {replay_seconds:.0f} s. " + provenance(command, time.perf_counter() - start, commit=commit),
-    ]
-    report = "\n".join(text) + "\n"
+    report = "\n".join(text + footer()) + "\n"
     if out is not None:
         write_text(out, report)
     return report

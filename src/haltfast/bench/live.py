@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..certificate import Certificate
+from ..errors import HaltfastError
 from ..streams import RecordedStreams
 from .report import _fmt
 from .report import _ratio
@@ -18,23 +21,33 @@ from .run import cohen
 from .run import evaluations
 from .run import replay
 
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from ..smooth import Smooth
 
-def live_runs(ctx: Context, images: int, radius: float = 0.5, entries=ENTRIES) -> tuple[list[dict], bool]:
-    """Run Cohen and each method live on the first `images` images of the recording, one after the other.
 
-    Returns one row per run (seconds, mean evaluations) and whether every live run reproduced the
-    replay of the same images exactly (same noise seed and keys, so it must).
-    """
+@dataclass
+class LiveSetup:
+    """What a live run of one recording needs, prepared (and checked) before any replay."""
+
+    smooth: Smooth
+    data: Dataset
+    sub: Context  # the recording cut to the live images
+
+
+def live_setup(ctx: Context, images: int) -> LiveSetup:
+    """The recording's model (hash-checked, tied to its meta-learner) and its first `images` images; refuses a
+    recording whose data set does not give its images, so that a bench fails before its replays, not after."""
     from ..data import load_dataset
     from ..models import load_model
     from ..models import resolve_model_path
     from ..smooth import Smooth
 
     m = ctx.meta
-    model, _ = load_model(resolve_model_path(m["model"].removesuffix(".pt")))
+    model, card = load_model(resolve_model_path(m["model"].removesuffix(".pt")))
     data = load_dataset(m["data"], m["split"]).subset(m["skip"], images)
     if list(data.indices) != list(m["indices"][: len(data)]):
-        raise RuntimeError("the data set's images are not the recording's")
+        raise HaltfastError(f"{m['recording']}: the data set's images are not the recording's")
     logits = None if ctx.streams.logits is None else ctx.streams.logits[: len(data)]
     assert ctx.streams.clean_predictions is not None  # the bench's recordings hold clean predictions
     sub = Context(
@@ -48,39 +61,41 @@ def live_runs(ctx: Context, images: int, radius: float = 0.5, entries=ENTRIES) -
         ctx.alpha,
     )
     sub.learner = ctx.learner
-    smooth = Smooth(model, ctx.streams.num_classes, ctx.sigma, seed=m["seed"], batch_size=2000)
+    smooth = Smooth(
+        model,
+        ctx.streams.num_classes,
+        ctx.sigma,
+        seed=m["seed"],
+        batch_size=2000,
+        weights_sha256=card["weights_sha256"],
+    )
+    return LiveSetup(smooth, data, sub)
+
+
+def live_runs(ctx: Context, setup: LiveSetup, radius: float = 0.5, entries=ENTRIES) -> tuple[list[dict], bool]:
+    """Run Cohen and each method live on the set-up images, one after the other.
+
+    Returns one row per run (seconds, mean evaluations) and whether every live run reproduced the
+    replay of the same images exactly (same noise seed and keys, so it must).
+    """
+    sub, data = setup.sub, setup.data
     runs: list[tuple[str, str, str, dict, Callable[[], list[Certificate]]]] = [
         ("Cohen", "radius", "cohen", {"n0": N0, "n": N}, lambda: cohen(sub))
     ]
     for e in entries:
         if e.oracle:
             continue
-        runs.append(
-            (
-                e.label,
-                f"r = {radius:g}",
-                e.method,
-                {"radius": radius, **e.options(sub)},
-                functools.partial(replay, sub, e, radius),
-            )
-        )
-        if e.radius_mode:
-            runs.append(
-                (
-                    e.label,
-                    "radius",
-                    e.method,
-                    {"radius": None, **e.options(sub)},
-                    functools.partial(replay, sub, e, None),
-                )
-            )
+        modes = [(f"r = {radius:g}", radius)] + ([("radius", None)] if e.radius_mode else [])
+        for mode, r in modes:
+            options = {"radius": r, **e.options(sub)}
+            runs.append((e.label, mode, e.method, options, functools.partial(replay, sub, e, r)))
     rows, identical = [], True
     # decisions, classes and evaluation counts must match exactly; radii to 1e-6: the clean logits that
     # select the class and feed the meta-learner differ in their last float32 bits between batch sizes
     strip = lambda c: (c.index, c.prediction, c.decision, c.evaluations, round(c.radius, 6))
     for label, mode, method, options, replayed in runs:
         start = time.perf_counter()
-        certs = smooth.certify_many(
+        certs = setup.smooth.certify_many(
             data.images, data.labels, keys=data.indices, alpha=ctx.alpha, method=method, progress=False, **options
         )
         seconds = time.perf_counter() - start
