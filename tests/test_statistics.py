@@ -26,7 +26,7 @@ HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChec
 
 
 # ----------------------------------------------------------------------------------------------
-# Known answers (DESIGN sec. 6)
+# Known answers (docs/statistics.md)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -61,7 +61,7 @@ def test_clopper_pearson_matches_scipy_binomtest():
             assert hs.clopper_pearson_upper(k, n, alpha) == pytest.approx(ci.high, rel=1e-9, abs=1e-12)
     assert hs.clopper_pearson_lower(0, 50, 0.01) == 0.0
     assert hs.clopper_pearson_upper(50, 50, 0.01) == 1.0
-    # all successes: lower = alpha**(1/n)  (DESIGN: 3.81 sigma at n = 1e5, alpha = 1e-3)
+    # all successes: lower = alpha**(1/n)  (3.81 sigma at n = 1e5, alpha = 1e-3)
     assert stats.norm.ppf(hs.clopper_pearson_lower(100000, 100000, 0.001)) == pytest.approx(3.81, abs=0.005)
 
 

@@ -4,7 +4,7 @@
 MNIST-format idx directory, digits, a folder of images in class folders, an .npz file or a directory holding
 x.npy and y.npy, and the CIFAR-10 binary batches. `load_dataset` loads a protocol split whole, as a Dataset.
 
-Splits follow the evaluation protocol (DESIGN section 4): base models train on
+Splits follow the evaluation protocol (docs/data.md): base models train on
 the first 50k images of the official training file, the last 10k are the
 meta-learner's calibration split, and evaluation uses the official test file.
 """

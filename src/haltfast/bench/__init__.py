@@ -1,7 +1,9 @@
 """`haltfast bench`: every method on the same recorded noise draws, a live wall-clock run, a report with plots.
 
-run.py replays the methods, report.py writes the tables, plots.py the figures, live.py times the methods
-on the model itself. The replay tables are deterministic: a rerun gives them to the last digit.
+run.py replays one method on a recording, grid.py and spending.py run grid mode and the spending rules,
+replays.py runs all of them on one recording, report.py writes the tables, plots.py the figures,
+throughput.py and live.py time the statistics and the methods on the model itself. The replay tables
+are deterministic: a rerun gives them to the last digit.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from .live import live_report
 from .live import live_runs
 from .live import live_setup
 from .plots import make_plots
+from .replays import run_replays
 from .report import methods_text
 from .report import replay_report
 from .run import ENTRIES
 from .run import load_contexts
-from .run import run_replays
 from .throughput import replay_throughput
 from .throughput import throughput_section
 

@@ -179,6 +179,17 @@ def losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
 
 def replay_report(results: list[SigmaResult], entries=ENTRIES) -> str:
     """The deterministic part of the report: every replay table (no timings)."""
+    lines = headline_table(results, entries)
+    lines += ["", "## Where haltfast loses", ""]
+    lost = [s for res in results for s in losses(res, entries)]
+    lines += [f"- {s}" for s in lost] or ["- Nowhere in these tables."]
+    for res in results:
+        lines += sigma_section(res, entries)
+    return "\n".join(lines)
+
+
+def headline_table(results: list[SigmaResult], entries) -> list[str]:
+    """Mean evaluations (certified accuracy) of every method at every decision radius of every sigma."""
     lines = [
         "## Headline",
         "",
@@ -199,54 +210,54 @@ def replay_report(results: list[SigmaResult], entries=ENTRIES) -> str:
             ]
             cells.append(_fmt(res.wald[r].mean()))
             lines.append(f"| {res.ctx.sigma:g} | {r:g} | " + " | ".join(cells) + " |")
-    lines += ["", "## Where haltfast loses", ""]
-    lost = [s for res in results for s in losses(res, entries)]
-    lines += [f"- {s}" for s in lost] or ["- Nowhere in these tables."]
-    for res in results:
-        ctx = res.ctx
-        m = ctx.meta
-        assert res.grid is not None  # run_replays runs grid mode on every recording
-        lines += [
-            "",
-            f"## sigma = {ctx.sigma:g}",
-            "",
-            f"Recording `{m['recording']}`: {ctx.size} images (Fashion-MNIST {m['split']}, every "
-            f"{m['skip']}th), model {m['model']} (sha256 {m['weights_sha256'][:12]}), noise seed {m['seed']}, "
-            f"{m['length']:,} labels per image.",
-            "",
-            "### Decision at a required radius",
-            "",
-            f"Radii that no method can certify with {res.cap:,} samples (above "
-            f"{max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma):.3f}) are left out. 'Cohen / mean': Cohen's "
-            f"evaluations per image divided by the method's; 'mean / Wald limit': the method's mean over the "
-            f"mean of the per-image Wald limits.",
-            "",
-            *decision_table(res, entries),
-            "",
-            "### Radius estimation",
-            "",
-            "Certified accuracy at each radius of the grid, average certified radius (ACR), abstain rate; "
-            f"per-input budget {res.cap:,} tested samples. Horvath et al. define no radius estimation. Radius "
-            "mode is for an input's own largest certified radius when no radius is required (one input, or "
-            "a radius per input to inspect); for the table papers publish, grid mode below certifies every "
-            "radius of a grid in one run at a fraction of the cost. A radius needs samples: at equal mean "
-            "evaluations radius mode is level with fixed-n Clopper-Pearson (the budget frontier at the end "
-            "of this section), not better. ACR is a secondary figure: it rewards the budget more than the "
-            "method.",
-            "",
-            *radius_table(res, entries),
-            *[line for spending in res.spending for line in spending_section(spending, ctx.sigma)],
-            "",
-            *grid_section(res.grid, res.cohen_n[res.cap], cohen_label(res.cap), res.cap),
-            "",
-            "### Budget frontier: ACR (fraction of Cohen's) at mean evaluations per image",
-            "",
-            "Cohen's procedure with n tested samples against the anytime methods capped at n tested samples "
-            "per input (tolerance 0.01).",
-            "",
-            *frontier_table(res, entries),
-        ]
-    return "\n".join(lines)
+    return lines
+
+
+def sigma_section(res: SigmaResult, entries) -> list[str]:
+    """One recording's section: decisions, radius mode, spending, grid mode and the budget frontier."""
+    ctx = res.ctx
+    m = ctx.meta
+    assert res.grid is not None  # run_replays runs grid mode on every recording
+    return [
+        "",
+        f"## sigma = {ctx.sigma:g}",
+        "",
+        f"Recording `{m['recording']}`: {ctx.size} images (Fashion-MNIST {m['split']}, every "
+        f"{m['skip']}th), model {m['model']} (sha256 {m['weights_sha256'][:12]}), noise seed {m['seed']}, "
+        f"{m['length']:,} labels per image.",
+        "",
+        "### Decision at a required radius",
+        "",
+        f"Radii that no method can certify with {res.cap:,} samples (above "
+        f"{max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma):.3f}) are left out. 'Cohen / mean': Cohen's "
+        f"evaluations per image divided by the method's; 'mean / Wald limit': the method's mean over the "
+        f"mean of the per-image Wald limits.",
+        "",
+        *decision_table(res, entries),
+        "",
+        "### Radius estimation",
+        "",
+        "Certified accuracy at each radius of the grid, average certified radius (ACR), abstain rate; "
+        f"per-input budget {res.cap:,} tested samples. Horvath et al. define no radius estimation. Radius "
+        "mode is for an input's own largest certified radius when no radius is required (one input, or "
+        "a radius per input to inspect); for the table papers publish, grid mode below certifies every "
+        "radius of a grid in one run at a fraction of the cost. A radius needs samples: at equal mean "
+        "evaluations radius mode is level with fixed-n Clopper-Pearson (the budget frontier at the end "
+        "of this section), not better. ACR is a secondary figure: it rewards the budget more than the "
+        "method.",
+        "",
+        *radius_table(res, entries),
+        *[line for spending in res.spending for line in spending_section(spending, ctx.sigma)],
+        "",
+        *grid_section(res.grid, res.cohen_n[res.cap], cohen_label(res.cap), res.cap),
+        "",
+        "### Budget frontier: ACR (fraction of Cohen's) at mean evaluations per image",
+        "",
+        "Cohen's procedure with n tested samples against the anytime methods capped at n tested samples "
+        "per input (tolerance 0.01).",
+        "",
+        *frontier_table(res, entries),
+    ]
 
 
 def methods_text(entries=ENTRIES) -> str:
