@@ -15,11 +15,11 @@ from ..certificate import CERTIFIED
 from ..certificate import max_certifiable_radius
 from ..certificate import p_for_radius
 from ..statistics import log_beta_mixture_evalue
+from .replays import SigmaResult
 from .run import COHEN
 from .run import ENTRIES
 from .run import N0
 from .run import OURS
-from .run import SigmaResult
 from .run import acr
 from .run import certified_at
 from .run import cohen_label

@@ -4,8 +4,11 @@ spending by value, grid mode, radius mode and the budget frontier."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from dataclasses import field
 
 from ..certificate import max_certifiable_radius
+from .grid import GridResult
 from .grid import run_grid
 from .run import CAPS
 from .run import DECISION_RADII
@@ -13,12 +16,26 @@ from .run import ENTRIES
 from .run import N0
 from .run import Context
 from .run import N
-from .run import SigmaResult
 from .run import cohen
 from .run import replay
 from .run import wald_limit
 from .spending import run_spending
 from .spending import spending_radii
+
+
+@dataclass
+class SigmaResult:
+    """Everything the report and the plots need for one recording."""
+
+    ctx: Context
+    decision: dict = field(default_factory=dict)  # (label, r) -> certs
+    radius: dict = field(default_factory=dict)  # (label, cap) -> certs
+    cohen_n: dict = field(default_factory=dict)  # n -> certs
+    wald: dict = field(default_factory=dict)  # r -> per-image limit
+    radii: tuple = ()
+    cap: int = N  # per-input budget: Cohen's n, every method's max_samples
+    spending: list = field(default_factory=list)  # spending.Spending per radius
+    grid: GridResult | None = None
 
 
 def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaResult:

@@ -10,12 +10,12 @@ from ..certificate import UNDECIDED
 from ..certificate import max_certifiable_radius
 from ..meta import HEDGE
 from .grid import grid_section
+from .replays import SigmaResult
 from .run import COHEN
 from .run import ENTRIES
 from .run import META
 from .run import OURS
 from .run import RADIUS_GRID
-from .run import SigmaResult
 from .run import acr
 from .run import certified_at
 from .run import cohen_label

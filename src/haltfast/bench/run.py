@@ -28,7 +28,6 @@ from ..streams import RecordedStreams
 
 if TYPE_CHECKING:
     from ..meta import MetaLearner
-    from .grid import GridResult
 
 N0, N = 100, 100_000  # Cohen's selection and estimation samples
 DECISION_RADII = (0.25, 0.5, 0.75, 1.0)
@@ -158,21 +157,6 @@ def certified_at(certs: list[Certificate], radii) -> np.ndarray:
 
 def acr(certs: list[Certificate]) -> float:
     return float(np.mean([c.radius if c.decision == CERTIFIED and c.correct else 0.0 for c in certs]))
-
-
-@dataclass
-class SigmaResult:
-    """Everything the report and the plots need for one recording."""
-
-    ctx: Context
-    decision: dict = field(default_factory=dict)  # (label, r) -> certs
-    radius: dict = field(default_factory=dict)  # (label, cap) -> certs
-    cohen_n: dict = field(default_factory=dict)  # n -> certs
-    wald: dict = field(default_factory=dict)  # r -> per-image limit
-    radii: tuple = ()
-    cap: int = N  # per-input budget: Cohen's n, every method's max_samples
-    spending: list = field(default_factory=list)  # bench.spending.Spending per radius
-    grid: GridResult | None = None  # bench.grid.GridResult
 
 
 def load_contexts(recordings, max_images: int | None, alpha: float, log=print) -> list[Context]:

@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from .grid import grid_for
+from .replays import SigmaResult
 from .run import Context
-from .run import SigmaResult
 from .run import evaluations
 from .run import on_recording
 
