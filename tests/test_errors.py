@@ -110,3 +110,23 @@ def test_the_cli_reports_a_mistake_as_one_line_and_exit_status_2(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith(f"haltfast: error: {policies}: class 'a': alpha must lie")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--worth", "1000"], "--worth: spending by value needs --radius or --radii"),
+        (["--budget", "1000"], "--budget: spending by value needs --radius or --radii"),
+        (["--max-loss", "0"], "--max-loss: spending by value needs --radius or --radii"),
+        (["--method", "cohen", "--radius", "0.5", "--worth", "5"], "--worth: spending by value is for --method any"),
+    ],
+)
+def test_spending_options_without_a_radius_or_for_another_method_are_refused_first(
+    options, message, monkeypatch, capsys
+):
+    def no_loading(args):
+        raise AssertionError("inputs loaded before the options were checked")
+
+    monkeypatch.setattr("haltfast.cli.certify.load_inputs", no_loading)
+    assert main(["certify", *options]) == 2
+    assert message in capsys.readouterr().err

@@ -61,6 +61,7 @@ def _outcomes(certs):
         {"radius": 0.5},
         {"radius": 0.5, "worth": 20_000.0},
         {"radius": 0.5, "budget": 60_000},
+        {"radius": 0.5, "max_loss": 0.02},
         {"radii": (0.0, 0.25, 0.5, 0.75)},
     ],
 )

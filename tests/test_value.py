@@ -43,7 +43,15 @@ def _decide(rec, **options):
 
 
 @pytest.mark.parametrize(
-    "options", [{"budget": 30_000}, {"budget": 120_000}, {"worth": 3_000.0}, {"budget": 60_000, "worth": 10_000.0}]
+    "options",
+    [
+        {"budget": 30_000},
+        {"budget": 120_000},
+        {"worth": 3_000.0},
+        {"budget": 60_000, "worth": 10_000.0},
+        {"max_loss": 0.02},
+        {"max_loss": 0.01, "worth": 3_000.0},
+    ],
 )
 def test_spending_rules_never_add_a_certificate_and_never_exceed_the_budget(options):
     rec, _ = _mixed_recording()
@@ -80,6 +88,24 @@ def test_a_budget_buys_more_certificates_than_the_same_evaluations_spread_evenly
     assert sum(c.decision == "certified" for c in by_value) > sum(c.decision == "certified" for c in flat)
 
 
+def test_a_target_loss_gives_up_about_that_share_of_certificates_and_saves_evaluations():
+    """The value rule under max_loss: it loses about max_loss x inputs certificates against the unlimited run
+    and spends far less; max_loss = 0 loses none. The allowance is spent on predicted chances: the Jeffreys
+    belief does not know that these inputs' p spread over [0.55, 0.97], the inputs it gives up are the ones
+    its noise made look worst, and here the loss ran to 1.5-2.3x the target (7 of 3, 14 of 9)."""
+    rec, _ = _mixed_recording(n=300, seed=3)
+    full = _decide(rec)
+    certified = sum(c.decision == "certified" for c in full)
+    for max_loss in (0.0, 0.01, 0.03):
+        thrifty = _decide(rec, max_loss=max_loss)
+        lost = certified - sum(c.decision == "certified" for c in thrifty)
+        assert lost <= 2.5 * max_loss * 300 + 1, (max_loss, lost)
+        assert sum(c.evaluations for c in thrifty) < sum(c.evaluations for c in full)
+    assert sum(c.decision == "certified" for c in _decide(rec, max_loss=0.0)) == certified
+    looser = sum(c.evaluations for c in _decide(rec, max_loss=0.03))
+    assert looser < 0.7 * sum(c.evaluations for c in _decide(rec, max_loss=0.0))
+
+
 @pytest.mark.slow
 def test_false_certification_under_a_budget_stays_below_the_exact_bound():
     p0, alpha, n = float(norm.cdf(0.5)), 0.5, 1000
@@ -112,6 +138,9 @@ def test_false_certification_under_a_budget_stays_below_the_exact_bound():
         ({"seconds": float("nan")}, "seconds must be"),
         ({"worth": -1.0}, "worth must be"),
         ({"worth": float("inf")}, "worth must be"),
+        ({"max_loss": -0.1}, "max_loss must be"),
+        ({"max_loss": 1.0}, "max_loss must be"),
+        ({"max_loss": float("nan")}, "max_loss must be"),
     ],
 )
 def test_bad_spending_options_are_one_message_before_any_work(options, message):
@@ -135,3 +164,11 @@ def test_the_predictions_behave_as_a_probability_and_a_cost():
         first_passage(np.array([[0.93]]), np.array([[0.9]]), np.array([[6.9]]), h)[0, 0] for h in (50, 500, 5000)
     ]
     assert growing[0] < growing[1] < growing[2] <= 1.0
+
+
+@pytest.mark.parametrize("options", [{"budget": 1000}, {"max_loss": 0.01}, {"worth": 1000.0}])
+def test_radius_mode_refuses_spending_by_value_before_any_work(options):
+    rec, _ = _mixed_recording(n=5)
+    with pytest.raises(HaltfastError, match="radius mode stops by its tolerance"):
+        run_method("anytime", rec, range(5), sigma=SIGMA, n0=0, n=0, alpha=0.01, radius=None, **options)
+    assert not rec.positions.any()

@@ -156,6 +156,7 @@ class Run:
         self.n = len(self.items)
         self.labels, self.indices, self.progress, self.on_result = labels, indices, progress, on_result
         self.certs: list[Certificate | None] = [None] * self.n
+        self.finished = 0  # inputs with a certificate
         self.spent = np.zeros(self.n)
         self.extra_evals = np.zeros(self.n, dtype=np.int64)
 
@@ -177,6 +178,7 @@ class Run:
         cert.seconds = float(self.spent[j])
         cert.index = int(self.indices[j]) if self.indices is not None else int(self.items[j])
         cert.label = None if self.labels is None else int(self.labels[j])
+        self.finished += self.certs[j] is None
         self.certs[j] = cert
         if hasattr(self.streams, "forget"):  # live streams hold a finished input's noise until told
             self.streams.forget([self.items[j]])

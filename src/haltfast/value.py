@@ -74,3 +74,24 @@ def first_passage(p, p0, gap, horizon) -> np.ndarray:
         )
     out = np.exp(np.logaddexp(first, second))
     return np.where(gap <= 0, 1.0, np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0))
+
+
+def worst_first(chance: np.ndarray, spend: np.ndarray, allowance: float) -> np.ndarray:
+    """Which inputs to give up so that their chances of a certificate sum to at most `allowance`: the lowest
+    chance per expected evaluation first, as long as the running sum of chances fits (a boolean mask)."""
+    order = np.argsort(chance / np.maximum(spend, 1.0), kind="stable")
+    chosen = np.zeros(chance.size, dtype=bool)
+    chosen[order[np.cumsum(chance[order]) <= allowance]] = True
+    return chosen
+
+
+def price_for_loss(chance: np.ndarray, spend: np.ndarray, allowance: float) -> float:
+    """The worth (evaluations per certificate) under which the inputs given up, those whose chance per
+    expected evaluation falls below 1/worth, are the worst-first ones whose chances sum to at most
+    `allowance`: the price a run with a target loss sets from its inputs' predictions before it starts."""
+    ratio = chance / np.maximum(spend, 1.0)
+    order = np.argsort(ratio, kind="stable")
+    admitted = int(np.count_nonzero(np.cumsum(chance[order]) <= allowance))
+    if admitted == chance.size:  # every input fits: none is worth its cost
+        return 1.0 / max(float(ratio[order[-1]]) * (1 + 1e-9), 1e-300)
+    return 1.0 / max(float(ratio[order[admitted]]), 1e-300)

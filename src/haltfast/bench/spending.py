@@ -22,10 +22,11 @@ SPENDING_RADII = (0.5, 1.0)  # decisions at these radii, where the recording's s
 CAPS = (500, 1_000, 2_000, 5_000, 10_000, 20_000)  # per-input caps on tested samples
 WORTHS = (10_000, 30_000, 100_000, 300_000, 1_000_000)  # the value rule: evaluations a certificate is worth
 BUDGETS = (200, 300, 400, 600, 1_000, 2_000)  # run budgets, in evaluations per input
+MAX_LOSSES = (0.0025, 0.005, 0.01, 0.02)  # target losses: certificates given up, as a fraction of the inputs
 ORACLE_LOSSES = (0.0, 0.5, 1.0, 2.0, 5.0)  # points against Cohen at which the oracle allocation is reported
 AMORTIZED_OVER = 10_000  # inputs a model's one-off calibration is spread over (a test set)
 JEFFREYS, META = "Jeffreys prior", "meta-learner"
-RULE_KINDS = ("cap", "value rule", "run budget")
+RULE_KINDS = ("cap", "value rule", "run budget", "target loss")
 
 
 @dataclass
@@ -61,6 +62,7 @@ def run_spending(ctx: Context, radius: float, cap: int, cohen_certs: list[Certif
         [(f"cap {c:,}", {"max_samples": c}) for c in CAPS if c < cap]
         + [(f"value rule, worth {w:,}", {"max_samples": cap, "worth": w}) for w in WORTHS]
         + [(f"run budget {b:,} per input", {"max_samples": cap, "budget": b * ctx.size}) for b in BUDGETS]
+        + [(f"target loss {100 * m:g}% of inputs", {"max_samples": cap, "max_loss": m}) for m in MAX_LOSSES]
     )
     start = time.perf_counter()
     for family, (options, one_off) in families.items():
@@ -152,8 +154,8 @@ def spending_summary(res: Spending, sigma: float) -> list[str]:
     adaptive = [p for p in res.points if not p.rule.startswith("cap") and p.rule != "no limit"]
     beaten = [p for p in adaptive if dominated_by_caps(res, p)]
     out.append(
-        f"sigma = {sigma:g}, r = {res.radius:g}: {len(adaptive) - len(beaten)} of {len(adaptive)} value-rule and "
-        f"budget rows lie beyond the capped-Jeffreys frontier"
+        f"sigma = {sigma:g}, r = {res.radius:g}: {len(adaptive) - len(beaten)} of {len(adaptive)} value-rule, "
+        f"budget and target-loss rows lie beyond the capped-Jeffreys frontier"
         + (" (beaten: " + "; ".join(f"{p.family}, {p.rule}" for p in beaten) + ")" if beaten else "")
     )
     return out
@@ -162,9 +164,12 @@ def spending_summary(res: Spending, sigma: float) -> list[str]:
 SPENDING_TEXT = (
     "Decisions at r = {r:g} with every evaluation counted: per-input caps (an input still undecided at the "
     "cap stops), the value rule (an input is given up once its predicted chance of a certificate per expected "
-    "evaluation falls below 1/worth; `haltfast certify --worth`) and run budgets (`--budget`, evaluations for "
+    "evaluation falls below 1/worth; `haltfast certify --worth`), run budgets (`--budget`, evaluations for "
     "the whole run; each round keeps the inputs with the best chance per expected evaluation that fit in "
-    "what is left). Meta-learner rows add its calibration ({one_off:,} evaluations) spread over "
+    "what is left) and target losses (`--max-loss`: the value rule gives inputs up, the worst chance per "
+    "evaluation first, while the predicted certificates given up stay within that share of the inputs "
+    "finished; its price is set from the inputs' predictions before the run). Meta-learner rows add its "
+    "calibration ({one_off:,} evaluations) spread over "
     f"{AMORTIZED_OVER:,} inputs. The oracle allocation knows in advance which inputs the full Jeffreys run "
     "certifies and what each costs, buys the cheapest certifications first and spends only the selection "
     "evaluation on the rest: a bound for spending rules with that prior, not a method."

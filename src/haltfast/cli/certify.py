@@ -20,6 +20,7 @@ from .options import add_data_options
 from .options import add_model_options
 from .options import add_output_options
 from .options import add_sampling_options
+from .options import loss_fraction
 from .options import positive_float
 from .options import positive_int
 from .options import probability
@@ -35,6 +36,12 @@ WORTH_HELP = (
 BUDGET_HELP = (
     "anytime decision and grid mode: model evaluations for the whole run (selection included, never "
     "exceeded), spent first where a certificate is cheapest; inputs left when it is spent end undecided"
+)
+MAX_LOSS_HELP = (
+    "anytime decision and grid mode: give inputs up (undecided), the worst chance of a certificate per expected "
+    "evaluation first, while the certificates given up stay below this fraction of the inputs as predicted "
+    "(0.01: about one point of certified accuracy); without --worth the run sets the price from its inputs' "
+    "predictions"
 )
 RADIUS_HELP = "decide at this required radius (decision mode); omit to estimate each input's radius (radius mode)"
 METHOD_HELP = (
@@ -58,6 +65,7 @@ def add_parser(sub) -> None:
     g.add_argument("--radius", type=float, default=None, help=RADIUS_HELP)
     g.add_argument("--radii", type=radii_list, default=None, help=RADII_HELP)
     g.add_argument("--worth", type=float, default=None, help=WORTH_HELP)
+    g.add_argument("--max-loss", type=loss_fraction, default=None, metavar="FRACTION", help=MAX_LOSS_HELP)
     g.add_argument("--budget", type=positive_int, default=None, help=BUDGET_HELP)
     g.add_argument("--seconds", type=positive_float, default=None, help="anytime: a wall-clock budget for the run")
     g.add_argument(
@@ -141,6 +149,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     distributed = args.workers is not None or args.ray_address is not None
     if distributed and args.streams:
         raise UsageError("--workers and --ray-address run the model; replaying --streams is cheap, run it without them")
+    check_spending(args)
     check_writable(args.out, "results file")
     check_writable(journal_path(args.out) if args.out else None, "results journal")
     check_writable(args.summary_json, "summary file")
@@ -151,6 +160,20 @@ def cmd_certify(args: argparse.Namespace) -> int:
     certs, fresh, seconds = run_journaled(args, inputs, options, config, distributed)
     report(args, inputs, certs, fresh, seconds, options)
     return 0
+
+
+def check_spending(args: argparse.Namespace) -> None:
+    """Refuse spending options the method or mode does not have, before anything loads."""
+    values = {"--worth": args.worth or None, "--budget": args.budget, "--seconds": args.seconds}
+    given = [name for name, value in {**values, "--max-loss": args.max_loss}.items() if value is not None]
+    if given and args.method != "anytime":
+        raise UsageError(f"{', '.join(given)}: spending by value is for --method anytime, not {args.method}")
+    by_value = [option for option in given if option != "--seconds"]
+    if by_value and args.radius is None and args.radii is None:
+        raise UsageError(
+            f"{', '.join(by_value)}: spending by value needs --radius or --radii (decision or grid mode); "
+            "radius mode spends each input's --max-samples by its --tolerance (--seconds sets a deadline)"
+        )
 
 
 def check_target(args: argparse.Namespace, inputs: Inputs) -> None:
@@ -181,6 +204,8 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
         args.selection = "pilot" if args.radii is not None else "clean"
     if args.budget is not None or args.seconds is not None:
         options.update(budget=args.budget, seconds=args.seconds)
+    if args.max_loss is not None:
+        options["max_loss"] = args.max_loss
     options.update(
         prior=prior,
         selection=args.selection,

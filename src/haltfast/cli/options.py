@@ -95,6 +95,13 @@ def probability(text: str) -> float:
     return value
 
 
+def loss_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction of the inputs in [0, 1), e.g. 0.01, got {text}")
+    return value
+
+
 def image_size(text: str) -> int | tuple[int, int]:
     """N (a square, or the shorter side for --resize) or HxW."""
     try:

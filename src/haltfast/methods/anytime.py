@@ -37,6 +37,8 @@ from ..priors import check_prior
 from ..priors import prior_parts
 from ..statistics import beta_mixture_lower_bound
 from ..value import certification_value
+from ..value import price_for_loss
+from ..value import worst_first
 
 GIVEN_UP = "given up"  # a verdict of the value rule (worth): the input ends undecided
 GRID_WORTH = 1_000_000  # grid mode's default worth of the next radius, in evaluations
@@ -59,6 +61,14 @@ def validate_seconds(seconds) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds <= 0:
         raise HaltfastError(f"seconds must be a number > 0, got {seconds!r}")
     return float(seconds)
+
+
+def validate_max_loss(max_loss) -> float | None:
+    if max_loss is None:
+        return None
+    if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)) or not 0 <= max_loss < 1:
+        raise HaltfastError(f"max_loss must be a fraction of the inputs in [0, 1), e.g. 0.01, got {max_loss!r}")
+    return float(max_loss)
 
 
 def resolve_worth(worth, mode: str) -> float | None:
@@ -89,6 +99,7 @@ def certify_anytime(
     worth: float | str | None = "auto",
     budget: int | None = None,
     seconds: float | None = None,
+    max_loss: float | None = None,
 ) -> list[Certificate]:
     """Anytime-valid certification with early stopping, many inputs sharing every model batch.
 
@@ -124,10 +135,20 @@ def certify_anytime(
     off in decision mode (None: off). `budget` (evaluations
     for the whole run, selection included; never exceeded) and `seconds` (a deadline) spend by value too:
     each round keeps the inputs with the best chance of a certificate per expected evaluation whose
-    expected evaluations fit in what is left, and gives up the others (undecided).
+    expected evaluations fit in what is left, and gives up the others (undecided). `max_loss` (a fraction of
+    the inputs, decision and grid mode): the value rule gives inputs up, the worst chance per evaluation
+    first, only while the chances of the inputs given up sum to at most max_loss x the inputs finished so
+    far; without a worth, the price is set from the inputs' predictions before the run.
     """
     futility_alpha = target.alpha if futility_alpha is None else validate_alpha(futility_alpha)
-    worth = resolve_worth(worth, target.mode)
+    max_loss = validate_max_loss(max_loss)
+    priced_by_loss = max_loss is not None and worth in (None, "auto")
+    worth = None if priced_by_loss else resolve_worth(worth, target.mode)
+    if target.mode == "radius" and (max_loss is not None or budget is not None):
+        raise HaltfastError(
+            "max_loss and budget apply to decision and grid mode; radius mode stops by its tolerance "
+            "(seconds sets a deadline)"
+        )
     if selection == "pilot":
         n0 = validate_count("n0", n0)
     tolerance = validate_tolerance(tolerance)
@@ -150,6 +171,10 @@ def certify_anytime(
         parts = prior_parts(prior, target.z, logits, pilot_hits, n0, run.n)
         mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule)
     mode.worth, mode.budget = worth, validate_budget(budget)
+    if max_loss is not None:
+        mode.allowance, mode.max_loss = max_loss * run.n, max_loss
+        if priced_by_loss:
+            mode.worth = price_for_loss(*mode.value(np.arange(run.n)), mode.allowance)
     mode.deadline = None if seconds is None else time.monotonic() + validate_seconds(seconds)
     if budget is not None:  # a budget is shared: every input competes for it from the start
         max_active = max(max_active, run.n)
@@ -177,6 +202,8 @@ class _Mode:
         self.succ = np.zeros(run.n, dtype=np.int64)  # tested stream counts (the tests freeze theirs when they reject)
         self.tested = np.zeros(run.n, dtype=np.int64)
         self.worth: float | None = None
+        self.allowance: float | None = None  # certificates the value rule may still give up, as predicted
+        self.max_loss = 0.0
         self.budget: int | None = None
         self.deadline: float | None = None
 
@@ -227,7 +254,15 @@ class _Mode:
         if self.worth is None or not js.size:
             return np.zeros(js.size, dtype=bool)
         chance, spend = self.value(js)
-        return chance * self.worth < spend
+        flagged = chance * self.worth < spend
+        if self.allowance is not None:
+            candidates = np.nonzero(flagged)[0]
+            # the allowance opens as inputs finish, so the first rounds' doubts cannot spend it all
+            room = self.allowance - self.max_loss * (self.run.n - self.run.finished)
+            chosen = worst_first(chance[candidates], spend[candidates], room)
+            flagged[candidates[~chosen]] = False
+            self.allowance -= float(chance[candidates[chosen]].sum())
+        return flagged
 
     def beliefs_now(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each input's Beta belief about p: its belief before the tested stream, updated with that stream."""
