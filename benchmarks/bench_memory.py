@@ -16,6 +16,7 @@ run. The target: peak(10,000 inputs) <= 1.2 x peak(1,000 inputs), whatever the d
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shlex
 import subprocess
@@ -200,20 +201,33 @@ def report_lines(rows: list[dict], counts: list[int], args, footer: str) -> list
     for inputs in counts:
         ratio = peaks[sizes[-1], inputs] / peaks[sizes[0], inputs]
         lines.append(f"- {inputs:,} inputs: peak on {sizes[-1]:,} images / on {sizes[0]:,} images = {ratio:.3f}.")
-    held = {inputs: inputs * int(np.prod(SHAPE)) * 4 / 2**20 for inputs in counts}
+    from haltfast.methods.anytime import certify_anytime
+    from haltfast.sampling import NOISE_BLOCK
+    from haltfast.sampling import NoiseSampler
+
+    pixels = int(np.prod(SHAPE))
+    block = NOISE_BLOCK * pixels * 4  # one block of noise samples, float32
+    cache = inspect.signature(NoiseSampler).parameters["cache_bytes"].default
+    blocks = max(1, cache // block)
+    active = inspect.signature(certify_anytime).parameters["max_active"].default
     lines += [
         "",
-        "What the run adds (read from the code paths, with the arithmetic): the noise sampler keeps each active "
-        "input's current block of 32 noise samples (32 x 3 x 32 x 32 float32, 384 KiB) up to its 256 MiB cache "
-        "(sampling.NoiseSampler, cache_bytes), full from about 680 active inputs on (a run keeps up to 1,024 "
-        "active); the model batch buffer is 2,000 x 3 x 32 x 32 float32 (23 MiB). What grows with the number of "
-        "inputs: the clean class selection (engine.Run.select) evaluates every input before sampling starts, and "
-        "the images it reads stay in the live streams' cache (sampling.LiveStreams.images) until each input "
-        "finishes: "
-        + ", ".join(f"{k:,} inputs x 3 x 32 x 32 float32 = {mib:,.0f} MiB" for k, mib in held.items())
-        + ". That share grows with the image size (10,000 ImageNet-sized 3 x 224 x 224 inputs would hold "
-        f"{10_000 * 3 * 224 * 224 * 4 / 2**30:.1f} GiB); the data set's size adds nothing but its labels and "
-        "indices.",
+        "What the run adds (read from the code paths, with the arithmetic): the noise sampler "
+        f"(sampling.NoiseSampler) keeps each active input's current block of {NOISE_BLOCK} noise samples "
+        f"({NOISE_BLOCK} x 3 x 32 x 32 float32, {block / 2**10:.0f} KiB), at most cache_bytes = "
+        f"{cache / 2**20:.0f} MiB of them: {blocks:,} blocks, {blocks * block / 2**20:.0f} MiB, full from "
+        f"{blocks:,} active inputs on (a run keeps up to {active:,} active; beyond {blocks:,} the least recently "
+        "used block makes room). A finished input's block and an evicted one take the next block's noise in "
+        "place, so those blocks are allocated once and the cache's memory does not grow with the number of "
+        f"inputs; the model batch buffer is 2,000 x 3 x 32 x 32 float32 ({2000 * pixels * 4 / 2**20:.0f} MiB); "
+        "the live streams (sampling.LiveStreams) hold the images of unfinished inputs only, as they are "
+        "first sampled (the clean selection keeps none): "
+        f"{active:,} x 3 x 32 x 32 float32 = {active * pixels * 4 / 2**20:.0f} MiB, each a view into the batch "
+        "read in the round it was first sampled, which stays until the last input read with it finishes. What "
+        "grows with the number of inputs: the certificates the run returns and its per-input state (a Python "
+        "object and a few dozen numbers each, under 1 KiB: under "
+        f"{max(counts) * 1024 / 2**20:.0f} MiB at {max(counts):,} inputs); the data set's size adds nothing "
+        "but its labels and indices.",
         "",
         footer,
     ]

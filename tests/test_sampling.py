@@ -64,3 +64,32 @@ def test_finished_inputs_release_their_cached_noise():
         images, method="anytime", keys=range(5), max_samples=300, progress=False, max_active=1
     )
     assert [(c.decision, c.evaluations) for c in certs] == [(c.decision, c.evaluations) for c in again]
+
+
+def test_noise_cache_recycles_its_blocks_and_never_changes_a_label():
+    net, rng = TinyNet(), np.random.default_rng(0)
+    x = torch.rand(1, 4, 4)
+    block_bytes = 32 * 16 * 4
+    small = NoiseSampler(BaseClassifier(net, 3), sigma=0.5, seed=0, batch_size=50, cache_bytes=3 * block_bytes)
+    none = NoiseSampler(BaseClassifier(net, 3), sigma=0.5, seed=0, batch_size=50, cache_bytes=0)
+    positions, seen = dict.fromkeys(range(8), 0), {}
+    for _ in range(60):
+        keys = sorted(rng.choice(sorted(positions), size=min(5, len(positions)), replace=False))
+        counts = rng.integers(1, 45, len(keys))
+        starts = [positions[k] for k in keys]
+        a = small.sample([x] * len(keys), keys, starts, counts)
+        b = none.sample([x] * len(keys), keys, starts, counts)
+        for k, c, la, lb in zip(keys, counts, a, b):
+            np.testing.assert_array_equal(la, lb)
+            positions[k] += int(c)
+        blocks = [t for _, t in small._cache.values()] + small._spare
+        assert len(blocks) <= 3
+        seen.update((t.data_ptr(), t) for t in blocks)  # held, so no address is reused
+        done = [k for k in keys if positions[k] > 150]
+        small.forget(done)
+        for k in done:
+            del positions[k]
+            positions[max(positions, default=0) + 100] = 0
+    assert len(seen) <= 3  # recycled, never allocated afresh (before, 180 blocks here)
+    small.forget(list(small._cache))
+    assert not small._cache and not small._spare

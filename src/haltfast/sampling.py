@@ -134,6 +134,7 @@ class NoiseSampler:
         self._buffer: torch.Tensor | None = None
         self._block: torch.Tensor | None = None
         self._cache: OrderedDict[int, tuple[int, torch.Tensor]] = OrderedDict()
+        self._spare: list[torch.Tensor] = []  # blocks of finished inputs, refilled before any new one is allocated
         self._cache_bytes = cache_bytes
 
     def set_batch_size(self, batch_size: int) -> None:
@@ -147,21 +148,46 @@ class NoiseSampler:
         return hash((self.seed, int(key), int(block))) & _MASK63
 
     def _noise_block(self, key: int, block: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """Block `block` of this key's noise (NOISE_BLOCK samples), cached until the key needs its next block."""
         cached = self._cache.get(key)
         if cached is not None and cached[0] == block:
             return cached[1]
+        full = (NOISE_BLOCK, *shape)
+        # the key's previous block is done with (one block per key): its memory takes the next
+        noise = cached[1] if cached is not None and cached[1].shape == full else self._free_block(full)
+        self._cache.pop(key, None)
         self._generator.manual_seed(self._block_seed(key, block))
-        noise = torch.randn((NOISE_BLOCK, *shape), generator=self._generator, device=self.device)
+        torch.randn(noise.shape, generator=self._generator, out=noise)
         self._cache[key] = (block, noise)
-        self._cache.move_to_end(key)
-        while len(self._cache) * noise.numel() * 4 > self._cache_bytes and len(self._cache) > 1:
-            self._cache.popitem(last=False)
         return noise
 
+    def _free_block(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Memory for a new block: a finished input's, a new one while the cache has room, else the least recently
+        used block's. The blocks are recycled, never freed and allocated again, so the allocator's heap does not
+        fragment as inputs come and go: the cache holds at most cache_bytes // block bytes (at least one) blocks,
+        one per active input, however many inputs a run certifies."""
+        capacity = max(1, self._cache_bytes // (int(np.prod(shape)) * 4))
+        while self._spare:
+            spare = self._spare.pop()
+            if spare.shape == shape:
+                return spare
+        if len(self._cache) < capacity:
+            return torch.empty(shape, device=self.device)
+        while self._cache:
+            _, (_, evicted) = self._cache.popitem(last=False)
+            if evicted.shape == shape and len(self._cache) < capacity:
+                return evicted
+        return torch.empty(shape, device=self.device)
+
     def forget(self, keys: Sequence[int] | np.ndarray) -> None:
-        """Drop the cached noise blocks of these keys (inputs that are finished); their streams stay reproducible."""
+        """Drop the cached noise blocks of these keys (inputs that are finished); their streams stay reproducible.
+        Their memory is kept for the next inputs' blocks, and freed once no input holds a block."""
         for key in keys:
-            self._cache.pop(int(key), None)
+            cached = self._cache.pop(int(key), None)
+            if cached is not None:
+                self._spare.append(cached[1])
+        if not self._cache:
+            self._spare.clear()
 
     def _fill(self, dest: torch.Tensor, x: torch.Tensor, key: int, start: int, count: int) -> None:
         """dest[:count] = x + sigma * noise samples [start, start + count) of this input's stream."""
