@@ -330,10 +330,11 @@ class BetaMixtureTest:
         ptr = first[todo]
         while todo.size:
             hi = seg.ends[todo] + 1
-            rep, pos, _ = ragged_positions(ptr, hi - ptr)
-            s = s0[todo][rep] + seg.ones[pos] - seg.before[todo][rep]
-            t = t0[todo][rep] + (pos - seg.starts[todo][rep]) + 1
-            right = np.nonzero(s >= p0e[todo][rep] * t)[0]
+            length = hi - ptr
+            rep, pos, _ = ragged_positions(ptr, length)
+            s = np.repeat(s0[todo] - seg.before[todo], length) + seg.ones[pos]  # successes so far at each position
+            t = np.repeat(t0[todo] + 1 - seg.starts[todo], length) + pos  # trials so far at each position
+            right = np.nonzero(s >= np.repeat(p0e[todo], length) * t)[0]
             rep, pos, s, t = rep[right], pos[right], s[right], t[right]
             k = todo[rep]
             cand = self._bounded(rows[k], s, t, rep, lq[k], need[k])
@@ -417,9 +418,8 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... within each run of equal values of a sorted array."""
     if groups.size == 0:
         return groups
-    new = np.r_[True, groups[1:] != groups[:-1]]
-    run_start = np.maximum.accumulate(np.where(new, np.arange(groups.size), 0))
-    return np.arange(groups.size) - run_start
+    count = np.bincount(groups)  # groups are non-negative row numbers
+    return np.arange(groups.size) - np.repeat(np.cumsum(count) - count, count)
 
 
 # ----------------------------------------------------------------------------------------------
