@@ -100,7 +100,7 @@ def ragged_positions(start, length):
     tot = int(length.sum())
     rowrep = np.repeat(np.arange(start.size), length)
     ends = np.cumsum(length)
-    pos = np.arange(tot) - np.repeat(ends - length, length) + np.repeat(start, length)
+    pos = np.arange(tot) + np.repeat(start - (ends - length), length)
     return rowrep, pos, ends - 1
 
 

@@ -39,6 +39,7 @@ _ALTERNATIVES = ("greater", "less")
 __all__ = [
     "BetaMixtureTest",
     "ConfidenceSequence",
+    "OutcomeBatch",
     "RunningBounds",
     "UnionConfidenceSequence",
     "UnionTest",
@@ -170,6 +171,8 @@ class BetaMixtureTest:
     (int64), ``log_evalue`` (log E at the last sample consumed), ``rejected`` (bool) and
     ``stopping_time`` (trials at the crossing, -1 if none).  A stream that crossed is frozen at the
     crossing sample: later outcomes for it are ignored and ``update`` returns -1 for it.
+    ``log_evalue`` is computed when read (its incomplete beta function is the costly part of an update);
+    ``log_evalue_at(rows)`` and ``gap_at(rows)`` compute only the rows asked for.
     """
 
     def __init__(self, p0, alpha, a=0.5, b=0.5, n_streams=None, alternative="greater"):
@@ -196,7 +199,8 @@ class BetaMixtureTest:
         self._seff = np.zeros(n, dtype=np.int64)
         self.successes = np.zeros(n, dtype=np.int64)
         self.trials = np.zeros(n, dtype=np.int64)
-        self.log_evalue = np.zeros(n, dtype=float)
+        self._log_evalue = np.zeros(n, dtype=float)
+        self._stale = np.zeros(n, dtype=bool)  # log E not yet computed at the stream's current count
         self.rejected = np.zeros(n, dtype=bool)
         self.stopping_time = np.full(n, -1, dtype=np.int64)
 
@@ -204,6 +208,27 @@ class BetaMixtureTest:
     def threshold(self):
         """log(1/alpha) per stream."""
         return self._thr
+
+    @property
+    def log_evalue(self) -> np.ndarray:
+        """log E at the last sample consumed, per stream."""
+        self._refresh(np.nonzero(self._stale)[0])
+        return self._log_evalue
+
+    def log_evalue_at(self, rows) -> np.ndarray:
+        """log E at the last sample consumed of these streams only (the others stay uncomputed)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self._refresh(rows[self._stale[rows]])
+        return self._log_evalue[rows]
+
+    def gap_at(self, rows) -> np.ndarray:
+        """threshold - log E of these streams: what is left to reject."""
+        return self._thr[rows] - self.log_evalue_at(rows)
+
+    def _refresh(self, rows: np.ndarray) -> None:
+        if rows.size:
+            self._log_evalue[rows] = self._log_e(rows, self._seff[rows], self.trials[rows])
+            self._stale[rows] = False
 
     def set_prior(self, streams, a, b):
         """Give streams that have not been fed yet the prior Beta(a, b) (restricted as in __init__).
@@ -248,17 +273,18 @@ class BetaMixtureTest:
         reached 1/alpha, or -1. One call serves any mix of segment lengths; the state after it does not
         depend on how a stream's outcomes are split into calls.
         """
-        x, rows, lengths = flat_batch(outcomes, streams, lengths, self.n_streams)
-        res = np.full(rows.size, -1, dtype=np.int64)
-        live = ~self.rejected[rows] & (lengths > 0)
+        return self.update_batch(OutcomeBatch(outcomes, streams, lengths, self.n_streams))
+
+    def update_batch(self, batch: OutcomeBatch):
+        """``update_flat`` on a batch checked once and shared by several tests (its running counts too)."""
+        batch.check_streams(self.n_streams)
+        res = np.full(batch.rows.size, -1, dtype=np.int64)
+        live = ~self.rejected[batch.rows] & (batch.lengths > 0)
         if not live.any():
             return res
         sel = np.nonzero(live)[0]
-        if sel.size < rows.size:
-            x, rows, lengths = x[np.repeat(live, lengths)], rows[sel], lengths[sel]
-        ones = np.cumsum(x != self._mirrored, dtype=np.int64)  # running count of effective successes
-        ends = np.cumsum(lengths) - 1
-        starts = ends - lengths + 1
+        rows, starts, ends = batch.rows[sel], batch.starts[sel], batch.ends[sel]
+        ones = batch.running_count(not self._mirrored)  # running count of effective successes
         before = np.where(starts > 0, ones[starts - 1], 0)
         segment = Segments(rows, starts, ends, before, ones)
         cross = self._first_crossings(segment)
@@ -269,7 +295,7 @@ class BetaMixtureTest:
         self._seff[rows] = s_end
         self.trials[rows] = t_end
         self.successes[rows] = (t_end - s_end) if self._mirrored else s_end
-        self.log_evalue[rows] = self._log_e(rows, s_end, t_end)
+        self._stale[rows] = True  # log E at (s_end, t_end) is computed when it is read
         if crossed.any():
             cst = rows[crossed]
             self.rejected[cst] = True
@@ -285,24 +311,30 @@ class BetaMixtureTest:
         gap at that rate, nor within REFERENCE samples of a reference position beyond that rate; E <= 1
         while S <= p0 t (every p >= p0 then explains the data no better than p0); and log E is its cheap
         untruncated part plus log Q(a+S, b+F; p0) <= 0. Only positions that pass all of these get the
-        exact value, a few per segment at a time.
+        exact value, a few per segment at a time. A segment whose k successes all came first would still
+        end every position below p0 t (S + k < p0 (t + k)) cannot cross, and needs no log E at its start.
         """
         rows = seg.rows
-        s0, t0, l0 = self._seff[rows], self.trials[rows], self.log_evalue[rows]
+        s0, t0 = self._seff[rows], self.trials[rows]
         thr, lq, p0e = self._thr[rows], -self._lp0[rows], self._p0e[rows]
+        k = seg.ones[seg.ends] - seg.before
+        reachable = p0e * (t0 + k) - (s0 + k) <= 1e-3  # the margin covers rounding in p0 t
+        l0 = np.zeros(rows.size)
+        l0[reachable] = self.log_evalue_at(rows[reachable])
         slack = 1e-6 + 1e-12 * (t0 + seg.ends - seg.starts + 1).astype(float)  # rounding in the linear bounds
         need = thr - slack
         want = np.maximum(np.ceil((need - l0) / lq), 0).astype(np.int64)
         first = np.maximum(np.searchsorted(seg.ones, seg.before + want, side="left"), seg.starts)
         out = np.full(rows.size, -1, dtype=np.int64)
-        todo = np.nonzero(first <= seg.ends)[0]
+        todo = np.nonzero(reachable & (first <= seg.ends))[0]
         ptr = first[todo]
         while todo.size:
             hi = seg.ends[todo] + 1
-            rep, pos, _ = ragged_positions(ptr, hi - ptr)
-            s = s0[todo][rep] + seg.ones[pos] - seg.before[todo][rep]
-            t = t0[todo][rep] + (pos - seg.starts[todo][rep]) + 1
-            right = np.nonzero(s >= p0e[todo][rep] * t)[0]
+            length = hi - ptr
+            rep, pos, _ = ragged_positions(ptr, length)
+            s = np.repeat(s0[todo] - seg.before[todo], length) + seg.ones[pos]  # successes so far at each position
+            t = np.repeat(t0[todo] + 1 - seg.starts[todo], length) + pos  # trials so far at each position
+            right = np.nonzero(s >= np.repeat(p0e[todo], length) * t)[0]
             rep, pos, s, t = rep[right], pos[right], s[right], t[right]
             k = todo[rep]
             cand = self._bounded(rows[k], s, t, rep, lq[k], need[k])
@@ -353,6 +385,28 @@ class BetaMixtureTest:
 REFERENCE = 32  # positions between the untruncated bound's reference points in the crossing search
 
 
+class OutcomeBatch:
+    """One flat batch of 0/1 outcomes (see BetaMixtureTest.update_flat), checked once for every test it feeds:
+    the streams, each segment's first and last position, and the running counts of ones and of zeros."""
+
+    def __init__(self, outcomes, streams, lengths, n_streams: int):
+        self.x, self.rows, self.lengths = flat_batch(outcomes, streams, lengths, n_streams)
+        self.n_streams = n_streams
+        self.ends = np.cumsum(self.lengths) - 1
+        self.starts = self.ends - self.lengths + 1
+        self._running: dict[bool, np.ndarray] = {}
+
+    def check_streams(self, n_streams: int) -> None:
+        if n_streams != self.n_streams:
+            raise ValueError(f"a batch for {self.n_streams} streams fed to {n_streams} streams")
+
+    def running_count(self, value: bool) -> np.ndarray:
+        """Running count of the outcomes equal to `value` (computed once per batch)."""
+        if value not in self._running:
+            self._running[value] = np.cumsum(self.x == value, dtype=np.int64)
+        return self._running[value]
+
+
 class Segments:
     """Streams fed back to back in one flat batch: row, first and last global position, and running successes."""
 
@@ -364,9 +418,8 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... within each run of equal values of a sorted array."""
     if groups.size == 0:
         return groups
-    new = np.r_[True, groups[1:] != groups[:-1]]
-    run_start = np.maximum.accumulate(np.where(new, np.arange(groups.size), 0))
-    return np.arange(groups.size) - run_start
+    count = np.bincount(groups)  # groups are non-negative row numbers
+    return np.arange(groups.size) - np.repeat(np.cumsum(count) - count, count)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -510,13 +563,17 @@ class ConfidenceSequence(RunningBounds):
 
     def update_flat(self, outcomes, streams, lengths):
         """Add each stream's segment of the flat outcomes (see BetaMixtureTest.update_flat) and refresh its bounds."""
-        x, rows, lengths = flat_batch(outcomes, streams, lengths, self.n_streams)
-        fed = lengths > 0
+        self.update_batch(OutcomeBatch(outcomes, streams, lengths, self.n_streams))
+
+    def update_batch(self, batch: OutcomeBatch):
+        """``update_flat`` on a batch checked once (OutcomeBatch)."""
+        batch.check_streams(self.n_streams)
+        fed = batch.lengths > 0
         if not fed.any():
             return None
-        rows, lengths = rows[fed], lengths[fed]
-        ends = np.cumsum(lengths)
-        self.successes[rows] += np.add.reduceat(x[: ends[-1]].astype(np.int64), ends - lengths) if x.size else 0
+        rows, lengths, ones = batch.rows[fed], batch.lengths[fed], batch.running_count(True)
+        starts = batch.starts[fed]
+        self.successes[rows] += ones[batch.ends[fed]] - np.where(starts > 0, ones[starts - 1], 0)
         self.trials[rows] += lengths
         s, t = self.successes[rows], self.trials[rows]
         al, a, b = self.alpha_side[rows], self.a[rows], self.b[rows]
@@ -560,6 +617,17 @@ class UnionTest:
         gaps = np.min([t.threshold - t.log_evalue for t in self.tests], axis=0)
         return self.threshold - gaps
 
+    def log_evalue_at(self, rows) -> np.ndarray:
+        """``log_evalue`` of these streams only."""
+        rows = np.asarray(rows, dtype=np.int64)
+        gaps = np.min([t.gap_at(rows) for t in self.tests], axis=0)
+        return self.threshold[rows] - gaps
+
+    def gap_at(self, rows) -> np.ndarray:
+        """threshold - log_evalue of these streams only."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self.threshold[rows] - self.log_evalue_at(rows)
+
     @property
     def rejected(self):
         return np.any([t.rejected for t in self.tests], axis=0)
@@ -580,7 +648,11 @@ class UnionTest:
 
     def update_flat(self, outcomes, streams, lengths):
         """Feed every component a flat batch (see BetaMixtureTest.update_flat); the earliest crossing per segment."""
-        return self._earliest([t.update_flat(outcomes, streams, lengths) for t in self.tests], False)
+        return self.update_batch(OutcomeBatch(outcomes, streams, lengths, self.tests[0].n_streams))
+
+    def update_batch(self, batch: OutcomeBatch):
+        """``update_flat`` on a batch checked once (OutcomeBatch)."""
+        return self._earliest([t.update_batch(batch) for t in self.tests], False)
 
     @staticmethod
     def _earliest(results, scalar: bool):
@@ -622,5 +694,9 @@ class UnionConfidenceSequence:
             c.update(outcomes, streams)
 
     def update_flat(self, outcomes, streams, lengths):
+        self.update_batch(OutcomeBatch(outcomes, streams, lengths, self.sequences[0].n_streams))
+
+    def update_batch(self, batch: OutcomeBatch):
+        """Feed every sequence a batch checked once (OutcomeBatch)."""
         for c in self.sequences:
-            c.update_flat(outcomes, streams, lengths)
+            c.update_batch(batch)

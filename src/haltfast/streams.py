@@ -8,6 +8,7 @@ so every method sees identical noise draws.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,7 +49,9 @@ class RecordedStreams:
 
     def rewound(self) -> RecordedStreams:
         """The same recording with every stream back at its start (shares the label arrays and logits)."""
-        return RecordedStreams(self.streams, self.num_classes, self.clean_predictions, self.logits)
+        fresh = copy.copy(self)  # the flat labels are shared, not concatenated again
+        fresh.positions = np.zeros(len(self.streams), dtype=np.int64)
+        return fresh
 
     def clean(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         if self.clean_predictions is None:

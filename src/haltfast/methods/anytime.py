@@ -35,6 +35,7 @@ from ..priors import Parts
 from ..priors import Predictor
 from ..priors import check_prior
 from ..priors import prior_parts
+from ..statistics import OutcomeBatch
 from ..statistics import beta_mixture_lower_bound
 from ..value import certification_value
 from ..value import price_for_loss
@@ -192,6 +193,20 @@ def beliefs(prior, logits, pilot_hits, n0: int, n: int) -> tuple[np.ndarray, np.
     return np.full(n, 0.5), np.full(n, 0.5)
 
 
+def side_gaps(cert: list, fut: list, which: np.ndarray, rows: np.ndarray, above: np.ndarray, both: bool = False):
+    """(certification gaps, futility gaps) of rows[i] in the tests cert[which[i]] and fut[which[i]]: the
+    certification test's where the estimate lies above p0, the futility test's elsewhere (both: everywhere);
+    the other entries are 0 and unused, so their log E-values stay uncomputed."""
+    gaps = []
+    for tests, wanted in ((cert, above), (fut, np.ones_like(above) if both else ~above)):
+        gap = np.zeros(rows.size)
+        for k in np.unique(which[wanted]):
+            sel = wanted & (which == k)
+            gap[sel] = tests[k].gap_at(rows[sel])
+        gaps.append(gap)
+    return gaps[0], gaps[1]
+
+
 class _Mode:
     """What every mode shares: the tested counts, one round's shared draw fed to the mode's statistics, and the
     spending rules (worth, budget, deadline) that give inputs up."""
@@ -221,7 +236,7 @@ class _Mode:
         if js.size:
             self.succ[js] += segment_sums(hits, counts)
             self.tested[js] += counts
-            self.feed(hits, js, counts)
+            self.feed(OutcomeBatch(hits, js, counts, self.run.n))
         self.finish(js)
         return np.concatenate([active[~take], batch])
 
@@ -278,7 +293,8 @@ class _Mode:
     def chunks(self, active: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def feed(self, hits: np.ndarray, js: np.ndarray, counts: np.ndarray) -> None:
+    def feed(self, batch: OutcomeBatch) -> None:
+        """Give the round's labels (hit or miss, each input's back to back) to the mode's statistics."""
         raise NotImplementedError
 
     def finish(self, js: np.ndarray) -> None:
@@ -298,13 +314,13 @@ class _DecisionMode(_Mode):
     def chunks(self, active: np.ndarray) -> np.ndarray:
         t = self.tested[active]
         phat = (self.succ[active] + 0.5) / (t + 1.0)
-        gap_cert = self.cert.threshold[active] - self.cert.log_evalue[active]
-        gap_fut = self.fut.threshold[active] - self.fut.log_evalue[active]
-        return decision_chunks(gap_cert, gap_fut, phat > self.p0, self.p0, t, self.min_chunk, self.growth)
+        above = phat > self.p0
+        gap_cert, gap_fut = side_gaps([self.cert], [self.fut], np.zeros(active.size, dtype=np.int64), active, above)
+        return decision_chunks(gap_cert, gap_fut, above, self.p0, t, self.min_chunk, self.growth)
 
-    def feed(self, hits: np.ndarray, js: np.ndarray, counts: np.ndarray) -> None:
-        self.cert.update_flat(hits, js, counts)
-        self.fut.update_flat(hits, js, counts)
+    def feed(self, batch: OutcomeBatch) -> None:
+        self.cert.update_batch(batch)
+        self.fut.update_batch(batch)
 
     def finish(self, js: np.ndarray) -> None:
         cert, fut = self.cert, self.fut
@@ -318,12 +334,12 @@ class _DecisionMode(_Mode):
         )
         still = np.nonzero(verdict == OPEN)[0]
         verdict[still[self.not_worth_it(js[still])]] = GIVEN_UP
-        for j, outcome in zip(js[verdict != OPEN], verdict[verdict != OPEN]):
-            self.run.finish(j, self._certificate(j, outcome))
+        done = js[verdict != OPEN]
+        for j, outcome, log_e in zip(done, verdict[verdict != OPEN], self.cert.log_evalue_at(done)):
+            self.run.finish(j, self._certificate(j, outcome, float(log_e)))
 
     def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        gap_cert = self.cert.threshold[js] - self.cert.log_evalue[js]
-        gap_fut = self.fut.threshold[js] - self.fut.log_evalue[js]
+        gap_cert, gap_fut = self.cert.gap_at(js), self.fut.gap_at(js)
         return certification_value(
             *self.beliefs_now(js),
             np.full(js.size, self.p0),
@@ -333,12 +349,12 @@ class _DecisionMode(_Mode):
         )
 
     def give_up(self, js: np.ndarray, why: str) -> None:
-        for j in js:
-            self.run.finish(j, self._certificate(j, GIVEN_UP, why))
+        for j, log_e in zip(js, self.cert.log_evalue_at(js)):
+            self.run.finish(j, self._certificate(j, GIVEN_UP, float(log_e), why))
 
-    def _certificate(self, j: int, outcome: str, why: str = StopReason.GIVEN_UP) -> Certificate:
+    def _certificate(self, j: int, outcome: str, log_e: float, why: str = StopReason.GIVEN_UP) -> Certificate:
+        """Input j's certificate; log_e: its certification test's log E-value."""
         tested = int(self.tested[j])
-        log_e = float(self.cert.log_evalue[j])
         c = int(self.c_hat[j])
         if outcome == CERTIFIED:
             assert self.target.radius is not None  # decision mode: a required radius
@@ -382,9 +398,9 @@ class _RadiusMode(_Mode):
     def chunks(self, active: np.ndarray) -> np.ndarray:
         return growth_chunks(self.tested[active], self.min_chunk, self.growth)
 
-    def feed(self, hits: np.ndarray, js: np.ndarray, counts: np.ndarray) -> None:
-        self.lower_cs.update_flat(hits, js, counts)
-        self.half.update_flat(hits, js, counts)
+    def feed(self, batch: OutcomeBatch) -> None:
+        self.lower_cs.update_batch(batch)
+        self.half.update_batch(batch)
 
     def finish(self, js: np.ndarray) -> None:
         t, n, sigma = self.tested[js], self.target.max_samples, self.target.sigma
@@ -445,14 +461,14 @@ class _GridMode(_Mode):
         phat = (self.succ[active] + 0.5) / (t + 1.0)
         nxt = np.minimum(self.certified[active], len(self.p0) - 1)  # index of radius c + 1
         p0 = self.p0[nxt]
-        gap_cert = np.choose(nxt, [c.threshold[active] - c.log_evalue[active] for c in self.cert])
-        gap_fut = np.choose(nxt, [f.threshold[active] - f.log_evalue[active] for f in self.fut])
-        return decision_chunks(gap_cert, gap_fut, phat > p0, p0, t, self.min_chunk, self.growth)
+        above = phat > p0
+        gap_cert, gap_fut = side_gaps(self.cert, self.fut, nxt, active, above)
+        return decision_chunks(gap_cert, gap_fut, above, p0, t, self.min_chunk, self.growth)
 
-    def feed(self, hits: np.ndarray, js: np.ndarray, counts: np.ndarray) -> None:
+    def feed(self, batch: OutcomeBatch) -> None:
         for cert, fut in zip(self.cert, self.fut):
-            cert.update_flat(hits, js, counts)
-            fut.update_flat(hits, js, counts)
+            cert.update_batch(batch)
+            fut.update_batch(batch)
 
     def finish(self, js: np.ndarray) -> None:
         k = len(self.p0)
@@ -470,8 +486,8 @@ class _GridMode(_Mode):
     def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The chance and cost of the next grid radius (c + 1)."""
         nxt = np.minimum(self.certified[js], len(self.p0) - 1)
-        gap_cert = np.choose(nxt, [c.threshold[js] - c.log_evalue[js] for c in self.cert])
-        gap_fut = np.choose(nxt, [f.threshold[js] - f.log_evalue[js] for f in self.fut])
+        every = np.ones(js.size, dtype=bool)
+        gap_cert, gap_fut = side_gaps(self.cert, self.fut, nxt, js, every, both=True)
         return certification_value(
             *self.beliefs_now(js), self.p0[nxt], gap_cert, gap_fut, self.target.max_samples - self.tested[js]
         )
@@ -497,7 +513,7 @@ class _GridMode(_Mode):
             CERTIFIED,
             0,
             p_lower=float(self.p0[c - 1]),
-            log_evalue=float(self.cert[c - 1].log_evalue[j]),
+            log_evalue=float(self.cert[c - 1].log_evalue_at([j])[0]),
             stop_reason=why,
             extra=extra,
         )
