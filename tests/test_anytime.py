@@ -104,6 +104,15 @@ class MonitoredClopperPearson:
             if crossed.size:
                 self.rejected[row], self.stopping_time[row] = True, t[end]
 
+    def update_batch(self, batch):
+        self.update_flat(batch.x, batch.rows, batch.lengths)
+
+    def log_evalue_at(self, rows):
+        return self.log_evalue[rows]
+
+    def gap_at(self, rows):
+        return self.threshold[rows] - self.log_evalue[rows]
+
 
 def test_decision_mode_has_power_and_stops_early(linear):
     d = 0.6
