@@ -260,7 +260,7 @@ def report_lines(rows: list[dict], sweep: list[str], args, commit: str, seconds:
             if any(r["ratio"] > 1 for r in rows)
             else []
         ),
-        "The machine is shared with other jobs (a background recording runs on its 2 cores), so both rates "
+        "The machine is shared with other jobs, so both rates "
         "vary from repeat to repeat; the ratio compares rates measured under the same load.",
         "",
         provenance(
