@@ -143,7 +143,7 @@ def certify_anytime(
     """
     futility_alpha = target.alpha if futility_alpha is None else validate_alpha(futility_alpha)
     max_loss = validate_max_loss(max_loss)
-    priced_by_loss = max_loss is not None and worth in (None, "auto")
+    priced_by_loss = max_loss is not None and worth in (None, "auto", 0)
     worth = None if priced_by_loss else resolve_worth(worth, target.mode)
     if target.mode == "radius" and (max_loss is not None or budget is not None):
         raise HaltfastError(
