@@ -115,10 +115,20 @@ def default_entry(entries=ENTRIES) -> str:
 def losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
     """Plain statements of where haltfast's default (the meta-learner prior, else Jeffreys) does worse than a
     baseline or than Cohen."""
+    return decision_losses(res, entries) + radius_losses(res, entries)
+
+
+def baselines(entries=ENTRIES) -> list:
+    """The published methods among the entries (not haltfast's rows, not the oracle)."""
+    ours_label = default_entry(entries)
+    return [e for e in entries if e.label != ours_label and not e.oracle and e.method != "anytime"]
+
+
+def decision_losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
+    """Decision-mode radii where a baseline needs fewer evaluations or certifies more, or Cohen certifies more."""
     out = []
     ctx = res.ctx
-    ours_label = default_entry(entries)
-    others = [e for e in entries if e.label != ours_label and not e.oracle and e.method != "anytime"]
+    ours_label, others = default_entry(entries), baselines(entries)
     cohen_certs = res.cohen_n[max(res.cohen_n)]
     for r in res.radii:
         ours = res.decision[ours_label, r]
@@ -142,38 +152,48 @@ def losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
                 f"to Phi(r/sigma) that {res.cap:,} samples decide them but the sequential test stays undecided "
                 f"or gives up)."
             )
-    if (ours_label, res.cap) in res.radius:
-        ours = res.radius[ours_label, res.cap]
-        a_ours, a_cohen = acr(ours), acr(cohen_certs)
-        if a_ours < a_cohen:
-            grid = np.linspace(0, max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma), 400)
-            gap = certified_at(cohen_certs, grid) - certified_at(ours, grid)
-            worst = int(np.argmax(gap))
-            where = (
-                f"; certified accuracy falls short of Cohen's by up to {gap[worst]:.3f} (at r = {grid[worst]:.2f})"
-                if gap[worst] > 0
-                else ""
-            )
+    return out
+
+
+def radius_losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
+    """Radius mode against Cohen (ACR, abstentions) and against the baselines' ACR."""
+    out: list[str] = []
+    ctx = res.ctx
+    ours_label, others = default_entry(entries), baselines(entries)
+    cohen_certs = res.cohen_n[max(res.cohen_n)]
+    if (ours_label, res.cap) not in res.radius:
+        return out
+    ours = res.radius[ours_label, res.cap]
+    a_ours, a_cohen = acr(ours), acr(cohen_certs)
+    if a_ours < a_cohen:
+        grid = np.linspace(0, max_certifiable_radius(res.cap, ctx.alpha, ctx.sigma), 400)
+        gap = certified_at(cohen_certs, grid) - certified_at(ours, grid)
+        worst = int(np.argmax(gap))
+        where = (
+            f"; certified accuracy falls short of Cohen's by up to {gap[worst]:.3f} (at r = {grid[worst]:.2f})"
+            if gap[worst] > 0
+            else ""
+        )
+        out.append(
+            f"sigma = {ctx.sigma:g}, radius mode: ACR {a_ours:.4f} against Cohen's {a_cohen:.4f} "
+            f"({a_ours / a_cohen:.3f}) at {_fmt(evaluations(ours).mean())} evaluations per image{where}. "
+            f"An anytime-valid bound pays for its validity at every sample, and near the top of the "
+            f"curve a radius needs samples: there the fixed-n bound on all {res.cap:,} samples is tighter."
+        )
+    abstain = lambda certs: np.mean([c.decision == ABSTAINED for c in certs])
+    if abstain(ours) > abstain(cohen_certs):
+        out.append(
+            f"sigma = {ctx.sigma:g}, radius mode: abstains on {abstain(ours):.3f} of the images against "
+            f"Cohen's {abstain(cohen_certs):.3f}, so certified accuracy at r = 0 is "
+            f"{certified_at(ours, 0)[0]:.3f} against {certified_at(cohen_certs, 0)[0]:.3f}: with p near "
+            f"1/2 the stopping rule sees no radius worth the rest of the budget and stops below 1/2."
+        )
+    for e in others:
+        if (e.label, res.cap) in res.radius and acr(res.radius[e.label, res.cap]) > a_ours:
             out.append(
-                f"sigma = {ctx.sigma:g}, radius mode: ACR {a_ours:.4f} against Cohen's {a_cohen:.4f} "
-                f"({a_ours / a_cohen:.3f}) at {_fmt(evaluations(ours).mean())} evaluations per image{where}. "
-                f"An anytime-valid bound pays for its validity at every sample, and near the top of the "
-                f"curve a radius needs samples: there the fixed-n bound on all {res.cap:,} samples is tighter."
+                f"sigma = {ctx.sigma:g}, radius mode: {e.label} reaches a larger ACR "
+                f"({acr(res.radius[e.label, res.cap]):.4f} against our {a_ours:.4f})."
             )
-        abstain = lambda certs: np.mean([c.decision == ABSTAINED for c in certs])
-        if abstain(ours) > abstain(cohen_certs):
-            out.append(
-                f"sigma = {ctx.sigma:g}, radius mode: abstains on {abstain(ours):.3f} of the images against "
-                f"Cohen's {abstain(cohen_certs):.3f}, so certified accuracy at r = 0 is "
-                f"{certified_at(ours, 0)[0]:.3f} against {certified_at(cohen_certs, 0)[0]:.3f}: with p near "
-                f"1/2 the stopping rule sees no radius worth the rest of the budget and stops below 1/2."
-            )
-        for e in others:
-            if (e.label, res.cap) in res.radius and acr(res.radius[e.label, res.cap]) > a_ours:
-                out.append(
-                    f"sigma = {ctx.sigma:g}, radius mode: {e.label} reaches a larger ACR "
-                    f"({acr(res.radius[e.label, res.cap]):.4f} against our {a_ours:.4f})."
-                )
     return out
 
 
