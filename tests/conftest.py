@@ -37,3 +37,9 @@ def digits_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "digits.pt"
     assert main(["train", "--data", "digits", "--sigma", "0.25", "--epochs", "15", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def certify_digits(digits_model):
+    """`haltfast certify` arguments for the digits model on scikit-learn's digits, then these options."""
+    return lambda *options: ["certify", "--data", "digits", "--model", str(digits_model), *options]

@@ -62,27 +62,10 @@ def test_certify_end_to_end_on_digits(digits_model, tmp_path, capsys):
     assert "certified accuracy" in capsys.readouterr().out
 
 
-def test_anytime_end_to_end_on_digits(digits_model, tmp_path, capsys):
+def test_anytime_end_to_end_on_digits(tmp_path, capsys, certify_digits):
     out = tmp_path / "r.csv"
     assert (
-        main(
-            [
-                "certify",
-                "--data",
-                "digits",
-                "--model",
-                str(digits_model),
-                "--max",
-                "8",
-                "--radius",
-                "0.1",
-                "--max-samples",
-                "2000",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
+        main(certify_digits("--max", "8", "--radius", "0.1", "--max-samples", "2000", "--out", str(out), "--quiet"))
         == 0
     )
     frame = pd.read_csv(out)
@@ -92,28 +75,11 @@ def test_anytime_end_to_end_on_digits(digits_model, tmp_path, capsys):
     assert "certified accuracy at radius r=0.1" in capsys.readouterr().out
 
 
-def test_same_seed_same_csv(digits_model, tmp_path):
+def test_same_seed_same_csv(tmp_path, certify_digits):
     rows = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.csv"
-        main(
-            [
-                "certify",
-                "--data",
-                "digits",
-                "--model",
-                str(digits_model),
-                "--max",
-                "3",
-                "--n0",
-                "10",
-                "--n",
-                "200",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
+        main(certify_digits("--max", "3", "--n0", "10", "--n", "200", "--out", str(out), "--quiet"))
         rows.append(pd.read_csv(out).drop(columns="seconds"))
     pd.testing.assert_frame_equal(*rows)
 

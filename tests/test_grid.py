@@ -71,26 +71,11 @@ def test_bad_grids_are_one_clear_message_before_any_work(radii, message):
     assert rec.positions.sum() == 0  # nothing was drawn
 
 
-def test_grid_mode_on_the_command_line_prints_the_table(digits_model, tmp_path, capsys):
+def test_grid_mode_on_the_command_line_prints_the_table(digits_model, tmp_path, capsys, certify_digits):
     out = tmp_path / "grid.csv"
     assert (
         main(
-            [
-                "certify",
-                "--data",
-                "digits",
-                "--model",
-                str(digits_model),
-                "--max",
-                "6",
-                "--radii",
-                "0,0.1,0.2",
-                "--max-samples",
-                "3000",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
+            certify_digits("--max", "6", "--radii", "0,0.1,0.2", "--max-samples", "3000", "--out", str(out), "--quiet")
         )
         == 0
     )

@@ -57,25 +57,9 @@ def _certify_args(digits_model, *extra):
         (["--workers", "2", "--streams", "/nonexistent"], "replaying --streams is cheap"),
     ],
 )
-def test_bad_cli_input_is_one_clear_error(digits_model, tmp_path, capsys, extra, message):
+def test_bad_cli_input_is_one_clear_error(tmp_path, capsys, extra, message, certify_digits):
     out = tmp_path / "r.csv"
-    args = [
-        "certify",
-        "--data",
-        "digits",
-        "--model",
-        str(digits_model),
-        "--max",
-        "2",
-        "--n0",
-        "5",
-        "--n",
-        "50",
-        "--out",
-        str(out),
-        "--quiet",
-        *extra,
-    ]
+    args = certify_digits("--max", "2", "--n0", "5", "--n", "50", "--out", str(out), "--quiet", *extra)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

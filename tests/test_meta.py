@@ -170,7 +170,7 @@ def test_meta_prior_shares_the_clean_evaluation_and_needs_logits(linear):
 
 
 @pytest.mark.slow
-def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_model, tmp_path):
+def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_model, tmp_path, certify_digits):
     data, meta = tmp_path / "calib.npz", tmp_path / "digits.meta.json"
     assert (
         main(
@@ -207,22 +207,9 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
         summary, out = tmp_path / "s.json", tmp_path / "c.csv"
         assert (
             main(
-                [
-                    "certify",
-                    "--data",
-                    "digits",
-                    "--model",
-                    str(digits_model),
-                    "--skip",
-                    "4",
-                    "--radius",
-                    "0.25",
-                    "--out",
-                    str(out),
-                    "--summary-json",
-                    str(summary),
-                    "--quiet",
-                ]
+                certify_digits(
+                    "--skip", "4", "--radius", "0.25", "--out", str(out), "--summary-json", str(summary), "--quiet"
+                )
             )
             == 0
         )
@@ -242,44 +229,10 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
         # a meta-learner of another model is refused
         params["weights_sha256"] = "f" * 64
         beside.write_text(json.dumps(params))
-        assert (
-            main(
-                [
-                    "certify",
-                    "--data",
-                    "digits",
-                    "--model",
-                    str(digits_model),
-                    "--skip",
-                    "4",
-                    "--radius",
-                    "0.25",
-                    "--quiet",
-                ]
-            )
-            == 2
-        )
+        assert main(certify_digits("--skip", "4", "--radius", "0.25", "--quiet")) == 2
     finally:
         beside.unlink()
-    assert (
-        main(
-            [
-                "certify",
-                "--data",
-                "digits",
-                "--model",
-                str(digits_model),
-                "--skip",
-                "4",
-                "--radius",
-                "0.25",
-                "--prior",
-                "meta",
-                "--quiet",
-            ]
-        )
-        == 2
-    )
+    assert main(certify_digits("--skip", "4", "--radius", "0.25", "--prior", "meta", "--quiet")) == 2
 
 
 def test_beta_prior_centres_on_the_prediction_or_just_above_the_threshold():

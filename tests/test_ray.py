@@ -24,27 +24,12 @@ def _frame(path):
 
 
 @pytest.mark.slow
-def test_two_ray_workers_give_the_single_process_certificates(cluster, digits_model, tmp_path, capsys):
+def test_two_ray_workers_give_the_single_process_certificates(cluster, tmp_path, capsys, certify_digits):
     options = ["--max-samples", "1000"]  # radius mode; decision mode below
 
     def certify(out, n, *extra):
         return main(
-            [
-                "certify",
-                "--data",
-                "digits",
-                "--model",
-                str(digits_model),
-                "--skip",
-                "3",
-                "--max",
-                str(n),
-                "--quiet",
-                *options,
-                "--out",
-                str(tmp_path / out),
-                *extra,
-            ]
+            certify_digits("--skip", "3", "--max", str(n), "--quiet", *options, "--out", str(tmp_path / out), *extra)
         )
 
     assert certify("single.csv", 14) == 0

@@ -87,20 +87,8 @@ def test_one_process_at_a_time(tmp_path):
         ResultsJournal.open(path, CONFIG)
 
 
-def _digits(digits_model, out, *extra):
-    return [
-        "certify",
-        "--data",
-        "digits",
-        "--model",
-        str(digits_model),
-        "--skip",
-        "1",
-        "--out",
-        str(out),
-        "--quiet",
-        *extra,
-    ]
+def _digits(certify_digits, out, *extra):
+    return certify_digits("--skip", "1", "--out", str(out), "--quiet", *extra)
 
 
 def _same_results(a, b):
@@ -108,9 +96,9 @@ def _same_results(a, b):
 
 
 @pytest.mark.slow
-def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(digits_model, tmp_path, monkeypatch, capsys):
+def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(certify_digits, tmp_path, monkeypatch, capsys):
     opts = ["--max", "16", "--max-samples", "1500", "--alpha", "0.01"]
-    assert main(_digits(digits_model, tmp_path / "whole.csv", *opts)) == 0
+    assert main(_digits(certify_digits, tmp_path / "whole.csv", *opts)) == 0
     out = tmp_path / "resumed.csv"
     append, written = ResultsJournal.append, []
 
@@ -121,31 +109,31 @@ def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(digits_mode
             raise KeyboardInterrupt
 
     monkeypatch.setattr(ResultsJournal, "append", ctrl_c_after_six)
-    assert main(_digits(digits_model, out, *opts)) == 130
+    assert main(_digits(certify_digits, out, *opts)) == 130
     assert not out.exists() and len(_journal_lines(journal_path(out))) == 1 + 6
     monkeypatch.setattr(ResultsJournal, "append", append)
     capsys.readouterr()
-    assert main(_digits(digits_model, out, *opts, "--summary-json", str(tmp_path / "s.json"))) == 0
+    assert main(_digits(certify_digits, out, *opts, "--summary-json", str(tmp_path / "s.json"))) == 0
     assert "6 of 16 inputs already finished" in capsys.readouterr().err
     assert json.loads((tmp_path / "s.json").read_text())["resumed"] == 6
     _same_results(tmp_path / "whole.csv", out)
     rows = _journal_lines(journal_path(out))[1:]
     assert sorted(r["index"] for r in rows) == sorted(pd.read_csv(out)["index"])  # each input computed once
     # --max grows: the 16 finished inputs are reused; a changed alpha is refused
-    assert main(_digits(digits_model, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.01")) == 0
+    assert main(_digits(certify_digits, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.01")) == 0
     assert "16 of 20 inputs already finished" in capsys.readouterr().err
-    assert main(_digits(digits_model, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.001")) == 2
+    assert main(_digits(certify_digits, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.001")) == 2
     assert "alpha: 0.01 -> 0.001" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(digits_model, tmp_path):
+def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(certify_digits, tmp_path):
     """The run is killed with SIGKILL once some but not all inputs are journaled; the rerun finishes the rest."""
     opts = ["--method", "cohen", "--max", "20", "--n0", "20", "--n", "3000", "--batch", "100"]
     out = tmp_path / "killed.csv"
     journal = journal_path(out)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "haltfast", *_digits(digits_model, out, *opts)],
+        [sys.executable, "-m", "haltfast", *_digits(certify_digits, out, *opts)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -164,10 +152,10 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(digits_model, t
     finished = before.count(b"\n") - 1
     assert 3 <= finished < 20 and not out.exists()
 
-    assert main(_digits(digits_model, out, *opts)) == 0
+    assert main(_digits(certify_digits, out, *opts)) == 0
     after = journal.read_bytes()
     assert after.startswith(before[: before.rfind(b"\n") + 1])  # finished rows kept as they were
     indices = [row["index"] for row in _journal_lines(journal)[1:]]
     assert len(indices) == len(set(indices)) == 20  # nothing finished was computed again
-    assert main(_digits(digits_model, tmp_path / "whole.csv", *opts)) == 0
+    assert main(_digits(certify_digits, tmp_path / "whole.csv", *opts)) == 0
     _same_results(tmp_path / "whole.csv", out)
