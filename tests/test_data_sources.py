@@ -11,14 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from haltfast.data import Transform
+from haltfast.data import check_pixels
 from haltfast.data import load_dataset
 from haltfast.data import open_dataset
+from haltfast.data.formats import ByteCursor
 from haltfast.errors import DataError
 from haltfast.errors import DataNotFoundError
 from haltfast.errors import HaltfastError
-from haltfast.formats import ByteCursor
-from haltfast.imagesource import Transform
-from haltfast.imagesource import check_pixels
 
 RNG = np.random.default_rng(0)
 

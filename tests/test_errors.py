@@ -9,6 +9,7 @@ from haltfast.certificate import check_radius
 from haltfast.certificate import validate_alpha
 from haltfast.cli import main
 from haltfast.data import open_dataset
+from haltfast.data import subset_positions
 from haltfast.errors import DataError
 from haltfast.errors import HaltfastError
 from haltfast.errors import JournalError
@@ -19,7 +20,6 @@ from haltfast.errors import PolicyError
 from haltfast.errors import RecordingError
 from haltfast.errors import UsageError
 from haltfast.files import check_writable
-from haltfast.imagesource import subset_positions
 from haltfast.models import load_model
 from haltfast.models import parse_normalize
 from haltfast.models import resolve_device

@@ -20,7 +20,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..imagesource import ImageSource
+    from ..data import ImageSource
     from ..streams import RecordedStreams
 
 

@@ -11,7 +11,6 @@ meta-learner's calibration split, and evaluation uses the official test file.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 from dataclasses import dataclass
@@ -19,25 +18,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .errors import DataNotFoundError
+from ..errors import DataError
+from ..errors import DataNotFoundError
+from .folders import FolderBackend
 from .formats import CIFAR_TEST_FILES
 from .formats import CIFAR_TRAIN_FILES
 from .formats import ArrayBackend
 from .formats import MemoryStore
 from .formats import cifar_batches
 from .formats import detect_layout
-from .formats import idx_header
 from .formats import idx_images
 from .formats import load_labels
 from .formats import npy_images
 from .formats import npz_images
 from .formats import npz_members
-from .imagefolder import FolderBackend
-from .imagesource import ImageSource
-from .imagesource import Transform
-from .imagesource import check_labels
-from .imagesource import subset_positions
+from .formats import read_idx
+from .sources import ImageSource
+from .sources import check_labels
+from .sources import subset_positions
+from .transforms import Transform
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_DIR_ENV = "HALTFAST_DATA_DIR"
@@ -88,22 +87,6 @@ class Dataset:
         """Every `skip`-th item (Cohen's protocol uses skip 20), at most `max_items` of them."""
         sel = subset_positions(len(self), skip, max_items)
         return Dataset(self.name, self.split, self.images[sel], self.labels[sel], self.indices[sel], self.num_classes)
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read a whole idx file (optionally gzipped) into an array of its declared shape."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            dtype, shape, _ = idx_header(fh, str(path))
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read idx file {path}: {exc}") from exc
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DataError(f"{path}: expected {expected} bytes of data for shape {shape}, found {len(raw)}")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 def _find_idx(directory: Path, stem: str) -> Path:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .imagesource import Reader
-from .imagesource import Transform
-from .imagesource import hash_files
+from ..errors import DataError
+from .sources import Reader
+from .sources import hash_files
+from .transforms import Transform
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 GREY_MODES = ("1", "L", "LA")

@@ -23,12 +23,12 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import DataError
-from .imagesource import HASH_CHUNK_BYTES
-from .imagesource import Reader
-from .imagesource import Transform
-from .imagesource import check_pixels
-from .imagesource import hash_files
+from ..errors import DataError
+from .sources import HASH_CHUNK_BYTES
+from .sources import Reader
+from .sources import check_pixels
+from .sources import hash_files
+from .transforms import Transform
 
 SCAN_CHUNK_BYTES = 8 << 20
 LAYOUTS = ("NCHW", "NHWC")
@@ -394,6 +394,22 @@ def idx_header(stream: ByteStream, origin: str) -> tuple[np.dtype, tuple[int, ..
         raise DataError(f"{origin} is not an idx file (header cut short)")
     shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
     return np.dtype(IDX_DTYPES[head[2]]), shape, 4 + 4 * head[3]
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read a whole idx file (optionally gzipped) into an array of its declared shape."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            dtype, shape, _ = idx_header(fh, str(path))
+            raw = fh.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read idx file {path}: {exc}") from exc
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(f"{path}: expected {expected} bytes of data for shape {shape}, found {len(raw)}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 def idx_images(path: Path) -> RecordFile:
