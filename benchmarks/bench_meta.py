@@ -23,9 +23,9 @@ from scipy.special import logit
 
 from haltfast.certificate import max_certifiable_radius
 from haltfast.certificate import p_for_radius
-from haltfast.meta import MetaLearner
-from haltfast.meta import meta_learner_path
 from haltfast.methods import run_method
+from haltfast.predictors import MetaLearner
+from haltfast.predictors import meta_learner_path
 from haltfast.provenance import git_commit
 from haltfast.provenance import provenance
 from haltfast.recording import load_recording

@@ -7,7 +7,7 @@ from validity import pilot_mixture
 
 from haltfast import validation as hv
 from haltfast.methods import run_method
-from haltfast.priors import NAMED_PRIORS as NAMED
+from haltfast.predictors import NAMED_PRIORS as NAMED
 from haltfast.recording import load_recording
 from haltfast.recording import record_streams
 from haltfast.smooth import Smooth

@@ -11,13 +11,13 @@ from validity import forced_meta
 
 from haltfast.cli import main
 from haltfast.errors import HaltfastError
-from haltfast.meta import FEATURES
-from haltfast.meta import CalibrationData
-from haltfast.meta import MetaLearner
-from haltfast.meta import features
-from haltfast.meta import fit_meta_learner
-from haltfast.meta import meta_learner_path
 from haltfast.methods import run_method
+from haltfast.predictors import FEATURES
+from haltfast.predictors import CalibrationData
+from haltfast.predictors import MetaLearner
+from haltfast.predictors import features
+from haltfast.predictors import fit_meta_learner
+from haltfast.predictors import meta_learner_path
 from haltfast.smooth import Smooth
 from haltfast.validation import beta_mixture_boundary
 from haltfast.validation import crossing_probabilities
@@ -236,7 +236,7 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
 
 
 def test_beta_prior_centres_on_the_prediction_or_just_above_the_threshold():
-    from haltfast.meta import beta_prior
+    from haltfast.predictors import beta_prior
 
     mean = np.array([0.9, 0.9, 0.9])
     a, b = beta_prior(mean, np.array([10.0, 0.0, -1000.0]), p0=0.7)

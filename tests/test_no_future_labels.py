@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from validity import forced_meta
 
-from haltfast.meta import FEATURES
-from haltfast.meta import oracle_prior
 from haltfast.methods import run_method
+from haltfast.predictors import FEATURES
+from haltfast.predictors import oracle_prior
 from haltfast.streams import RecordedStreams
 
 SIGMA, CAP, N = 1.0, 3000, 200

@@ -19,12 +19,12 @@ from PIL import Image
 from haltfast import Smooth
 from haltfast.cli import main
 from haltfast.data import open_dataset
-from haltfast.meta import MetaLearner
-from haltfast.meta import user_meta_learner_path
 from haltfast.models import build_from_factory
 from haltfast.models import load_base_model
 from haltfast.models import parse_factory_spec
 from haltfast.models import weights_hash
+from haltfast.predictors import MetaLearner
+from haltfast.predictors import user_meta_learner_path
 
 REPO = Path(__file__).resolve().parents[1]
 

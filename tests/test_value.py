@@ -9,10 +9,10 @@ from validity import check_false_certifications
 
 from haltfast.errors import HaltfastError
 from haltfast.methods import run_method
+from haltfast.predictors import certification_value
+from haltfast.predictors import first_passage
 from haltfast.validation import beta_mixture_boundary
 from haltfast.validation import crossing_probabilities
-from haltfast.value import certification_value
-from haltfast.value import first_passage
 
 SIGMA, CAP = 1.0, 1500
 

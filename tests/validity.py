@@ -10,11 +10,11 @@ import numpy as np
 from scipy.special import logit
 from scipy.stats import binom
 
-from haltfast.meta import FEATURES
-from haltfast.meta import FORMAT_VERSION
-from haltfast.meta import GAP_EDGES
-from haltfast.meta import Z_GRID
-from haltfast.meta import MetaLearner
+from haltfast.predictors import FEATURES
+from haltfast.predictors import FORMAT_VERSION
+from haltfast.predictors import GAP_EDGES
+from haltfast.predictors import Z_GRID
+from haltfast.predictors import MetaLearner
 from haltfast.streams import RecordedStreams
 
 FALSE_ALARM = 1e-4  # probability that a correct implementation fails one check

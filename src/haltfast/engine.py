@@ -31,7 +31,7 @@ from .certificate import radius_from_p
 from .certificate import validate_alpha
 from .certificate import validate_count
 from .errors import HaltfastError
-from .priors import Parts
+from .predictors import Parts
 from .statistics import BetaMixtureTest
 from .statistics import ConfidenceSequence
 from .statistics import UnionConfidenceSequence

@@ -15,7 +15,7 @@ from .certificate import Certificate
 from .errors import HaltfastError
 from .methods import cohen_predict
 from .methods import run_method
-from .priors import Predictor
+from .predictors import Predictor
 from .progress import Progress
 from .progress import progress_bar
 from .sampling import BaseClassifier

@@ -8,7 +8,7 @@ from ..certificate import ABSTAINED
 from ..certificate import NOT_CERTIFIED
 from ..certificate import UNDECIDED
 from ..certificate import max_certifiable_radius
-from ..meta import HEDGE
+from ..predictors import HEDGE
 from .grid import grid_section
 from .replays import SigmaResult
 from .run import COHEN

@@ -27,7 +27,7 @@ from ..statistics import wald_expected_samples
 from ..streams import RecordedStreams
 
 if TYPE_CHECKING:
-    from ..meta import MetaLearner
+    from ..predictors import MetaLearner
 
 N0, N = 100, 100_000  # Cohen's selection and estimation samples
 DECISION_RADII = (0.25, 0.5, 0.75, 1.0)
@@ -69,12 +69,12 @@ class Context:
 
 
 def oracle_options(ctx: Context) -> dict:
-    """Beta(hits + 1/2, misses + 1/2) of each image's whole recorded stream (meta.oracle_prior).
+    """Beta(hits + 1/2, misses + 1/2) of each image's whole recorded stream (predictors.oracle_prior).
 
     An oracle, not a method: the prior is read off the very stream that is then tested, so its
     certificates carry no guarantee. It shows what a perfect meta-learner could reach.
     """
-    from ..meta import oracle_prior
+    from ..predictors import oracle_prior
 
     return {"prior": oracle_prior(ctx.streams)}
 
@@ -161,8 +161,8 @@ def acr(certs: list[Certificate]) -> float:
 
 def load_contexts(recordings, max_images: int | None, alpha: float, log=print) -> list[Context]:
     """One Context per recording, with the recording model's meta-learner and clean logits where it has one."""
-    from ..meta import MetaLearner
-    from ..meta import find_meta_learner
+    from ..predictors import MetaLearner
+    from ..predictors import find_meta_learner
     from ..recording import recording_logits
     from ..recording import recording_model_path
 

@@ -268,7 +268,7 @@ def run_journaled(args, inputs: Inputs, options: dict, config: dict, distributed
             file=sys.stderr,
         )
         if args.prior == "oracle" and len(todo):
-            from ..meta import oracle_prior
+            from ..predictors import oracle_prior
 
             options["prior"] = oracle_prior(inputs.recording, todo.tolist())
         start = time.perf_counter()

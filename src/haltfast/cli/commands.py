@@ -176,10 +176,10 @@ def add_calibrate(sub) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..files import check_writable
     from ..files import data_home
-    from ..meta import check_calibration_size
-    from ..meta import fit_meta_learner
-    from ..meta import format_strengths
-    from ..meta import user_meta_learner_path
+    from ..predictors import check_calibration_size
+    from ..predictors import fit_meta_learner
+    from ..predictors import format_strengths
+    from ..predictors import user_meta_learner_path
 
     inputs = load_inputs(args)
     check_calibration_size(len(inputs.indices))
@@ -206,8 +206,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def calibration_data(args: argparse.Namespace, inputs, data_path: Path):
     """The calibration data of these inputs: reused from data_path when it matches, else drawn and saved."""
-    from ..meta import CalibrationData
-    from ..meta import calibrate
+    from ..predictors import CalibrationData
+    from ..predictors import calibrate
     from ..progress import progress_bar
 
     if data_path.exists() and not args.resample:

@@ -210,9 +210,9 @@ def batch_size(args: argparse.Namespace, inputs: Inputs) -> int:
 def resolve_prior(args: argparse.Namespace, inputs: Inputs, fallback: str = "jeffreys"):
     """The prior the user asked for and its identity: a name, or the model's meta-learner (the default where one
     exists, else `fallback`). 'oracle' is resolved per input when the run starts."""
-    from ..meta import MetaLearner
-    from ..meta import find_meta_learner
     from ..models import weights_hash
+    from ..predictors import MetaLearner
+    from ..predictors import find_meta_learner
 
     path = args.meta or find_meta_learner(inputs.weights_path, inputs.weights_sha256)
     if args.prior is None:

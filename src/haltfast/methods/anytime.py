@@ -31,15 +31,15 @@ from ..engine import round_cut
 from ..engine import run_open_inputs
 from ..engine import segment_sums
 from ..errors import HaltfastError
-from ..priors import Parts
-from ..priors import Predictor
-from ..priors import check_prior
-from ..priors import prior_parts
+from ..predictors import Parts
+from ..predictors import Predictor
+from ..predictors import certification_value
+from ..predictors import check_prior
+from ..predictors import price_for_loss
+from ..predictors import prior_parts
+from ..predictors import worst_first
 from ..statistics import OutcomeBatch
 from ..statistics import beta_mixture_lower_bound
-from ..value import certification_value
-from ..value import price_for_loss
-from ..value import worst_first
 
 GIVEN_UP = "given up"  # a verdict of the value rule (worth): the input ends undecided
 GRID_WORTH = 1_000_000  # grid mode's default worth of the next radius, in evaluations
@@ -284,7 +284,7 @@ class _Mode:
         return self.belief_a[js] + self.succ[js], self.belief_b[js] + self.tested[js] - self.succ[js]
 
     def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(chance of the next certificate, expected evaluations to decide it) per input (value.py)."""
+        """(chance of the next certificate, expected evaluations to decide it) per input (predictors/value.py)."""
         raise NotImplementedError
 
     def give_up(self, js: np.ndarray, why: str) -> None:

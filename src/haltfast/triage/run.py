@@ -29,10 +29,10 @@ from ..certificate import validate_count
 from ..engine import decide
 from ..engine import decision_chunks
 from ..errors import HaltfastError
-from ..priors import Predictor
-from ..priors import check_prior
-from ..priors import jeffreys
-from ..priors import resolve_prior
+from ..predictors import Predictor
+from ..predictors import check_prior
+from ..predictors import jeffreys
+from ..predictors import resolve_prior
 from ..statistics import BetaMixtureTest
 from ..statistics import bernoulli_kl
 from ..statistics import beta_mixture_lower_bound

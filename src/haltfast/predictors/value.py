@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special as sc
 
-from .statistics import bernoulli_kl
+from ..statistics import bernoulli_kl
 
 QUADRATURE = 64  # quantiles of p over which chances and costs are averaged (tails of 1/128 count)
 

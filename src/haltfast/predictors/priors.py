@@ -16,7 +16,7 @@ from typing import runtime_checkable
 
 import numpy as np
 
-from .errors import HaltfastError
+from ..errors import HaltfastError
 
 Parts = list[tuple[float, np.ndarray, np.ndarray]]
 NAMED_PRIORS = {"jeffreys": (0.5, 0.5), "uniform": (1.0, 1.0)}
@@ -88,3 +88,16 @@ def prior_parts(prior, z, logits: np.ndarray | None, pilot_hits: np.ndarray | No
 def parts_rows(parts: Parts, rows: np.ndarray) -> Parts:
     """The components of a subset of the inputs."""
     return [(share, a[rows], b[rows]) for share, a, b in parts]
+
+
+def oracle_prior(streams, items=None) -> np.ndarray:
+    """Benchmarks only: Beta(hits + 1/2, misses + 1/2) of each recorded stream's whole length, clean class.
+
+    It looks at the very samples it then tests, so it is not a valid prior for real
+    use; it shows how far a perfect prediction of p could take the E-process.
+    """
+    items = range(len(streams.streams)) if items is None else items
+    c_hat, _ = streams.clean(list(items))
+    hits = np.array([np.count_nonzero(streams.streams[i] == c) for i, c in zip(items, c_hat)], dtype=float)
+    length = np.array([len(streams.streams[i]) for i in items], dtype=float)
+    return np.column_stack([hits + 0.5, length - hits + 0.5])
