@@ -43,6 +43,7 @@ from .policies import validate_policies
 from .report import TriageReport
 from .schedulers import POLICIES
 from .schedulers import SCHEDULERS
+from .schedulers import Scheduler
 
 _PENDING, _CERTIFIED, _NOT_CERTIFIED, _UNDECIDED, _ERROR = range(5)
 _STATE_NAMES = np.array([PENDING, CERTIFIED, NOT_CERTIFIED, UNDECIDED, FAILED])
@@ -121,7 +122,7 @@ class Triage:
             raise HaltfastError(f"unknown scheduling policy {policy!r}; choose one of {', '.join(POLICIES)}")
         self.policy = policy
         self.policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "custom")
-        self._scheduler = policy if callable(policy) else SCHEDULERS[policy]
+        self._scheduler: Scheduler = policy if callable(policy) else SCHEDULERS[policy]
         self.indices = self._per_input("indices", indices if indices is not None else self.items)
         self.labels = None if labels is None else self._per_input("labels", labels)
         self.cls = self._class_numbers(classes)

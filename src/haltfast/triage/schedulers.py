@@ -7,17 +7,45 @@ each input's certificate stays valid at its class's alpha.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .run import Triage
 
 POLICIES = ("max-decisions", "max-weighted", "risk", "round-robin")
 
 
-def schedule_round_robin(tri: Triage, room: int) -> tuple[np.ndarray, np.ndarray]:
+class TriageState(Protocol):
+    """What a scheduling policy reads of a run (triage.run.Triage): per-input arrays of its past and settings,
+    and the run's estimates built from them. The policies only read; the run admits what they propose."""
+
+    n: int
+    n0: int
+    min_chunk: int
+    policies: list
+    alpha: np.ndarray
+    priority: np.ndarray
+    cap: np.ndarray
+    cls: np.ndarray
+    piloted: np.ndarray
+    served: np.ndarray
+    tested: np.ndarray
+    evaluations: np.ndarray
+
+    @property
+    def pending(self) -> np.ndarray: ...
+
+    @property
+    def decided(self) -> np.ndarray: ...
+
+    @property
+    def budget_left(self) -> int | None: ...
+
+    def default_chunks(self, js: np.ndarray) -> np.ndarray: ...
+
+    def remaining_cost_quantiles(self, js: np.ndarray) -> np.ndarray: ...
+
+
+def schedule_round_robin(tri: TriageState, room: int) -> tuple[np.ndarray, np.ndarray]:
     """Equal chunks to every pending input, least-served first (pilots of n0 first)."""
     js = np.nonzero(tri.pending)[0]
     js = js[np.lexsort((js, tri.served[js]))]
@@ -26,7 +54,7 @@ def schedule_round_robin(tri: Triage, room: int) -> tuple[np.ndarray, np.ndarray
     return js, counts
 
 
-def schedule_risk(tri: Triage, room: int) -> tuple[np.ndarray, np.ndarray]:
+def schedule_risk(tri: TriageState, room: int) -> tuple[np.ndarray, np.ndarray]:
     """Only the highest pending priority is served (smallest alpha, then input order, first within it),
     so a lower priority gets nothing while a higher one has pending inputs; chunks by certify_anytime's rule."""
     js = np.nonzero(tri.pending)[0]
@@ -36,7 +64,7 @@ def schedule_risk(tri: Triage, room: int) -> tuple[np.ndarray, np.ndarray]:
     return js, tri.default_chunks(js)
 
 
-def decision_rates(tri: Triage, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+def decision_rates(tri: TriageState, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
     """Expected decisions per evaluation of each pending input, and its expected remaining cost.
 
     Piloted inputs: the posterior mean of 1{cost(p) <= horizon} / cost(p), horizon = min(cap left,
@@ -86,7 +114,7 @@ def decision_rates(tri: Triage, weighted: bool) -> tuple[np.ndarray, np.ndarray]
     return rate, expected
 
 
-def schedule_max_decisions(tri: Triage, room: int, weighted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def schedule_max_decisions(tri: TriageState, room: int, weighted: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Largest expected decisions per evaluation first (ties: smallest expected cost).
 
     With an evaluation budget, inputs with a positive rate are kept greedily in that order only
@@ -113,7 +141,8 @@ def schedule_max_decisions(tri: Triage, room: int, weighted: bool = False) -> tu
     return js, tri.default_chunks(js)
 
 
-SCHEDULERS: dict[str, Callable] = {
+Scheduler = Callable[[TriageState, int], tuple[np.ndarray, np.ndarray]]
+SCHEDULERS: dict[str, Scheduler] = {
     "max-decisions": schedule_max_decisions,
     "max-weighted": lambda tri, room: schedule_max_decisions(tri, room, weighted=True),
     "risk": schedule_risk,
