@@ -6,9 +6,8 @@ import argparse
 import sys
 
 from ..errors import HaltfastError
-from . import certify
-from . import commands
 from .options import HelpFormatter
+from .parsers import add_parsers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"haltfast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    commands.add_train(sub)
-    certify.add_parser(sub)
-    commands.add_record(sub)
-    commands.add_calibrate(sub)
-    commands.add_triage(sub)
-    commands.add_bench(sub)
-    commands.add_card(sub)
+    add_parsers(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The other subcommands: train, record, calibrate, triage, bench and card."""
+"""The other subcommands' runs: train, record, calibrate, triage, bench and card (their options: cli/parsers/)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,6 @@ from ..errors import OutputError
 from ..errors import UsageError
 from .inputs import load_inputs
 from .inputs import resolve_prior
-from .options import add_command
-from .options import add_data_options
-from .options import add_model_options
-from .options import add_output_options
-from .options import add_sampling_options
-from .options import image_size
-from .options import positive_float
-from .options import positive_int
-from .options import probability
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -28,22 +19,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- train
-
-
-def add_train(sub) -> None:
-    p = add_command(sub, "train")
-    p.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "digits"], help="data set")
-    p.add_argument("--data-dir", default=None, help="directory of MNIST-format idx files")
-    p.add_argument("--sigma", type=positive_float, required=True, help="noise level of the augmentation")
-    p.add_argument("--epochs", type=positive_int, default=30, help="training epochs")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialization, order and noise")
-    p.add_argument("--batch", type=positive_int, default=128, help="training batch size")
-    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate (one-cycle)")
-    p.add_argument("--width", type=positive_int, default=16, help="channels of the first convolution")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--out", type=Path, required=True, help="weights file (.pt); the card is written beside it")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -111,18 +86,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- record
 
 
-def add_record(sub) -> None:
-    p = add_command(sub, "record")
-    add_data_options(p)
-    add_model_options(p)
-    p.add_argument("--n0", type=positive_int, default=100, help="selection samples recorded first")
-    p.add_argument("--n", type=positive_int, default=100_000, help="further samples recorded per input")
-    add_sampling_options(p)
-    p.add_argument("--out", type=Path, required=True, help="recording directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_record, streams=None)
-
-
 def cmd_record(args: argparse.Namespace) -> int:
     from ..files import check_writable_dir
     from ..progress import progress_bar
@@ -150,27 +113,6 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- calibrate
-
-
-def add_calibrate(sub) -> None:
-    p = add_command(sub, "calibrate")
-    add_data_options(p, split="calibration", skip=None)
-    add_model_options(p)
-    p.add_argument(
-        "--images", type=positive_int, default=1000, help="calibration images, evenly spaced (unless --skip is given)"
-    )
-    p.add_argument(
-        "--samples", type=positive_int, default=999, help="noisy evaluations per image (with the clean one: 1,000)"
-    )
-    p.add_argument("--alpha", type=probability, default=0.001, help="alpha the prior strengths are tuned for")
-    p.add_argument("--tune-max-samples", type=positive_int, default=20_000, help="cap of the tuning simulations")
-    p.add_argument("--tune-paths", type=positive_int, default=4000, help="simulated streams the strength tuning runs")
-    add_sampling_options(p, seed=1)
-    p.add_argument("--data-out", type=Path, help="calibration data file (default: in the user's haltfast folder)")
-    p.add_argument("--resample", action="store_true", help="draw the calibration data again even if it exists")
-    p.add_argument("--out", type=Path, help="meta-learner file (default: in the user's haltfast folder)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_calibrate, streams=None)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -251,38 +193,6 @@ def calibration_data(args: argparse.Namespace, inputs, data_path: Path):
 # ---------------------------------------------------------------------------------------------- triage
 
 
-def add_triage(sub) -> None:
-    from ..triage import POLICIES
-
-    p = add_command(sub, "triage")
-    add_data_options(p)
-    add_model_options(p)
-    p.add_argument("--policies", type=Path, required=True, help="TOML policy file (see docs/triage-example.toml)")
-    p.add_argument("--budget", type=positive_int, default=None, help="total model evaluations (never exceeded)")
-    p.add_argument("--seconds", type=positive_float, default=None, help="wall-clock budget (approximate)")
-    p.add_argument("--policy", default="max-decisions", choices=list(POLICIES), help="scheduling policy")
-    p.add_argument("--n0", type=positive_int, default=100, help="selection pilot samples per input")
-    p.add_argument(
-        "--selection",
-        default=None,
-        choices=["pilot", "clean"],
-        help="class selection: a pilot of n0 noisy samples, or the clean prediction (one evaluation; the default "
-        "with --prior meta)",
-    )
-    p.add_argument(
-        "--prior",
-        default="pilot",
-        choices=["pilot", "jeffreys", "uniform", "meta"],
-        help="prior of each input's tests: the Jeffreys posterior after its pilot, a fixed one, or 'meta': the "
-        "model's meta-learner steers the schedule by its belief about each input (clean selection, Jeffreys tests)",
-    )
-    p.add_argument("--meta", type=Path, default=None, help="meta-learner file for --prior meta")
-    add_sampling_options(p)
-    p.add_argument("--streams", type=Path, default=None, help="replay a recording instead of running the model")
-    add_output_options(p, "CSV: every input's state")
-    p.set_defaults(func=cmd_triage)
-
-
 def cmd_triage(args: argparse.Namespace) -> int:
     from ..files import check_writable
     from ..files import write_json
@@ -326,18 +236,6 @@ def cmd_triage(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- bench
 
 
-def add_bench(sub) -> None:
-    p = add_command(sub, "bench")
-    p.add_argument("--streams", type=Path, nargs="+", required=True, help="recording directories, one per sigma")
-    p.add_argument("--max", type=positive_int, default=None, help="use only the first N images of each recording")
-    p.add_argument("--alpha", type=probability, default=0.001, help="failure probability of each certificate")
-    p.add_argument("--out", type=Path, default=None, help="Markdown report (default: print it)")
-    p.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
-    p.add_argument("--live", type=int, default=0, help="images per sigma for the live wall-clock run (0: none)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.set_defaults(func=cmd_bench)
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import run_bench
     from ..files import check_writable
@@ -366,22 +264,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- card
-
-
-def add_card(sub) -> None:
-    p = add_command(sub, "card")
-    p.add_argument("--model", required=True, help="TorchScript file, or file.py:factory / package.module:factory")
-    p.add_argument("--weights", type=Path, default=None, help="weights of a factory model")
-    p.add_argument("--sigma", type=positive_float, default=None, help="noise level the model was trained for")
-    p.add_argument("--normalize", default=None, help="cifar10, imagenet, or M1,M2,M3/S1,S2,S3 (see certify --help)")
-    p.add_argument(
-        "--input-shape", default=None, help="C,H,W of the model's inputs (default: the shape of --data's images)"
-    )
-    p.add_argument("--data", default=None, help="the data set the model is for (its images give the input shape)")
-    p.add_argument("--resize", type=image_size, default=None, help="as for certify")
-    p.add_argument("--center-crop", type=image_size, default=None, help="as for certify")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing card")
-    p.set_defaults(func=cmd_card)
 
 
 def cmd_card(args: argparse.Namespace) -> int:

@@ -1,0 +1,22 @@
+"""The command line's parsers, one module per command, apart from the code that runs each command.
+
+Each module's `add_parser(sub)` adds its command's subparser with its options and the function that runs it
+(certify.cmd_certify, or commands.cmd_<command>). Building the parsers loads no model, data or torch; the shared
+option groups and argument types are in cli/options.py.
+"""
+
+from __future__ import annotations
+
+from . import bench
+from . import calibrate
+from . import card
+from . import certify
+from . import record
+from . import train
+from . import triage
+
+
+def add_parsers(sub) -> None:
+    """Every command's subparser, in the order `haltfast --help` lists them."""
+    for command in (train, certify, record, calibrate, triage, bench, card):
+        command.add_parser(sub)
