@@ -19,6 +19,8 @@ from torch import nn
 
 from .errors import HaltfastError
 from .errors import ModelOutputError
+from .streams import Stop
+from .streams import Streams
 
 NOISE_BLOCK = 32
 _MASK63 = (1 << 63) - 1
@@ -218,11 +220,13 @@ class NoiseSampler:
         keys: Sequence[int] | np.ndarray,
         starts: Sequence[int] | np.ndarray,
         counts: Sequence[int] | np.ndarray,
+        stop: Stop | None = None,
     ) -> np.ndarray:
         """Predicted labels for samples [starts[i], starts[i] + counts[i]) of each input's stream, back to back.
 
         Model batches hold samples of many inputs; a failure of the model raises
-        ModelOutputError naming nothing else, so the caller decides which inputs it hits.
+        ModelOutputError naming nothing else, so the caller decides which inputs it hits. `stop` is asked
+        after every model batch: when it says True the labels drawn so far come back (a prefix).
         """
         counts = [int(c) for c in counts]
         total = sum(counts)
@@ -247,17 +251,26 @@ class NoiseSampler:
                         labels[done : done + filled] = self.classifier(buf[:filled])
                         done += filled
                         filled = 0
+                        if stop is not None and done < total and stop():
+                            return labels[:done]
             if filled:
                 labels[done : done + filled] = self.classifier(buf[:filled])
         return labels
 
 
-class LiveStreams:
-    """Each input's label stream drawn live, consumed in order; `positions` counts every model evaluation.
+def prefix_counts(counts: np.ndarray, done: int) -> np.ndarray:
+    """How many of each request's samples the first `done` of them, back to back, cover."""
+    first = np.cumsum(counts) - counts
+    return np.clip(done - first, 0, counts)
+
+
+class ModelLabels:
+    """The base classifier's labels under noise at any positions of each input's stream (a label source).
 
     `images` is a tensor (N, C, H, W), or a lazy source with `load(positions)` returning float32 images
     (haltfast.data's ImageSource): then only the images of unfinished inputs are held, read as they are
-    first needed and dropped by `forget`, so memory does not grow with the number of inputs.
+    first needed and dropped by `forget`, so memory does not grow with the number of inputs. Item i's
+    stream is the noise stream of `keys[i]`.
     """
 
     def __init__(
@@ -273,7 +286,6 @@ class LiveStreams:
         self._cache: dict[int, torch.Tensor] = {}
         self._value_range = value_range
         self.keys = np.asarray(keys, dtype=np.int64)
-        self.positions = np.zeros(len(self.keys), dtype=np.int64)
         self.num_classes = sampler.classifier.num_classes
 
     def images(self, items: Sequence[int] | np.ndarray, keep: bool = True) -> torch.Tensor:
@@ -294,19 +306,17 @@ class LiveStreams:
             torch.stack([self._cache[i] if i in self._cache else loaded[i] for i in items]) if items else torch.empty(0)
         )
 
-    def draw_flat(
-        self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
+    def labels(
+        self, items: np.ndarray, starts: np.ndarray, counts: np.ndarray, stop: Stop | None = None
     ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-        """The next counts[i] labels of each item, back to back: (labels, counts drawn, errors).
+        """Item i's labels at positions starts[i] .. starts[i] + counts[i], back to back: (labels, drawn, errors).
 
         An item whose model call fails draws nothing (count 0) and gets a message; the others go on.
         """
         item_list = [int(i) for i in items]
         wanted = np.asarray(counts, dtype=np.int64).reshape(-1)
         try:
-            labels = self.sampler.sample_flat(
-                self.images(item_list), self.keys[item_list], self.positions[item_list], wanted
-            )
+            labels = self.sampler.sample_flat(self.images(item_list), self.keys[item_list], starts, wanted, stop)
         except Exception as exc:  # isolate the input(s) the model fails on; the rest of the run goes on
             if len(item_list) == 1:
                 return (
@@ -314,24 +324,15 @@ class LiveStreams:
                     np.zeros(1, dtype=np.int64),
                     {item_list[0]: f"{type(exc).__name__}: {exc}"},
                 )
-            parts = [self.draw_flat([item], [int(count)]) for item, count in zip(item_list, wanted)]
+            parts = [
+                self.labels(np.array([item]), np.array([start]), np.array([count]))
+                for item, start, count in zip(item_list, starts, wanted)
+            ]
             labels = np.concatenate([p[0] for p in parts])
             drawn = np.concatenate([p[1] for p in parts])
             errors = {k: v for p in parts for k, v in p[2].items()}
             return labels, drawn, errors
-        self.positions[item_list] += wanted
-        return labels, wanted, {}
-
-    def draw(
-        self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
-    ) -> tuple[list[np.ndarray | None], dict[int, str]]:
-        """The next counts[i] labels of each item; items whose model call fails come back None with a message."""
-        labels, drawn, errors = self.draw_flat(items, counts)
-        out: list[np.ndarray | None] = list(np.split(labels, np.cumsum(drawn)[:-1]))
-        for k, item in enumerate(items):
-            if int(item) in errors:
-                out[k] = None
-        return out, errors
+        return labels, prefix_counts(wanted, len(labels)), {}
 
     def forget(self, items: Sequence[int] | np.ndarray) -> None:
         """These inputs are finished: free their cached noise and images (memory stays flat over long runs)."""
@@ -370,3 +371,23 @@ class LiveStreams:
                         out[lo + k] = one[0]
                         errors.update(e)
         return out, errors
+
+
+class LiveStreams(Streams):
+    """Each input's label stream drawn live from the base classifier, consumed in order (see ModelLabels).
+
+    `positions` counts every model evaluation of each input; `keys[i]` is input i's noise stream.
+    """
+
+    source: ModelLabels
+
+    def __init__(
+        self,
+        sampler: NoiseSampler,
+        images,
+        keys: Sequence[int] | np.ndarray,
+        value_range: tuple[float, float] | None = (0.0, 1.0),
+    ):
+        super().__init__(ModelLabels(sampler, images, keys, value_range), len(keys))
+        self.keys = self.source.keys
+        self.sampler = sampler
