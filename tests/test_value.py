@@ -166,7 +166,7 @@ def test_the_predictions_behave_as_a_probability_and_a_cost():
     assert growing[0] < growing[1] < growing[2] <= 1.0
 
 
-@pytest.mark.parametrize("options", [{"budget": 1000}, {"max_loss": 0.01}, {"worth": 1000.0}])
+@pytest.mark.parametrize("options", [{"max_loss": 0.01}, {"worth": 1000.0}])
 def test_radius_mode_refuses_spending_by_value_before_any_work(options):
     rec, _ = _mixed_recording(n=5)
     with pytest.raises(HaltfastError, match="radius mode stops by its tolerance"):

@@ -43,6 +43,7 @@ class StopReason:
     BUCKET_DECIDED = "grid bucket decided"
     GIVEN_UP = "given up: the next certificate was not worth its expected evaluations"
     BUDGET = "given up: the run's budget went to inputs more likely to certify"
+    DEADLINE = "given up: the run's deadline passed"
 
 
 @dataclass
@@ -118,6 +119,27 @@ def validate_count(name: str, value: int) -> int:
     if int(value) != value or int(value) < 1:
         raise UsageError(f"{name} must be an integer >= 1, got {value}")
     return int(value)
+
+
+def validate_budget(budget) -> int | None:
+    """A run's budget: None, or a whole number of evaluations >= 1."""
+    if budget is None:
+        return None
+    if (
+        isinstance(budget, bool)
+        or not isinstance(budget, (int, np.integer, float))
+        or not budget == budget // 1
+        or budget < 1
+    ):
+        raise UsageError(f"budget must be a whole number of evaluations >= 1, got {budget!r}")
+    return int(budget)
+
+
+def validate_seconds(seconds) -> float:
+    """A run's deadline: a number of seconds > 0."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"seconds must be a number > 0, got {seconds!r}")
+    return float(seconds)
 
 
 def validate_tolerance(tolerance: float) -> float:

@@ -29,7 +29,9 @@ from .certificate import failed_certificate
 from .certificate import p_for_radius
 from .certificate import radius_from_p
 from .certificate import validate_alpha
+from .certificate import validate_budget
 from .certificate import validate_count
+from .certificate import validate_seconds
 from .errors import HaltfastError
 from .predictors import Parts
 from .statistics import BetaMixtureTest
@@ -151,6 +153,9 @@ class Run:
         indices=None,
         progress=None,
         on_result: Callable[[Certificate], None] | None = None,
+        *,
+        budget: int | None = None,
+        seconds: float | None = None,
     ):
         self.streams, self.items = streams, list(items)
         self.n = len(self.items)
@@ -159,6 +164,31 @@ class Run:
         self.finished = 0  # inputs with a certificate
         self.spent = np.zeros(self.n)
         self.extra_evals = np.zeros(self.n, dtype=np.int64)
+        self.budget = validate_budget(budget)
+        self.seconds = None if seconds is None else validate_seconds(seconds)
+        self.started = time.monotonic()
+        if self.seconds is not None:
+            streams.stop = self.late  # a draw ends within one model batch of the deadline
+
+    def elapsed(self) -> float:
+        """Seconds since the run started (its deadline counts from here, class selection included)."""
+        return time.monotonic() - self.started
+
+    def late(self) -> bool:
+        """Whether the run's deadline (`seconds`) has passed."""
+        return self.seconds is not None and self.elapsed() >= self.seconds
+
+    def budget_left(self) -> int | None:
+        """Evaluations the run may still spend (None: no budget)."""
+        return None if self.budget is None else max(self.budget - self.evaluations(), 0)
+
+    def out_of_budget(self) -> str | None:
+        """Why the run must stop drawing now (its budget is spent or its deadline passed), else None."""
+        if self.budget is not None and self.evaluations() >= self.budget:
+            return StopReason.BUDGET
+        if self.late():
+            return StopReason.DEADLINE
+        return None
 
     def evaluations(self) -> int:
         """Every model evaluation spent on this run's inputs so far, selection included."""
@@ -221,17 +251,19 @@ class Run:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Draw size[i] samples for input js[i] in shared batches: (inputs drawn, their counts, hits back to back).
 
-        Inputs whose draw failed are finished as errors and left out.
+        Inputs whose draw failed are finished as errors and left out; a draw the deadline cut short gives each
+        input the prefix it got (possibly nothing).
         """
         start = time.perf_counter()
         labels, drawn, errors = self.streams.draw_flat([self.items[j] for j in js], size)
         self.spent[js] += (time.perf_counter() - start) * drawn / max(int(drawn.sum()), 1)
         self._report(int(drawn.sum()))
-        for k in np.nonzero(drawn < size)[0]:
-            self.fail(int(js[k]), errors.get(self.items[js[k]], "no samples returned"))
-        ok = drawn == size
+        failed = np.array([self.items[j] in errors for j in js], dtype=bool)
+        for k in np.nonzero(failed)[0]:
+            self.fail(int(js[k]), errors[self.items[js[k]]])
+        ok = ~failed & (drawn > 0)
         hits = labels == np.repeat(c_hat[js], drawn)
-        return js[ok], size[ok], hits
+        return js[ok], drawn[ok], hits
 
     def draw_hits(self, js: np.ndarray, size: np.ndarray, c_hat: np.ndarray) -> tuple[np.ndarray, list]:
         """Draw size[i] samples for input js[i] in shared batches: (open mask, [(inputs, hits (k, m) bool)]).
@@ -252,18 +284,25 @@ class Run:
         """Class selection on samples that are never tested: a pilot of n0 noisy samples, or the clean prediction.
 
         Returns (class, pilot hits, clean logits or None). with_logits: also the clean logits (a
-        predictor's features), one evaluation that the clean selection shares.
+        predictor's features), one evaluation that the clean selection shares. Selection is paid from the
+        run's budget and stops at its deadline: inputs it does not reach keep the class ABSTAIN and are open.
         """
         if selection not in SELECTIONS:
             raise HaltfastError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
         c_hat = np.full(self.n, ABSTAIN, dtype=np.int64)
         hits = np.zeros(self.n, dtype=np.int64)
         logits = np.zeros((self.n, self.streams.num_classes)) if with_logits else None
+        cost = (n0 if selection == "pilot" else 0) + (1 if selection == "clean" or with_logits else 0)
         for lo in range(0, self.n, window):
             js = np.arange(lo, min(lo + window, self.n))
+            left = self.budget_left()
+            if left is not None:  # selection is paid from the run's budget, in input order
+                js = js[: left // cost]
+            if not js.size or self.late():
+                break  # the inputs left unselected (class ABSTAIN) are given up by the method
             if selection == "pilot":
                 for j, labels in zip(js, self.draw(js, np.full(len(js), n0))):
-                    if labels is not None:
+                    if labels is not None and len(labels) == n0:  # a pilot the deadline cut short selects nothing
                         counts = np.bincount(labels, minlength=self.streams.num_classes)
                         c_hat[j], hits[j] = counts.argmax(), counts.max()
             if selection == "clean" or with_logits:

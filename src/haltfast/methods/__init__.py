@@ -55,8 +55,10 @@ def run_method(
 ) -> list[Certificate]:
     """Run one certification procedure on these items; every certificate holds with probability >= 1 - alpha.
 
-    `options` are the method's own (radius and max_samples for the streaming methods, see each method);
-    `progress(inputs, evaluations)` and `on_result(cert)` follow the run (see engine.Run).
+    `options` are the method's own (radius and max_samples for the streaming methods, see each method), and
+    for 'anytime' the run's `budget` (evaluations, selection included, never exceeded) and `seconds` (a
+    deadline counted from the start, selection included); `progress(inputs, evaluations)` and `on_result(cert)`
+    follow the run (see engine.Run).
     """
     procedure = PROCEDURES.get(method)
     if procedure is None:
@@ -69,7 +71,10 @@ def run_method(
         options["n0"] = n0
     radius, max_samples = options.pop("radius", None), options.pop("max_samples", 100_000)
     radii = options.pop("radii", None)
-    run = Run(streams, items, labels, indices, progress, on_result)
+    budget, seconds = options.pop("budget", None), options.pop("seconds", None)
+    if method != "anytime" and (budget is not None or seconds is not None):
+        raise HaltfastError(f"a run's budget and deadline are for method 'anytime', not {method!r}")
+    run = Run(streams, items, labels, indices, progress, on_result, budget=budget, seconds=seconds)
     target = Target(sigma, alpha, radius, max_samples, None if radii is None else tuple(radii))
     try:
         inspect.signature(procedure).bind(run, target, **options)

@@ -3,8 +3,6 @@ sequence estimates the radius, each input stopping as soon as its evidence is in
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..certificate import CERTIFIED
@@ -45,25 +43,6 @@ GIVEN_UP = "given up"  # a verdict of the value rule (worth): the input ends und
 GRID_WORTH = 1_000_000  # grid mode's default worth of the next radius, in evaluations
 
 
-def validate_budget(budget) -> int | None:
-    if budget is None:
-        return None
-    if (
-        isinstance(budget, bool)
-        or not isinstance(budget, (int, np.integer, float))
-        or not budget == budget // 1
-        or budget < 1
-    ):
-        raise HaltfastError(f"budget must be a whole number of evaluations >= 1, got {budget!r}")
-    return int(budget)
-
-
-def validate_seconds(seconds) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds <= 0:
-        raise HaltfastError(f"seconds must be a number > 0, got {seconds!r}")
-    return float(seconds)
-
-
 def validate_max_loss(max_loss) -> float | None:
     if max_loss is None:
         return None
@@ -98,8 +77,6 @@ def certify_anytime(
     growth: float = 1 / 16,
     max_active: int = 1024,
     worth: float | str | None = "auto",
-    budget: int | None = None,
-    seconds: float | None = None,
     max_loss: float | None = None,
 ) -> list[Certificate]:
     """Anytime-valid certification with early stopping, many inputs sharing every model batch.
@@ -133,10 +110,11 @@ def certify_anytime(
     with the input's own labels so far: the meta-learner's belief from the clean logits when it is the
     prior, else Jeffreys' or the pilot's posterior. This never creates a certificate, so validity is
     untouched. 'auto': GRID_WORTH in grid mode (refuting the next radius is skipped where it is hopeless),
-    off in decision mode (None: off). `budget` (evaluations
-    for the whole run, selection included; never exceeded) and `seconds` (a deadline) spend by value too:
-    each round keeps the inputs with the best chance of a certificate per expected evaluation whose
-    expected evaluations fit in what is left, and gives up the others (undecided). `max_loss` (a fraction of
+    off in decision mode (None: off). The run's budget (evaluations for the whole run, selection included;
+    never exceeded) and deadline (engine.Run) spend by value too: each round keeps the inputs with the best
+    chance of a certificate per expected evaluation whose expected evaluations fit in what is left; the inputs
+    left when it is spent end undecided (in radius mode every input samples in turn and, once it is spent,
+    ends with the radius its evidence supports so far). `max_loss` (a fraction of
     the inputs, decision and grid mode): the value rule gives inputs up, the worst chance per evaluation
     first, only while the chances of the inputs given up sum to at most max_loss x the inputs finished so
     far; without a worth, the price is set from the inputs' predictions before the run.
@@ -145,10 +123,10 @@ def certify_anytime(
     max_loss = validate_max_loss(max_loss)
     priced_by_loss = max_loss is not None and worth in (None, "auto", 0)
     worth = None if priced_by_loss else resolve_worth(worth, target.mode)
-    if target.mode == "radius" and (max_loss is not None or budget is not None):
+    if target.mode == "radius" and max_loss is not None:
         raise HaltfastError(
-            "max_loss and budget apply to decision and grid mode; radius mode stops by its tolerance "
-            "(seconds sets a deadline)"
+            "max_loss applies to decision and grid mode; radius mode stops by its tolerance (a budget or a "
+            "deadline stops it sooner)"
         )
     if selection == "pilot":
         n0 = validate_count("n0", n0)
@@ -171,13 +149,13 @@ def certify_anytime(
     else:
         parts = prior_parts(prior, target.z, logits, pilot_hits, n0, run.n)
         mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule)
-    mode.worth, mode.budget = worth, validate_budget(budget)
+    mode.worth = worth
+    mode.give_up(np.nonzero((c_hat < 0) & run.open(np.arange(run.n)))[0], run.out_of_budget() or StopReason.BUDGET)
     if max_loss is not None:
         mode.allowance, mode.max_loss = max_loss * run.n, max_loss
         if priced_by_loss:
             mode.worth = price_for_loss(*mode.value(np.arange(run.n)), mode.allowance)
-    mode.deadline = None if seconds is None else time.monotonic() + validate_seconds(seconds)
-    if budget is not None:  # a budget is shared: every input competes for it from the start
+    if run.budget is not None:  # a budget is shared: every input competes for it from the start
         max_active = max(max_active, run.n)
     return run_open_inputs(run, max_active, mode.step)
 
@@ -209,7 +187,9 @@ def side_gaps(cert: list, fut: list, which: np.ndarray, rows: np.ndarray, above:
 
 class _Mode:
     """What every mode shares: the tested counts, one round's shared draw fed to the mode's statistics, and the
-    spending rules (worth, budget, deadline) that give inputs up."""
+    spending rules (worth, the run's budget and deadline) that give inputs up."""
+
+    priced = True  # value() predicts each input's chance of a certificate and its cost
 
     def __init__(self, run: Run, c_hat: np.ndarray, target: Target, schedule: tuple):
         self.run, self.c_hat, self.target = run, c_hat, target
@@ -219,8 +199,6 @@ class _Mode:
         self.worth: float | None = None
         self.allowance: float | None = None  # certificates the value rule may still give up, as predicted
         self.max_loss = 0.0
-        self.budget: int | None = None
-        self.deadline: float | None = None
 
     def step(self, active: np.ndarray) -> np.ndarray:
         """One round: chunk sizes, a shared draw, the statistics' updates; the decided inputs finish."""
@@ -228,9 +206,13 @@ class _Mode:
         if not active.size:
             return active
         size = np.minimum(self.chunks(active), self.target.max_samples - self.tested[active]).astype(np.int64)
-        if self.budget is not None:  # never past the budget
-            size = np.minimum(size, self.budget - self.run.evaluations())
-        take = round_cut(size) & self.served_first(active, size)
+        left = self.run.budget_left()
+        if left is not None:  # never past the budget
+            size = np.minimum(size, left)
+        take = round_cut(size)
+        if left is not None:
+            take &= self.served_first(active, size, left)
+            take &= np.cumsum(np.where(take, size, 0)) <= left
         batch = active[take]
         js, counts, hits = self.run.draw_flat(batch, size[take], self.c_hat)
         if js.size:
@@ -242,21 +224,19 @@ class _Mode:
 
     def within_budget(self, active: np.ndarray) -> np.ndarray:
         """The inputs still in the run: all of them until the budget is spent or the deadline passed, then none
-        (they end undecided)."""
-        spent = self.budget is not None and self.run.evaluations() >= self.budget
-        late = self.deadline is not None and time.monotonic() > self.deadline
-        if active.size and (spent or late):
-            self.give_up(active, StopReason.BUDGET)
+        (they end undecided, or with their radius so far)."""
+        why = self.run.out_of_budget()
+        if active.size and why:
+            self.give_up(active, why)
             return active[:0]
         return active
 
-    def served_first(self, active: np.ndarray, size: np.ndarray) -> np.ndarray:
+    def served_first(self, active: np.ndarray, size: np.ndarray, left: int) -> np.ndarray:
         """Under a budget, which inputs draw this round: the best chances of a certificate per expected
         evaluation first, chunks that fit in an eighth of what is left (at least the best input's); the others
-        wait, so the budget goes where certificates are cheap."""
-        if self.budget is None or not active.size:
+        wait, so the budget goes where certificates are cheap. Radius mode has no value: every input draws."""
+        if not self.priced:
             return np.ones(active.size, dtype=bool)
-        left = self.budget - self.run.evaluations()
         chance, spend = self.value(active)
         order = np.argsort(-chance / np.maximum(spend, 1.0), kind="stable")
         fits = np.cumsum(size[order]) <= max(left // 8, size[order[0]])
@@ -395,8 +375,18 @@ class _RadiusMode(_Mode):
         self.lower_cs = lower_confidence_sequence(target.alpha, parts, run.n)
         self.half = mixture_test(0.5, futility_alpha, parts, run.n, alternative="less")
 
+    priced = False
+
     def chunks(self, active: np.ndarray) -> np.ndarray:
         return growth_chunks(self.tested[active], self.min_chunk, self.growth)
+
+    def give_up(self, js: np.ndarray, why: str) -> None:
+        """End these inputs now with the radius their evidence supports so far (valid at any stopping time)."""
+        lower = self.lower_cs.lower
+        for j in js:
+            self.run.finish(
+                j, radius_certificate(float(lower[j]), int(self.c_hat[j]), self.target.sigma, why, int(self.tested[j]))
+            )
 
     def feed(self, batch: OutcomeBatch) -> None:
         self.lower_cs.update_batch(batch)
