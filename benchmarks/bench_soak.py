@@ -27,7 +27,7 @@ from haltfast.distributed import RayPool
 from haltfast.distributed import WorkerSpec
 from haltfast.models import load_model
 from haltfast.models import shipped_model_path
-from haltfast.results import ResultsJournal
+from haltfast.journal import ResultsJournal
 
 
 def memory_kib(pid: int | str = "self") -> dict:

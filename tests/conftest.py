@@ -43,3 +43,12 @@ def digits_model(tmp_path_factory):
 def certify_digits(digits_model):
     """`haltfast certify` arguments for the digits model on scikit-learn's digits, then these options."""
     return lambda *options: ["certify", "--data", "digits", "--model", str(digits_model), *options]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for the tests that run on Ray (started once, shut down at the end)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()

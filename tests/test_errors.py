@@ -25,7 +25,7 @@ from haltfast.models import parse_normalize
 from haltfast.models import resolve_device
 from haltfast.models import shipped_model_path
 from haltfast.recording import load_recording
-from haltfast.results import ResultsJournal
+from haltfast.journal import ResultsJournal
 from haltfast.triage import load_policies
 
 
@@ -78,10 +78,14 @@ def test_foreign_or_mismatched_journals_are_journal_errors(tmp_path):
     with pytest.raises(JournalError, match="is not a haltfast results journal"):
         ResultsJournal.open(foreign, {"alpha": 0.001})
     other = tmp_path / "other.journal"
-    header = {"haltfast_journal": 1, "config": {"alpha": 0.01}}
+    header = {"haltfast_journal": 2, "config": {"alpha": 0.01}}
     other.write_text(json.dumps(header) + "\n" + json.dumps({"index": 0, "decision": "certified"}) + "\n")
     with pytest.raises(JournalError, match="different configuration"):
         ResultsJournal.open(other, {"alpha": 0.001})
+    older = tmp_path / "older.journal"
+    older.write_text(json.dumps({**header, "haltfast_journal": 1}) + "\n")
+    with pytest.raises(JournalError, match="has journal format 1, this haltfast writes 2"):
+        ResultsJournal.open(older, {"alpha": 0.01})
 
 
 def test_missing_or_corrupt_recordings_are_recording_errors(tmp_path):
@@ -116,7 +120,7 @@ def test_the_cli_reports_a_mistake_as_one_line_and_exit_status_2(tmp_path, capsy
     "options, message",
     [
         (["--worth", "1000"], "--worth: spending by value needs --radius or --radii"),
-        (["--budget", "1000"], "--budget: spending by value needs --radius or --radii"),
+        (["--method", "horvath", "--budget", "9", "--seconds", "2"], "--budget, --seconds: spending by value is for"),
         (["--max-loss", "0"], "--max-loss: spending by value needs --radius or --radii"),
         (["--method", "cohen", "--radius", "0.5", "--worth", "5"], "--worth: spending by value is for --method any"),
     ],

@@ -1,68 +1,120 @@
-"""The Ray path on a local 2-worker cluster gives the single-process certificates exactly."""
+"""Ray as a pool of model evaluators: the labels it returns are the model's, request by request, so a run on
+N workers is the single-process run; a model in the user's own file and a TorchScript file load in the workers."""
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from haltfast.cli import main
 from haltfast.data import load_dataset
+from haltfast.distributed import RayPool
+from haltfast.distributed import WorkerRecipe
+from haltfast.distributed import _Worker
+from haltfast.distributed import given
+from haltfast.distributed import split_requests
 from haltfast.models import load_model
-from haltfast.results import journal_path
-
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
+from haltfast.sampling import BaseClassifier
+from haltfast.sampling import ModelLabels
+from haltfast.sampling import NoiseSampler
 
 
-def _frame(path):
-    return pd.read_csv(path).drop(columns="seconds")
+class InProcessPool(RayPool):
+    """The pool's request splitting and reassembly with its workers in this process (no Ray)."""
+
+    def __init__(self, recipe: WorkerRecipe, workers: int):
+        self.num_classes, self.batch_size, self.workers = recipe.num_classes, recipe.batch_size, workers
+        self.actors = [_Worker(recipe) for _ in range(workers)]
+        self.calls = 0
+
+    def _map(self, tasks, stop=None):
+        out = []
+        for k, (method, args) in enumerate(tasks):
+            if stop is not None and k and stop():
+                out.append(None)
+                continue
+            self.calls += 1
+            out.append(getattr(self.actors[k % len(self.actors)], method)(*args))
+        return out
+
+
+class FailsOnBright:
+    """A base classifier that raises on any batch holding an image brighter than 0.6 on average."""
+
+    def __call__(self, batch):
+        if (batch.reshape(len(batch), -1).mean(axis=1) > 0.6).any():
+            raise RuntimeError("too bright")
+        return np.zeros(len(batch), dtype=np.int64)
+
+
+def _requests(rng, n_items, size):
+    items = rng.choice(n_items, size=size, replace=False)
+    return items, rng.integers(0, 500, size), rng.integers(1, 700, size)
+
+
+def test_split_requests_covers_every_sample_once_in_order():
+    counts = np.array([5, 0, 12, 1, 7])
+    pieces = split_requests(counts, 4)
+    assert [(lo, hi) for lo, hi, *_ in pieces] == [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24), (24, 25)]
+    covered = np.concatenate([np.repeat(rows, sizes) for _, _, rows, _, sizes in pieces])
+    offsets = np.concatenate(
+        [np.concatenate([o + np.arange(s) for o, s in zip(off, sizes)]) for *_, off, sizes in pieces]
+    )
+    assert covered.tolist() == np.repeat(np.arange(5), counts).tolist()
+    assert offsets.tolist() == np.concatenate([np.arange(c) for c in counts]).tolist()
+    assert all(hi - lo <= 4 and sizes.sum() == hi - lo for lo, hi, _, _, sizes in pieces)
+
+
+def test_pool_answers_every_request_as_the_model_in_this_process(digits_model):
+    data = load_dataset("digits", "test").subset(7, 30)
+    model, _ = load_model(digits_model)
+    recipe = WorkerRecipe(given(model), given(data.images), data.indices, 10, 0.25, seed=5, batch_size=256)
+    local = ModelLabels(
+        NoiseSampler(BaseClassifier(model, 10), 0.25, 5, 1000), torch.as_tensor(data.images), data.indices
+    )
+    pool = InProcessPool(recipe, workers=3)
+    rng = np.random.default_rng(0)
+    for size in (1, 5, len(data.indices)):
+        items, starts, counts = _requests(rng, len(data.indices), size)
+        want = local.labels(items, starts, counts)
+        got = pool.labels(items, starts, counts)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    assert pool.calls > len(pool.actors)  # requests were split over the workers
+    items = np.arange(len(data.indices))
+    np.testing.assert_array_equal(pool.clean_logits(items)[0], local.clean_logits(items)[0])
+    np.testing.assert_array_equal(pool.clean(items)[0], local.clean(items)[0])
+
+
+def test_pool_fails_only_the_inputs_the_model_fails_on_and_stops_on_request():
+    images = np.full((6, 1, 4, 4), 0.2, dtype=np.float32)
+    images[[1, 4]] = 0.9
+    recipe = WorkerRecipe(given(FailsOnBright()), given(images), np.arange(6), 2, 0.01, seed=0, batch_size=8)
+    pool = InProcessPool(recipe, workers=2)
+    counts = np.array([10, 30, 5, 7, 20, 3])
+    labels, drawn, errors = pool.labels(np.arange(6), np.zeros(6, dtype=np.int64), counts)
+    assert drawn.tolist() == [10, 0, 5, 7, 0, 3] and sorted(errors) == [1, 4] and "too bright" in errors[1]
+    assert labels.size == 25 and not labels.any()
+    polls = iter([True])  # the deadline has passed once the first request (2 batches of 8) is under way
+    labels, drawn, _ = pool.labels(
+        np.array([0, 2, 3]), np.zeros(3, dtype=np.int64), np.array([10, 5, 7]), lambda: next(polls)
+    )
+    assert drawn.tolist() == [10, 5, 1]  # the first 16 samples of the request: a prefix
+    assert labels.size == 16
 
 
 @pytest.mark.slow
-def test_two_ray_workers_give_the_single_process_certificates(cluster, tmp_path, capsys, certify_digits):
-    options = ["--max-samples", "1000"]  # radius mode; decision mode below
-
+def test_two_ray_workers_give_the_single_process_certificates(ray_cluster, tmp_path, capsys, certify_digits):
     def certify(out, n, *extra):
-        return main(
-            certify_digits("--skip", "3", "--max", str(n), "--quiet", *options, "--out", str(tmp_path / out), *extra)
-        )
+        args = ["--skip", "3", "--max", str(n), "--quiet", "--max-samples", "1000", "--out", str(tmp_path / out)]
+        return main(certify_digits(*args, *extra))
 
     assert certify("single.csv", 14) == 0
     assert certify("ray.csv", 14, "--workers", "2") == 0
     assert "2 Ray workers" in capsys.readouterr().err
-    pd.testing.assert_frame_equal(_frame(tmp_path / "single.csv"), _frame(tmp_path / "ray.csv"))
-    # Ray finishes what a single process started
-    assert certify("partial.csv", 5) == 0
+    frame = lambda name: pd.read_csv(tmp_path / name).drop(columns="seconds")
+    pd.testing.assert_frame_equal(frame("single.csv"), frame("ray.csv"))
+    assert certify("partial.csv", 5) == 0  # Ray finishes what a single process started
     assert certify("partial.csv", 14, "--workers", "2") == 0
     assert "5 of 14 inputs already finished" in capsys.readouterr().err
-    pd.testing.assert_frame_equal(_frame(tmp_path / "single.csv"), _frame(tmp_path / "partial.csv"))
-    assert len(journal_path(tmp_path / "partial.csv").read_text().splitlines()) == 1 + 14
-
-
-@pytest.mark.slow
-def test_chunking_does_not_change_certificates(cluster, digits_model):
-    from haltfast.distributed import RayPool
-    from haltfast.distributed import WorkerSpec
-    from haltfast.smooth import Smooth
-
-    data = load_dataset("digits", "test").subset(5, 9)
-    model, _ = load_model(digits_model)
-    options = {"radius": 0.2, "max_samples": 3000}
-    spec = WorkerSpec(model, 10, 0.25, seed=3, batch_size=300, options=options)
-    key = lambda certs: [(c.index, c.prediction, c.decision, c.radius, c.evaluations, c.log_evalue) for c in certs]
-    single = Smooth(model, 10, 0.25, seed=3).certify_many(
-        data.images, data.labels, method="anytime", keys=data.indices, progress=False, **options
-    )
-    seen = []
-    with RayPool(spec, workers=2) as pool:
-        assert len(set(pool.pids)) == 2
-        one_by_one = pool.certify(data.images, data.labels, data.indices, chunk_size=1, on_result=seen.append)
-        in_fours = pool.certify(data.images, data.labels, data.indices, chunk_size=4)
-    assert key(one_by_one) == key(in_fours) == key(single)
-    assert sorted(c.index for c in seen) == sorted(data.indices.tolist())
-    assert np.all([c.label is not None for c in one_by_one])
+    pd.testing.assert_frame_equal(frame("single.csv"), frame("partial.csv"))

@@ -11,8 +11,8 @@ import pytest
 from haltfast.certificate import Certificate
 from haltfast.cli import main
 from haltfast.errors import HaltfastError
-from haltfast.results import ResultsJournal
-from haltfast.results import journal_path
+from haltfast.journal import ResultsJournal
+from haltfast.journal import journal_path
 
 CONFIG = {"model_sha256": "ab" * 32, "sigma": 0.25, "alpha": 0.001, "method": "anytime", "radius": None}
 
@@ -25,6 +25,11 @@ def _cert(index, decision="certified", **kw):
 
 def _journal_lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _rows(path):
+    """The certificate rows of a journal (it also holds run, draw and clean lines)."""
+    return [line for line in _journal_lines(path)[1:] if "index" in line]
 
 
 def test_journal_round_trip_and_resume(tmp_path):
@@ -50,7 +55,7 @@ def test_truncated_last_line_is_dropped_and_the_file_repaired(tmp_path):
     with ResultsJournal.open(path, CONFIG) as j:
         assert sorted(j.finished) == [0, 1]
         j.append(_cert(2))
-    assert [row["index"] for row in _journal_lines(path)[1:]] == [0, 1, 2]  # every line parses again
+    assert [row["index"] for row in _rows(path)] == [0, 1, 2]  # every line parses again
 
 
 def test_changed_configuration_is_refused_naming_what_changed(tmp_path):
@@ -110,14 +115,14 @@ def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(certify_dig
 
     monkeypatch.setattr(ResultsJournal, "append", ctrl_c_after_six)
     assert main(_digits(certify_digits, out, *opts)) == 130
-    assert not out.exists() and len(_journal_lines(journal_path(out))) == 1 + 6
+    assert not out.exists() and len(_rows(journal_path(out))) == 6
     monkeypatch.setattr(ResultsJournal, "append", append)
     capsys.readouterr()
     assert main(_digits(certify_digits, out, *opts, "--summary-json", str(tmp_path / "s.json"))) == 0
     assert "6 of 16 inputs already finished" in capsys.readouterr().err
     assert json.loads((tmp_path / "s.json").read_text())["resumed"] == 6
     _same_results(tmp_path / "whole.csv", out)
-    rows = _journal_lines(journal_path(out))[1:]
+    rows = _rows(journal_path(out))
     assert sorted(r["index"] for r in rows) == sorted(pd.read_csv(out)["index"])  # each input computed once
     # --max grows: the 16 finished inputs are reused; a changed alpha is refused
     assert main(_digits(certify_digits, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.01")) == 0
@@ -140,7 +145,7 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(certify_digits,
     deadline = time.monotonic() + 120
     rows = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        rows = journal.read_bytes().count(b"\n") - 1 if journal.exists() else 0
+        rows = journal.read_bytes().count(b'"index"') if journal.exists() else 0
         if rows >= 3:
             os.kill(proc.pid, signal.SIGKILL)
             break
@@ -149,13 +154,13 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(certify_digits,
     proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     before = journal.read_bytes()
-    finished = before.count(b"\n") - 1
+    finished = before[: before.rfind(b"\n") + 1].count(b'"index"')
     assert 3 <= finished < 20 and not out.exists()
 
     assert main(_digits(certify_digits, out, *opts)) == 0
     after = journal.read_bytes()
     assert after.startswith(before[: before.rfind(b"\n") + 1])  # finished rows kept as they were
-    indices = [row["index"] for row in _journal_lines(journal)[1:]]
+    indices = [row["index"] for row in _rows(journal)]
     assert len(indices) == len(set(indices)) == 20  # nothing finished was computed again
     assert main(_digits(certify_digits, tmp_path / "whole.csv", *opts)) == 0
     _same_results(tmp_path / "whole.csv", out)

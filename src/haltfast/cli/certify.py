@@ -15,14 +15,13 @@ import numpy as np
 from ..errors import ModelError
 from ..errors import UsageError
 from .inputs import Inputs
-from .inputs import batch_size
 from .inputs import load_inputs
 from .inputs import resolve_prior
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
     from ..files import check_writable
-    from ..results import journal_path
+    from ..journal import journal_path
 
     distributed = args.workers is not None or args.ray_address is not None
     if distributed and args.streams:
@@ -34,8 +33,8 @@ def cmd_certify(args: argparse.Namespace) -> int:
     inputs = load_inputs(args)
     check_target(args, inputs)
     options, prior_id = method_options(args, inputs)
-    config = run_config(args, inputs, options, prior_id)
-    certs, fresh, seconds = run_journaled(args, inputs, options, config, distributed)
+    config, knobs = run_config(args, inputs, options, prior_id)
+    certs, fresh, seconds = run_journaled(args, inputs, options, config, knobs, distributed)
     report(args, inputs, certs, fresh, seconds, options)
     return 0
 
@@ -46,11 +45,12 @@ def check_spending(args: argparse.Namespace) -> None:
     given = [name for name, value in {**values, "--max-loss": args.max_loss}.items() if value is not None]
     if given and args.method != "anytime":
         raise UsageError(f"{', '.join(given)}: spending by value is for --method anytime, not {args.method}")
-    by_value = [option for option in given if option != "--seconds"]
+    by_value = [option for option in given if option not in ("--seconds", "--budget")]
     if by_value and args.radius is None and args.radii is None:
         raise UsageError(
             f"{', '.join(by_value)}: spending by value needs --radius or --radii (decision or grid mode); "
-            "radius mode spends each input's --max-samples by its --tolerance (--seconds sets a deadline)"
+            "radius mode spends each input's --max-samples by its --tolerance (--budget or --seconds stop it "
+            "sooner)"
         )
 
 
@@ -80,10 +80,7 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
     prior, prior_id = resolve_prior(args, inputs)
     if args.selection is None:  # grid mode's radius 0 asks for the noisy top class, as Cohen's pilot finds it
         args.selection = "pilot" if args.radii is not None else "clean"
-    if args.budget is not None or args.seconds is not None:
-        options.update(budget=args.budget, seconds=args.seconds)
-    if args.max_loss is not None:
-        options["max_loss"] = args.max_loss
+    options.update(budget=args.budget, seconds=args.seconds, max_loss=args.max_loss)
     options.update(
         prior=prior,
         selection=args.selection,
@@ -96,8 +93,13 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
     return options, prior_id
 
 
-def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id: str | None) -> dict:
-    """Everything a certificate depends on: a journal written under another configuration is refused.
+SPENDING = ("max_samples", "budget", "seconds", "worth", "max_loss")  # anytime: a rerun may change these
+
+
+def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id: str | None) -> tuple[dict, dict]:
+    """(Everything a certificate depends on, the spending options): a journal written under another
+    configuration is refused; the anytime method's spending options (the cap per input, the run's budget,
+    deadline, worth and target loss) may change from one session to the next, which extends the run.
 
     --max, --skip, --batch, --threads and --workers change which inputs run or how fast, never a result.
     """
@@ -106,11 +108,12 @@ def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id
     sizes = {"n0": args.n0, "n": args.n} if args.method == "cohen" else {"n0": args.n0}
     identity = {k: v for k, v in inputs.identity.items() if k != "skip"}
     shown = {k: (prior_id if k == "prior" else v) for k, v in options.items()}
+    knobs = {k: shown.pop(k, None) for k in SPENDING} if args.method == "anytime" else {}
     seed = args.seed
     if not inputs.live:
         assert inputs.recording_meta is not None  # a replay has its recording's metadata
         seed = inputs.recording_meta["seed"]
-    return {
+    config = {
         "haltfast": __version__,
         "sigma": inputs.sigma,
         "alpha": args.alpha,
@@ -120,25 +123,27 @@ def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id
         "seed": seed,
         **identity,
     }
+    return config, knobs
 
 
-def run_journaled(args, inputs: Inputs, options: dict, config: dict, distributed: bool):
-    """Certify the inputs the journal does not hold yet; returns (all certificates in input order, the new ones,
-    seconds)."""
-    from ..results import ResultsJournal
-    from ..results import journal_path
+def coupled(options: dict) -> bool:
+    """Whether one input's result depends on the others' (a budget, deadline or target loss is shared): then a
+    resumed run replays every input from the journal rather than keeping finished ones."""
+    return any(options.get(k) is not None for k in ("budget", "seconds", "max_loss"))
 
-    journal = ResultsJournal.open(journal_path(args.out), config) if args.out else None
+
+def run_journaled(args, inputs: Inputs, options: dict, config: dict, knobs: dict, distributed: bool):
+    """Certify the inputs the journal does not hold final results for, reading every label the journal holds
+    instead of evaluating it again; returns (all certificates in input order, the new ones, seconds)."""
+    from ..journal import ResultsJournal
+    from ..journal import journal_path
+
+    journal = ResultsJournal.open(journal_path(args.out), config, knobs=knobs) if args.out else None
     with journal or contextlib.nullcontext():
-        done = journal.finished if journal else {}
+        done = journal.finished if journal and not coupled(options) else {}
         todo = np.array([k for k, index in enumerate(inputs.indices) if int(index) not in done], dtype=np.int64)
-        if len(inputs.indices) - len(todo):
-            assert journal is not None  # only a journal holds finished inputs
-            print(
-                f"resuming {journal.path}: {len(inputs.indices) - len(todo)} of {len(inputs.indices)} inputs "
-                f"already finished, certifying the other {len(todo)}",
-                file=sys.stderr,
-            )
+        if journal is not None:
+            tell_resume(journal, inputs, todo, options, knobs)
         print(
             f"certifying {inputs.describe()}, sigma={inputs.sigma:g}, method={args.method}, alpha={args.alpha:g}"
             + (f", prior {args.prior}" if args.method == "anytime" else "")
@@ -150,88 +155,76 @@ def run_journaled(args, inputs: Inputs, options: dict, config: dict, distributed
 
             options["prior"] = oracle_prior(inputs.recording, todo.tolist())
         start = time.perf_counter()
-        fresh = run_inputs(args, inputs, todo, options, journal.append if journal else None, distributed)
+        if journal is not None and len(todo):
+            journal.labels.keep_only(inputs.indices[todo])
+            journal.start_run(knobs)
+        fresh = run_inputs(args, inputs, todo, options, journal)
         seconds = time.perf_counter() - start
     by_index = {**done, **{c.index: c for c in fresh}}
     return [by_index[int(index)] for index in inputs.indices], fresh, seconds
 
 
-def run_inputs(args, inputs: Inputs, todo: np.ndarray, options: dict, on_result, distributed: bool) -> list:
-    """The three ways to run: replay a recording, spread the inputs over Ray workers, or certify here."""
+def tell_resume(journal, inputs: Inputs, todo: np.ndarray, options: dict, knobs: dict) -> None:
+    """Say what a rerun on an existing journal does: keep finished inputs, or replay the run on its labels."""
+    finished = len(inputs.indices) - len(todo)
+    held = journal.labels.evaluations
+    if finished:
+        print(
+            f"resuming {journal.path}: {finished} of {len(inputs.indices)} inputs already finished, certifying "
+            f"the other {len(todo)}",
+            file=sys.stderr,
+        )
+    elif journal.runs and (held or any(journal.runs)):
+        why = (
+            "the run shares a budget, deadline or target loss across its inputs"
+            if coupled(options) and knobs == journal.runs[-1]
+            else "its spending options changed (" + changed_knobs(journal.runs[-1], knobs) + ")"
+        )
+        print(
+            f"continuing {journal.path}: {why}, so every input is replayed on the {held:,} model evaluations the "
+            f"journal holds and continued beyond them",
+            file=sys.stderr,
+        )
+
+
+def changed_knobs(old: dict | None, new: dict) -> str:
+    old = old or {}
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)) or "none"
+
+
+def run_inputs(args, inputs: Inputs, todo: np.ndarray, options: dict, journal) -> list:
+    """Run the method on inputs todo: on a recording, or live with labels from this process or a Ray pool,
+    every live label read from the journal as far as it holds it (the anytime method) and journaled."""
+    from ..journal import JournaledLabels
     from ..methods import run_method
     from ..progress import progress_bar
+    from ..streams import Streams
 
     if not len(todo):
         return []
     labels, indices = inputs.labels[todo], inputs.indices[todo]
+    on_result = journal.append if journal is not None else None
     common = {"n0": args.n0, "n": args.n, "alpha": args.alpha, "on_result": on_result, **options}
-    with progress_bar(not args.quiet, len(todo), desc="certify") as tick:
-        if not inputs.live:
-            return run_method(
-                args.method,
-                inputs.recording,
-                todo.tolist(),
-                sigma=inputs.sigma,
-                labels=labels,
-                indices=indices,
-                progress=tick,
-                **common,
-            )
-        if distributed:
-            return run_on_ray(args, inputs, todo, options, on_result, tick)
-        smooth = inputs.smooth(args)
-        return smooth.certify_many(
-            Selection(inputs.source, todo),
-            labels,
-            method=args.method,
-            keys=indices,
+    with progress_bar(not args.quiet, len(todo), desc="certify") as tick, contextlib.ExitStack() as stack:
+        streams: Streams | None = inputs.recording
+        items = todo.tolist()
+        if inputs.live:
+            source = inputs.label_source(args, todo)
+            if hasattr(source, "close"):
+                stack.callback(source.close)
+            if journal is not None and args.method == "anytime":
+                source = JournaledLabels(source, indices, journal)
+            streams, items = Streams(source, len(todo)), list(range(len(todo)))
+        return run_method(
+            args.method,
+            streams,
+            items,
+            sigma=inputs.sigma,
+            labels=labels,
             indices=indices,
-            progress=tick or False,
+            progress=tick,
             **common,
         )
-
-
-def run_on_ray(args, inputs: Inputs, todo: np.ndarray, options: dict, on_result, tick) -> list:
-    from ..distributed import RayPool
-    from ..distributed import WorkerSpec
-
-    assert inputs.model is not None  # a live run has its model
-    spec = WorkerSpec(
-        inputs.model,
-        inputs.num_classes,
-        inputs.sigma,
-        args.seed,
-        batch_size(args, inputs),
-        args.method,
-        args.n0,
-        args.n,
-        args.alpha,
-        options,
-        device=inputs.identity["device"],
-        weights_sha256=inputs.weights_sha256,
-    )
-    with RayPool(spec, args.workers, args.ray_address) as pool:
-        print(f"{pool.workers} Ray workers", file=sys.stderr)
-        return pool.certify(
-            Selection(inputs.source, todo),
-            inputs.labels[todo],
-            inputs.indices[todo],
-            on_result=on_result,
-            progress=tick,
-        )
-
-
-class Selection:
-    """Some positions of a lazy image source, itself lazy: `load(ps)` reads source positions positions[ps]."""
-
-    def __init__(self, source, positions: np.ndarray):
-        self.source, self.positions = source, np.asarray(positions, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def load(self, positions) -> np.ndarray:
-        return self.source.load(self.positions[np.asarray(positions, dtype=np.int64)])
 
 
 def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, options: dict) -> None:

@@ -5,6 +5,7 @@ record, calibrate and triage."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from dataclasses import field
@@ -41,6 +42,8 @@ class Inputs:
     recording: RecordedStreams | None = None  # replay: RecordedStreams of the selected inputs
     recording_meta: dict | None = None
     weights_path: Path | None = None  # where a meta-learner beside the weights would be
+    data_recipe: dict | None = None  # live: how a Ray worker opens the same selected inputs (open_selection)
+    model_recipe: dict | None = None  # live: how a Ray worker loads the same model (load_prepared_model)
 
     @property
     def live(self) -> bool:
@@ -76,6 +79,84 @@ class Inputs:
             return self.recording
         return self.smooth(args).streams(self.source, self.indices)
 
+    def label_source(self, args: argparse.Namespace, todo: np.ndarray):
+        """Where the labels of inputs todo (as items 0, 1, ...) come from in a live run: the model in this process,
+        or a pool of Ray workers (--workers, --ray-address) that load the model and images themselves. A pool
+        must be closed (it has `close`)."""
+        from ..sampling import BaseClassifier
+        from ..sampling import ModelLabels
+        from ..sampling import NoiseSampler
+
+        assert self.model is not None and self.source is not None  # a live run
+        keys = self.indices[todo]
+        if getattr(args, "workers", None) is None and getattr(args, "ray_address", None) is None:
+            sampler = NoiseSampler(
+                BaseClassifier(self.model, self.num_classes),
+                self.sigma,
+                args.seed,
+                batch_size(args, self),
+                self.identity["device"],
+            )
+            return ModelLabels(sampler, Selection(self.source, todo), keys)
+        from functools import partial
+
+        from ..distributed import RayPool
+        from ..distributed import WorkerRecipe
+
+        assert self.data_recipe is not None and self.model_recipe is not None
+        recipe = WorkerRecipe(
+            partial(load_prepared_model, **self.model_recipe),
+            partial(open_selection, **self.data_recipe, positions=todo),
+            keys,
+            self.num_classes,
+            self.sigma,
+            args.seed,
+            batch_size(args, self),
+            self.identity["device"],
+            cwd=os.getcwd(),
+        )
+        pool = RayPool(recipe, args.workers, args.ray_address)
+        print(f"{pool.workers} Ray workers", file=sys.stderr)
+        return pool
+
+
+class Selection:
+    """Some positions of a lazy image source, itself lazy: `load(ps)` reads source positions positions[ps]."""
+
+    def __init__(self, source, positions: np.ndarray):
+        self.source, self.positions = source, np.asarray(positions, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def load(self, positions) -> np.ndarray:
+        return self.source.load(self.positions[np.asarray(positions, dtype=np.int64)])
+
+
+def open_selection(data, split, data_dir, resize, center_crop, layout, skip, max_items, positions) -> Selection:
+    """The inputs a command selected, opened anew (in a Ray worker): every skip-th item of the data set, at most
+    max_items, then these positions among them."""
+    from ..data import open_dataset
+
+    source = open_dataset(data, split, data_dir, resize=resize, center_crop=center_crop, layout=layout)
+    return Selection(source.subset(skip, max_items), positions)
+
+
+def load_prepared_model(spec, weights, sigma, normalize, allow_unverified, device, dtype, weights_sha256=None):
+    """The base model on its device and at its precision, loaded as the command line loads it; refuses weights
+    other than `weights_sha256` (a Ray worker must certify the driver's model)."""
+    from ..errors import ModelError
+    from ..models import load_base_model
+    from ..models import prepare_model
+
+    model, card = load_base_model(spec, weights, sigma=sigma, normalize=normalize, allow_unverified=allow_unverified)
+    if weights_sha256 is not None and card["weights_sha256"] != weights_sha256:
+        raise ModelError(
+            f"this process loaded weights with SHA-256 {card['weights_sha256'][:16]}..., the run certifies "
+            f"{weights_sha256[:16]}...: every Ray worker must see the same model files at the same paths"
+        )
+    return prepare_model(model, device, dtype)
+
 
 def load_inputs(args: argparse.Namespace) -> Inputs:
     """The inputs named by the command line: a recording (--streams), or --data with --model; every mistake is
@@ -95,8 +176,21 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
     from ..models import load_base_model
     from ..models import prepare_model
 
+    data_args = {
+        "data": args.data,
+        "split": data_split(args),
+        "data_dir": args.data_dir,
+        "resize": args.resize,
+        "center_crop": args.center_crop,
+        "layout": args.layout,
+    }
     source = open_dataset(
-        args.data, data_split(args), args.data_dir, resize=args.resize, center_crop=args.center_crop, layout=args.layout
+        data_args["data"],
+        data_args["split"],
+        data_args["data_dir"],
+        resize=args.resize,
+        center_crop=args.center_crop,
+        layout=args.layout,
     )
     model, card = load_base_model(
         args.model, args.weights, sigma=args.sigma, normalize=args.normalize, allow_unverified=args.allow_unverified
@@ -138,6 +232,16 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
         "skip": skip,
     }
     weights_path = Path(card["weights_path"]) if card.get("weights_path") else None
+    model_recipe = {
+        "spec": args.model,
+        "weights": args.weights,
+        "sigma": args.sigma,
+        "normalize": args.normalize,
+        "allow_unverified": args.allow_unverified,
+        "device": args.device,
+        "dtype": args.dtype,
+        "weights_sha256": card["weights_sha256"],
+    }
     return Inputs(
         np.asarray(selected.labels),
         np.asarray(selected.indices),
@@ -150,6 +254,8 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
         model=prepared,
         card=card,
         weights_path=weights_path,
+        data_recipe={**data_args, "skip": skip, "max_items": max_items},
+        model_recipe=model_recipe,
     )
 
 

@@ -216,3 +216,21 @@ def add_output_options(p: argparse.ArgumentParser, out_help: str, summary: bool 
     if summary:
         g.add_argument("--summary-json", type=Path, default=None, help="also write the summary as JSON here")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_scale_out_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale-out")
+    g.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="evaluate the model on a local Ray cluster of this many worker processes (one thread, or one GPU "
+        "with --device cuda, each; pip install 'haltfast[ray]'); the run itself, its budget and journal stay "
+        "here, so results equal a single process's",
+    )
+    g.add_argument(
+        "--ray-address",
+        default=None,
+        help="evaluate on an existing Ray cluster (e.g. auto); one worker per CPU unless --workers; every node "
+        "must see the model and data files at the same paths",
+    )

@@ -10,6 +10,7 @@ from ..options import add_data_options
 from ..options import add_model_options
 from ..options import add_output_options
 from ..options import add_sampling_options
+from ..options import add_scale_out_options
 from ..options import loss_fraction
 from ..options import positive_float
 from ..options import positive_int
@@ -24,8 +25,13 @@ WORTH_HELP = (
     "decision mode; 0: off)"
 )
 BUDGET_HELP = (
-    "anytime decision and grid mode: model evaluations for the whole run (selection included, never "
-    "exceeded), spent first where a certificate is cheapest; inputs left when it is spent end undecided"
+    "anytime: model evaluations for the whole run (selection included, never exceeded, also across resumes "
+    "and Ray workers), spent first where a certificate is cheapest; inputs left when it is spent end "
+    "undecided (radius mode: with the radius they have)"
+)
+SECONDS_HELP = (
+    "anytime: a deadline for the run, counted from its start (selection included) and kept within about one "
+    "model batch; inputs still open then end undecided (radius mode: with the radius they have)"
 )
 MAX_LOSS_HELP = (
     "anytime decision and grid mode: give inputs up (undecided), the worst chance of a certificate per expected "
@@ -56,7 +62,7 @@ def add_parser(sub) -> None:
     g.add_argument("--worth", type=float, default=None, help=WORTH_HELP)
     g.add_argument("--max-loss", type=loss_fraction, default=None, metavar="FRACTION", help=MAX_LOSS_HELP)
     g.add_argument("--budget", type=positive_int, default=None, help=BUDGET_HELP)
-    g.add_argument("--seconds", type=positive_float, default=None, help="anytime: a wall-clock budget for the run")
+    g.add_argument("--seconds", type=positive_float, default=None, help=SECONDS_HELP)
     g.add_argument(
         "--n0", type=positive_int, default=100, help="selection (pilot) samples of cohen and --selection pilot"
     )
@@ -103,24 +109,13 @@ def add_parser(sub) -> None:
         help="replay a recording made by `haltfast record` instead of running the model",
     )
     add_sampling_options(p)
-    g = p.add_argument_group("scale-out")
-    g.add_argument(
-        "--workers",
-        type=positive_int,
-        default=None,
-        help="certify on a local Ray cluster of this many worker processes (one thread, or one GPU with "
-        "--device cuda, each; pip install 'haltfast[ray]'); certificates equal a single process's",
-    )
-    g.add_argument(
-        "--ray-address",
-        default=None,
-        help="certify on an existing Ray cluster (e.g. auto); one worker per CPU unless --workers",
-    )
+    add_scale_out_options(p)
     add_output_options(
         p,
-        "results file, one row per input in input order; each finished input is also appended "
-        "to OUT.journal at once, so rerunning the same command resumes; a journal of another "
-        "configuration is refused",
+        "results file, one row per input in input order; every label drawn and every finished input is "
+        "also appended to OUT.journal at once, so rerunning the same command resumes (and with a larger "
+        "--max-samples, --budget or --seconds extends) the run without evaluating any sample twice; a "
+        "journal of another configuration is refused",
     )
     p.add_argument(
         "--format",
