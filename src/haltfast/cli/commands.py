@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shlex
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import OutputError
 from ..errors import UsageError
@@ -194,36 +197,75 @@ def calibration_data(args: argparse.Namespace, inputs, data_path: Path):
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
+    import contextlib
+
     from ..files import check_writable
     from ..files import write_json
+    from ..journal import JournaledLabels
+    from ..journal import ResultsJournal
+    from ..journal import journal_path
     from ..progress import progress_bar
+    from ..streams import Streams
     from ..triage import format_triage_summary
     from ..triage import load_policies
     from ..triage import triage
     from ..triage import validate_policies
 
+    if (args.workers is not None or args.ray_address is not None) and args.streams:
+        raise UsageError("--workers and --ray-address run the model; replaying --streams is cheap, run it without them")
     check_writable(args.out, "results file")
+    check_writable(journal_path(args.out) if args.out else None, "results journal")
     check_writable(args.summary_json, "summary file")
     policies = load_policies(args.policies)  # a bad file is refused before the model and data are loaded
     inputs = load_inputs(args)
     validate_policies(policies, inputs.sigma)
-    prior, _ = resolve_prior(args, inputs, fallback="pilot")
-    with progress_bar(not args.quiet, len(inputs.indices), desc=f"triage ({args.policy})") as tick:
-        report = triage(
-            inputs.streams(args),
-            list(range(len(inputs.indices))),
-            policies,
-            sigma=inputs.sigma,
-            budget_evaluations=args.budget,
-            budget_seconds=args.seconds,
-            policy=args.policy,
-            n0=args.n0,
-            prior=prior,
-            selection=args.selection,
-            labels=inputs.labels,
-            indices=inputs.indices,
-            progress=tick,
-        )
+    prior, prior_id = resolve_prior(args, inputs, fallback="pilot")
+    everything = np.arange(len(inputs.indices))
+    config = {
+        "command": "triage",
+        "sigma": inputs.sigma,
+        "policies_sha256": hashlib.sha256(Path(args.policies).read_bytes()).hexdigest(),
+        "policy": args.policy,
+        "n0": args.n0,
+        "prior": prior_id,
+        "selection": args.selection,
+        "seed": args.seed if inputs.live else (inputs.recording_meta or {}).get("seed"),
+        **{k: v for k, v in inputs.identity.items() if k != "skip"},
+    }
+    knobs = {"budget": args.budget, "seconds": args.seconds}
+    journal = ResultsJournal.open(journal_path(args.out), config, knobs=knobs) if args.out else None
+    with journal or contextlib.nullcontext(), contextlib.ExitStack() as stack:
+        streams: Streams | None = inputs.recording
+        if inputs.live:
+            source = inputs.label_source(args, everything)
+            if hasattr(source, "close"):
+                stack.callback(source.close)
+            if journal is not None:
+                if journal.labels.evaluations:
+                    print(
+                        f"continuing {journal.path}: the run is replayed on the {journal.labels.evaluations:,} "
+                        f"model evaluations the journal holds and continued beyond them",
+                        file=sys.stderr,
+                    )
+                journal.start_run(knobs)
+                source = JournaledLabels(source, inputs.indices, journal)
+            streams = Streams(source, len(everything))
+        with progress_bar(not args.quiet, len(inputs.indices), desc=f"triage ({args.policy})") as tick:
+            report = triage(
+                streams,
+                everything.tolist(),
+                policies,
+                sigma=inputs.sigma,
+                budget_evaluations=args.budget,
+                budget_seconds=args.seconds,
+                policy=args.policy,
+                n0=args.n0,
+                prior=prior,
+                selection=args.selection,
+                labels=inputs.labels,
+                indices=inputs.indices,
+                progress=tick,
+            )
     if args.out:
         report.write_csv(args.out)
     summary = report.summary()

@@ -312,7 +312,7 @@ class Triage:
                     reason = "interrupted"
                     break
                 if budget_seconds is not None:
-                    elapsed = time.perf_counter() - start
+                    elapsed = self.elapsed(start)
                     if elapsed + (elapsed / rounds_here if rounds_here else 0.0) > budget_seconds:
                         reason = "time budget spent"
                         break
@@ -332,6 +332,10 @@ class Triage:
             self.seconds += time.perf_counter() - start
         self.stop_reason = reason
         return self.report()
+
+    def elapsed(self, start: float) -> float:
+        """Seconds of this call of `run` so far (its time budget)."""
+        return time.perf_counter() - start
 
     def _install_sigint(self):
         if threading.current_thread() is not threading.main_thread():

@@ -10,6 +10,7 @@ from ..options import add_data_options
 from ..options import add_model_options
 from ..options import add_output_options
 from ..options import add_sampling_options
+from ..options import add_scale_out_options
 from ..options import positive_float
 from ..options import positive_int
 
@@ -41,6 +42,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--meta", type=Path, default=None, help="meta-learner file for --prior meta")
     add_sampling_options(p)
+    add_scale_out_options(p)
     p.add_argument("--streams", type=Path, default=None, help="replay a recording instead of running the model")
-    add_output_options(p, "CSV: every input's state")
+    add_output_options(
+        p,
+        "CSV: every input's state; every label drawn is also appended to OUT.journal, so rerunning the same "
+        "command (with a larger --budget or --seconds to extend it) continues the run without evaluating any "
+        "sample twice",
+    )
     p.set_defaults(func=cmd_triage)
