@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_own_model import project  # noqa: F401 - the user's folder: resnet.py, a checkpoint, photos
+from test_own_model import user  # noqa: F401
 
 from haltfast.cli import main
 from haltfast.data import load_dataset
@@ -118,3 +120,24 @@ def test_two_ray_workers_give_the_single_process_certificates(ray_cluster, tmp_p
     assert certify("partial.csv", 14, "--workers", "2") == 0
     assert "5 of 14 inputs already finished" in capsys.readouterr().err
     pd.testing.assert_frame_equal(frame("single.csv"), frame("partial.csv"))
+
+
+@pytest.mark.slow
+def test_a_model_in_the_users_file_and_a_torchscript_file_certify_on_ray_workers(ray_cluster, user):  # noqa: F811
+    """The workers load the user's resnet.py factory with its checkpoint, and a TorchScript file, by path."""
+    from test_own_model import CERTIFY
+    from test_own_model import SIZES
+
+    from haltfast.models import load_base_model
+
+    def certify(model: list[str], out: str, *extra: str) -> pd.DataFrame:
+        assert main([CERTIFY[0], *model, *CERTIFY[5:-1], out, *SIZES["certify"], *extra]) == 0
+        return pd.read_csv(out).drop(columns="seconds")
+
+    factory = CERTIFY[1:5]
+    pd.testing.assert_frame_equal(certify(factory, "one.csv"), certify(factory, "ray.csv", "--workers", "2"))
+    model, _ = load_base_model("resnet.py:resnet", "checkpoint.pth.tar")
+    torch.jit.save(torch.jit.script(model), "resnet.ts")
+    assert main(["card", "--model", "resnet.ts", "--sigma", "0.25", "--data", "photos"]) == 0
+    scripted = ["--model", "resnet.ts"]
+    pd.testing.assert_frame_equal(certify(scripted, "ts.csv"), certify(scripted, "ts-ray.csv", "--workers", "2"))
