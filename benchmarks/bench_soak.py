@@ -25,9 +25,9 @@ from pathlib import Path
 from haltfast.data import load_dataset
 from haltfast.distributed import RayPool
 from haltfast.distributed import WorkerSpec
+from haltfast.journal import ResultsJournal
 from haltfast.models import load_model
 from haltfast.models import shipped_model_path
-from haltfast.journal import ResultsJournal
 
 
 def memory_kib(pid: int | str = "self") -> dict:

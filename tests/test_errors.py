@@ -20,12 +20,12 @@ from haltfast.errors import PolicyError
 from haltfast.errors import RecordingError
 from haltfast.errors import UsageError
 from haltfast.files import check_writable
+from haltfast.journal import ResultsJournal
 from haltfast.models import load_model
 from haltfast.models import parse_normalize
 from haltfast.models import resolve_device
 from haltfast.models import shipped_model_path
 from haltfast.recording import load_recording
-from haltfast.journal import ResultsJournal
 from haltfast.triage import load_policies
 
 
