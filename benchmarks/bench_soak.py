@@ -3,8 +3,9 @@
     python benchmarks/bench_soak.py --max 10000 --max-samples 1000 --workers 1,2 --out docs/soak-benchmark.md
 
 For each worker count, certifies the first --max test images (shipped sigma = 0.25
-model, anytime radius mode, budget --max-samples per input) on a local Ray cluster,
-journaling every certificate as `haltfast certify --out` does, and records at
+model, anytime radius mode, budget --max-samples per input) with a pool of Ray workers
+evaluating the model and the engine in this process, journaling every label and
+certificate as `haltfast certify --out` does, and records at
 checkpoints (1k, 5k, 10k inputs, scaled down for a smaller --max) the throughput and
 the peak resident memory (VmHWM) of the driver and of each worker. Also checks that
 every worker count gives the same certificates.
@@ -24,10 +25,14 @@ from pathlib import Path
 
 from haltfast.data import load_dataset
 from haltfast.distributed import RayPool
-from haltfast.distributed import WorkerSpec
+from haltfast.distributed import WorkerRecipe
+from haltfast.distributed import given
+from haltfast.journal import JournaledLabels
 from haltfast.journal import ResultsJournal
+from haltfast.methods import run_method
 from haltfast.models import load_model
 from haltfast.models import shipped_model_path
+from haltfast.streams import Streams
 
 
 def memory_kib(pid: int | str = "self") -> dict:
@@ -41,15 +46,16 @@ def memory_kib(pid: int | str = "self") -> dict:
 
 
 def soak(workers: int, data, model, args, checkpoints: list[int]) -> tuple[list[dict], list]:
+    """One run on a pool of `workers` Ray workers, the engine and journal in this process as in the CLI."""
     import ray
 
     ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     options = {"radius": None, "max_samples": args.max_samples}
-    spec = WorkerSpec(model, data.num_classes, args.sigma, seed=0, batch_size=2000, options=options)
+    recipe = WorkerRecipe(given(model), given(data.images), data.indices, data.num_classes, args.sigma, seed=0)
     rows, done, evals = [], [0], [0]
     with (
         tempfile.TemporaryDirectory() as tmp,
-        RayPool(spec, workers=workers) as pool,
+        RayPool(recipe, workers=workers) as pool,
         ResultsJournal.open(Path(tmp) / "soak.csv.journal", {"workers": workers, **options}) as journal,
     ):
         start = time.perf_counter()
@@ -76,7 +82,20 @@ def soak(workers: int, data, model, args, checkpoints: list[int]) -> tuple[list[
                 )
                 print(f"workers={workers} {rows[-1]}", file=sys.stderr, flush=True)
 
-        certs = pool.certify(data.images, data.labels, data.indices, on_result=on_result)
+        streams = Streams(JournaledLabels(pool, data.indices, journal), len(data.indices))
+        certs = run_method(
+            "anytime",
+            streams,
+            range(len(data.indices)),
+            sigma=args.sigma,
+            n0=100,
+            n=0,
+            alpha=0.001,
+            labels=data.labels,
+            indices=data.indices,
+            on_result=on_result,
+            **options,
+        )
     ray.shutdown()
     return rows, certs
 
@@ -111,9 +130,10 @@ def main() -> None:
         "",
         f"{len(data):,} test images, shipped sigma = {args.sigma} model, anytime radius mode, "
         f"max_samples = {args.max_samples:,} per input, alpha = 0.001, every certificate journaled "
-        f"(append + flush per input). Peak memory is VmHWM (peak resident set) from /proc; "
-        f"throughput is model evaluations (selection included) per wall-clock second since the first chunk "
-        f"was submitted (Ray start-up and actor creation excluded).",
+        f"with every label drawn (append + flush per draw and per input), the engine in the driver and the "
+        f"model on the Ray workers. Peak memory is VmHWM (peak resident set) from /proc; throughput is model "
+        f"evaluations (selection included) per wall-clock second since the run started (Ray start-up and "
+        f"actor creation excluded).",
         "",
     ]
     for w, (rows, same) in results.items():

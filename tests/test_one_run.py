@@ -1,8 +1,8 @@
 """A run is one run however it is executed (issue 20's conformance matrix).
 
 {decision, grid, radius, triage} x {no limit, --budget, --seconds, --max-loss, --worth} x {killed mid-run and
-resumed, extended from a smaller limit}, and Ray with 2 workers (alone, and killed and resumed) against each kind
-of limit: every column of the results but times equals the one-process run, the run's evaluations never exceed
+resumed, extended from a smaller limit}, and Ray with 2 workers in every mode (killed and resumed under a
+budget): every column of the results but times equals the one-process run, the run's evaluations never exceed
 its budget (selection included), and across the sessions of a resumed or extended run no sample of any stream
 is evaluated twice.
 A mode that does not take an option refuses it in one line before any work.
@@ -132,15 +132,13 @@ def interrupt_after_draws(monkeypatch, draws: int) -> None:
 
 
 CASES = [(m, lim) for m in MODES for lim in LIMITS if lim in TAKES[m]]
-# Ray starts two worker processes per run: it runs where the pool meets each kind of limit, and is resumed twice
+# Ray starts two worker processes per run (seconds each): one case per mode, killed and resumed under a budget
 ON_RAY = {
-    ("decision", "none"): ("ray",),
-    ("decision", "budget"): ("ray", "ray-resumed"),
+    ("decision", "budget"): ("ray-resumed",),
     ("decision", "seconds"): ("ray",),
-    ("decision", "max-loss"): ("ray",),
     ("grid", "worth"): ("ray",),
     ("radius", "budget"): ("ray",),
-    ("triage", "budget"): ("ray", "ray-resumed"),
+    ("triage", "budget"): ("ray",),
 }
 
 

@@ -106,23 +106,6 @@ def test_pool_fails_only_the_inputs_the_model_fails_on_and_stops_on_request():
 
 
 @pytest.mark.slow
-def test_two_ray_workers_give_the_single_process_certificates(ray_cluster, tmp_path, capsys, certify_digits):
-    def certify(out, n, *extra):
-        args = ["--skip", "3", "--max", str(n), "--quiet", "--max-samples", "1000", "--out", str(tmp_path / out)]
-        return main(certify_digits(*args, *extra))
-
-    assert certify("single.csv", 14) == 0
-    assert certify("ray.csv", 14, "--workers", "2") == 0
-    assert "2 Ray workers" in capsys.readouterr().err
-    frame = lambda name: pd.read_csv(tmp_path / name).drop(columns="seconds")
-    pd.testing.assert_frame_equal(frame("single.csv"), frame("ray.csv"))
-    assert certify("partial.csv", 5) == 0  # Ray finishes what a single process started
-    assert certify("partial.csv", 14, "--workers", "2") == 0
-    assert "5 of 14 inputs already finished" in capsys.readouterr().err
-    pd.testing.assert_frame_equal(frame("single.csv"), frame("partial.csv"))
-
-
-@pytest.mark.slow
 def test_a_model_in_the_users_file_and_a_torchscript_file_certify_on_ray_workers(ray_cluster, user):  # noqa: F811
     """The workers load the user's resnet.py factory with its checkpoint, and a TorchScript file, by path."""
     from test_own_model import CERTIFY
