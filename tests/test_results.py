@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,3 +165,16 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(certify_digits,
     assert len(indices) == len(set(indices)) == 20  # nothing finished was computed again
     assert main(_digits(certify_digits, tmp_path / "whole.csv", *opts)) == 0
     _same_results(tmp_path / "whole.csv", out)
+
+
+def test_label_cache_holds_each_stream_from_its_start(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    with ResultsJournal.open(path, CONFIG, knobs={"budget": None}) as j:
+        j.start_run({"budget": None})
+        j.append_draw([5, 6], [0, 0], [3, 2], np.array([1, 2, 3, 7, 8]), num_classes=10)
+        j.append_draw([5, 6], [3, 5], [2, 1], np.array([4, 5, 9]), num_classes=10)  # 6 skips 2..4: not held
+        j.append_clean([5], logits=np.array([[0.5, -1.25]]))
+    cache = ResultsJournal.open(path, CONFIG, knobs={"budget": None}).labels
+    assert (cache.length(5), cache.length(6), cache.length(7)) == (5, 2, 0)
+    assert cache.take(5, 1, 4).tolist() == [2, 3, 4, 5] and cache.take(6, 0, 2).tolist() == [7, 8]
+    assert cache.clean_logits[5].tolist() == [0.5, -1.25] and cache.evaluations == 5 + 2 + 1

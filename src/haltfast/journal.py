@@ -67,8 +67,8 @@ class LabelCache:
     """The labels and clean evaluations a journal holds, by noise key: each key's stream from position 0 on."""
 
     def __init__(self):
-        self._blocks: dict[int, list[np.ndarray]] = {}
-        self._streams: dict[int, np.ndarray] = {}
+        self._blocks: dict[int, list[np.ndarray]] = {}  # each key's blocks, joined when first read
+        self._length: dict[int, int] = {}
         self.clean_logits: dict[int, np.ndarray] = {}
         self.clean_predictions: dict[int, int] = {}
 
@@ -78,36 +78,29 @@ class LabelCache:
         offset = 0
         for key, start, count in zip(keys, starts, counts):
             key, count = int(key), int(count)
-            if start == self.length(key):
+            if start == self._length.get(key, 0):
                 self._blocks.setdefault(key, []).append(labels[offset : offset + count])
+                self._length[key] = start + count
             offset += count
 
     def length(self, key: int) -> int:
         """How many labels of this key's stream, from its start, the journal holds."""
-        stream = self._stream(key)
-        return 0 if stream is None else len(stream)
+        return self._length.get(key, 0)
 
     def lengths(self, keys: np.ndarray) -> np.ndarray:
-        return np.array([self.length(int(k)) for k in keys], dtype=np.int64)
+        return np.array([self._length.get(int(k), 0) for k in keys], dtype=np.int64)
 
     def take(self, key: int, start: int, count: int) -> np.ndarray:
-        stream = self._stream(key)
-        assert stream is not None and start + count <= len(stream)
-        return stream[start : start + count]
-
-    def _stream(self, key: int) -> np.ndarray | None:
-        blocks = self._blocks.get(key)
-        if blocks is None:
-            return self._streams.get(key)
-        stream = np.concatenate(([self._streams[key]] if key in self._streams else []) + blocks)
-        self._streams[key] = stream
-        del self._blocks[key]
-        return stream
+        assert start + count <= self.length(key)
+        blocks = self._blocks[key]
+        if len(blocks) > 1:
+            blocks[:] = [np.concatenate(blocks)]
+        return blocks[0][start : start + count]
 
     def keep_only(self, keys) -> None:
         """Forget every key but these (a resumed run that needs the others no more)."""
         wanted = {int(k) for k in keys}
-        for store in (self._blocks, self._streams, self.clean_logits, self.clean_predictions):
+        for store in (self._blocks, self._length, self.clean_logits, self.clean_predictions):
             for key in [k for k in store if k not in wanted]:
                 del store[key]
 
@@ -115,14 +108,12 @@ class LabelCache:
         """A finished input's labels are read no more."""
         for key in keys:
             self._blocks.pop(int(key), None)
-            self._streams.pop(int(key), None)
+            self._length.pop(int(key), None)
 
     @property
     def evaluations(self) -> int:
         """Every model evaluation the journal holds (labels and clean evaluations)."""
-        held = sum(sum(len(b) for b in blocks) for blocks in self._blocks.values())
-        held += sum(len(s) for s in self._streams.values())
-        return held + len(set(self.clean_logits) | set(self.clean_predictions))
+        return sum(self._length.values()) + len(set(self.clean_logits) | set(self.clean_predictions))
 
 
 class ResultsJournal:
