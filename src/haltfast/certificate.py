@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import fields
 
 import numpy as np
 from scipy.stats import norm
@@ -78,16 +78,10 @@ class Certificate:
         return None if self.label is None else bool(self.prediction == self.label)
 
     def row(self) -> dict:
-        """A flat dict for CSV/JSON output."""
-        d = asdict(self)
-        extra = d.pop("extra")
-        front = {
-            "index": d.pop("index"),
-            "label": d.pop("label"),
-            "prediction": d.pop("prediction"),
-            "correct": self.correct,
-        }
-        return {**front, **d, **extra}
+        """A flat dict for CSV/JSON output: index, label, prediction, correct, the other fields, then `extra`."""
+        front = {"index": self.index, "label": self.label, "prediction": self.prediction, "correct": self.correct}
+        rest = {name: getattr(self, name) for name in _ROW_FIELDS}
+        return {**front, **rest, **self.extra}
 
     @classmethod
     def from_row(cls, row: dict) -> Certificate:
@@ -97,6 +91,10 @@ class Certificate:
         names = set(cls.__dataclass_fields__) - {"extra"}
         fields = {k: row.pop(k) for k in list(row) if k in names}
         return cls(**fields, extra=row)
+
+
+# the row's fields after index, label, prediction and correct: the others in declaration order (extra last)
+_ROW_FIELDS = tuple(f.name for f in fields(Certificate) if f.name not in ("index", "label", "prediction", "extra"))
 
 
 def failed_certificate(message: str) -> Certificate:
