@@ -56,7 +56,7 @@ PYTHON_SKIPPED = {'load_base_model("resnet.py:resnet"': OWN_MODEL}
 # `make demo` installs, then runs the Makefile's demo recipe: that recipe's haltfast command is run instead.
 MAKEFILE = ROOT / "Makefile"
 # Files the README's commands read from the repository; copied into the scratch folder.
-INPUTS = ("docs/triage-example.toml",)
+INPUTS = ("docs/triage-example.toml", "examples/resnet20.py")
 
 
 def code_blocks(text: str, language: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The other subcommands' runs: train, record, calibrate, triage, bench and card (their options: cli/parsers/)."""
+"""The other subcommands' runs: record, calibrate, triage, bench and card (their options: cli/parsers/)."""
 
 from __future__ import annotations
 
@@ -19,71 +19,6 @@ from .inputs import resolve_prior
 
 def command_line(args: argparse.Namespace) -> str:
     return "haltfast " + " ".join(shlex.quote(a) for a in args.argv)
-
-
-# ---------------------------------------------------------------------------------------------- train
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from ..data import load_dataset
-    from ..files import check_writable
-    from ..models import card_path
-    from ..models import measure_throughput
-    from ..models import noisy_accuracy
-    from ..models import save_model
-    from ..models import train_model
-
-    check_writable(args.out, "weights file")
-    check_writable(card_path(args.out), "model card")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    train = load_dataset(args.data, "train", args.data_dir)
-    test = load_dataset(args.data, "test", args.data_dir)
-    with tqdm(total=args.epochs, desc=f"train sigma={args.sigma:g}", unit="epoch", disable=args.quiet) as bar:
-
-        def epoch_done(epoch: int, loss: float) -> None:
-            bar.set_postfix(loss=f"{loss:.4f}")
-            bar.update(1)
-
-        start = time.perf_counter()
-        model = train_model(
-            train,
-            args.sigma,
-            epochs=args.epochs,
-            seed=args.seed,
-            batch_size=args.batch,
-            lr=args.lr,
-            width=args.width,
-            progress=epoch_done,
-        )
-    card = {
-        "data": {
-            "name": args.data,
-            "train_split": f"train[0:{len(train)}]",
-            "calibration_split": "train[50000:60000] (held out)",
-            "test_split": f"test ({len(test)} images)",
-        },
-        "sigma": args.sigma,
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "batch_size": args.batch,
-        "lr": args.lr,
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "clean_test_accuracy": noisy_accuracy(model, test.images, test.labels, 0.0),
-        "noisy_test_accuracy": noisy_accuracy(model, test.images, test.labels, args.sigma, seed=1),
-        "samples_per_second": round(measure_throughput(model, test.images.shape[1:])),
-        "throughput_setting": f"batch 2000, {torch.get_num_threads()} threads, torch {torch.__version__}, CPU",
-        "command": command_line(args),
-    }
-    card = save_model(model, args.out, card)
-    print(
-        f"saved {args.out}: clean accuracy {card['clean_test_accuracy']:.4f}, "
-        f"noisy accuracy {card['noisy_test_accuracy']:.4f}, {card['samples_per_second']:,} samples/s"
-    )
-    return 0
 
 
 # ---------------------------------------------------------------------------------------------- record

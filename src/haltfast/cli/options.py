@@ -23,8 +23,9 @@ class HelpFormatter(argparse.HelpFormatter):
 COMMANDS = {
     "train": (
         "train a noise-augmented base classifier",
-        "Train a StrideCNN on fashion-mnist or digits with Gaussian noise augmentation and "
-        "write the weights and their model card.",
+        "Train the built-in StrideCNN or your own model (--model file.py:factory) on any data set with "
+        "Gaussian noise augmentation at --sigma, and write the weights and the model card that certify, "
+        "predict and record accept. Rerunning the same command resumes from the last epoch's checkpoint.",
     ),
     "record": (
         "record each input's stream of noisy predictions for replay",
@@ -95,6 +96,13 @@ def probability(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), e.g. 0.1, got {text}")
+    return value
+
+
 def loss_fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
@@ -123,7 +131,10 @@ def radii_list(text: str) -> list[float]:
         ) from None
 
 
-def add_data_options(p: argparse.ArgumentParser, split: str | None = None, skip: int | None = 20) -> None:
+def add_data_options(
+    p: argparse.ArgumentParser, split: str | None = None, skip: int | None = 20, subset: bool = True
+) -> None:
+    """--data and how it is read; subset: also --skip and --max (which of its images a command runs on)."""
     g = p.add_argument_group("data")
     g.add_argument(
         "--data",
@@ -144,8 +155,9 @@ def add_data_options(p: argparse.ArgumentParser, split: str | None = None, skip:
         help=f"split of a data set that has splits (default: {split or 'test'}; folders and arrays have none)",
     )
     p.set_defaults(default_split=split)  # applied only to data that have splits (see inputs.data_split)
-    g.add_argument("--skip", type=positive_int, default=skip, help="use every skip-th image")
-    g.add_argument("--max", type=positive_int, default=None, help="use at most this many images")
+    if subset:
+        g.add_argument("--skip", type=positive_int, default=skip, help="use every skip-th image")
+        g.add_argument("--max", type=positive_int, default=None, help="use at most this many images")
     g.add_argument("--resize", type=image_size, default=None, help="resize images: N (shorter side) or HxW")
     g.add_argument("--center-crop", type=image_size, default=None, help="crop the centre: N or HxW")
     g.add_argument(

@@ -96,32 +96,18 @@ def train_model(
     width: int = 16,
     progress: Callable[[int, float], None] | None = None,
 ) -> nn.Module:
-    """Train a StrideCNN with Gaussian noise augmentation (fresh noise for every batch) at the given sigma."""
+    """Train a StrideCNN with Gaussian noise augmentation (fresh noise for every batch) at the given sigma.
+
+    The shipped models' recipe (AdamW, one-cycle schedule, no held-out split) on the shared training loop
+    (haltfast.models.training); the same seed gives the shipped weights bit for bit.
+    """
+    from .training import STRIDE_CNN_RECIPE
+    from .training import train_classifier
+    from .training import with_recipe
+
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     _, channels, height, _ = train.images.shape
     model = StrideCNN(channels, height, train.num_classes, width)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * ((len(train) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    images = torch.from_numpy(train.images)
-    labels = torch.from_numpy(train.labels)
-    loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(labels), generator=gen)
-        total = 0.0
-        for lo in range(0, len(labels), batch_size):
-            idx = order[lo : lo + batch_size]
-            x = images[idx]
-            x = x + sigma * torch.randn(x.shape, generator=gen)
-            loss = loss_fn(model(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-        if progress is not None:
-            progress(epoch + 1, total / len(labels))
-    model.eval()
-    return model
+    recipe = with_recipe(STRIDE_CNN_RECIPE, epochs=epochs, batch_size=batch_size, lr=lr)
+    on_epoch = None if progress is None else (lambda record: progress(record.epoch, record.train_loss))
+    return train_classifier(model, train, sigma, recipe, seed=seed, on_epoch=on_epoch).model

@@ -1,8 +1,9 @@
 """The command line's parsers, one module per command, apart from the code that runs each command.
 
 Each module's `add_parser(sub)` adds its command's subparser with its options and the function that runs it
-(certify.cmd_certify, or commands.cmd_<command>). Building the parsers loads no model, data or torch; the shared
-option groups and argument types are in cli/options.py.
+(cmd_<command> in cli/<command>.py, or in cli/commands.py for record, calibrate, triage, bench and card).
+Building the parsers loads no model, data or torch; the shared option groups and argument types are in
+cli/options.py.
 """
 
 from __future__ import annotations
