@@ -35,6 +35,7 @@ SMALLER = {
     # live timing re-runs Cohen at n = 100,000 per image, which needs 100,100-label recordings (minutes)
     "bench": {"--live": 0},
     "train": {"--epochs": 1},
+    "predict": {"--max": 3, "--n": 2000},
 }
 CAPPED_ONLY_IF_GIVEN = {"--workers", "--live"}  # absent, these options' defaults are already small
 # Training on Fashion-MNIST takes minutes even for one epoch's check; models made here learn scikit-learn's digits,
@@ -115,7 +116,8 @@ def smaller(words: list[str], made_here: set[str]) -> list[str]:
         given = option(args, name)
         if (given is None and name not in CAPPED_ONLY_IF_GIVEN) or (given is not None and float(given) > cap):
             args = set_option(args, name, cap)
-    trained_here = option(args, "--model") in made_here and option(args, "--data") is None
+    made = option(args, "--model") in made_here or option(args, "--weights") in made_here
+    trained_here = made and option(args, "--data") is None
     if command == "train" or trained_here:
         args = set_option(args, "--data", TRAIN_DATA)
     return [command, *args]
@@ -138,10 +140,25 @@ def readme_commands() -> list:
     return commands
 
 
+def save_elsewhere_trained_resnet(path: Path) -> None:
+    """The README's weights "trained elsewhere": a state dict of examples/resnet20.py's model, as torch.save
+    writes one (untrained: the card only needs weights that fit)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("readme_resnet20", ROOT / "examples" / "resnet20.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    torch.save(module.resnet20().state_dict(), path)
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, digits_model):
-    """A scratch folder holding what the README assumes a user has: their own model at path/to/model.pt, the
-    recordings of the other sigmas ("once per sigma"), and the repository files the commands read."""
+    """A scratch folder holding what the README assumes a user has: their own model at path/to/model.pt, weights
+    of the example ResNet-20 trained elsewhere, the recordings of the other sigmas ("once per sigma"), and the
+    repository files the commands read."""
     root = tmp_path_factory.mktemp("readme")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -153,6 +170,7 @@ def workspace(tmp_path_factory, digits_model):
         for name in INPUTS:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, root / name)
+        save_elsewhere_trained_resnet(root / "resnet20-trained-elsewhere.pt")
         for sigma in ("0.5", "1.0"):
             record = ["haltfast", "record", "--sigma", sigma, "--skip", "20", "--quiet"]
             out = f"runs/streams/fashion-mnist-sigma{sigma}-seed0"

@@ -15,6 +15,7 @@ from .certificate import Certificate
 from .errors import HaltfastError
 from .methods import cohen_predict
 from .methods import run_method
+from .methods import run_predict
 from .predictors import Predictor
 from .progress import Progress
 from .progress import progress_bar
@@ -91,6 +92,44 @@ class Smooth:
         streams = self.streams([_one_image(x)], None if key is None else [key], batch_size)
         return cohen_predict(streams, 0, n, alpha)
 
+    def predict_many(
+        self,
+        images,
+        labels: Sequence[int] | np.ndarray | None = None,
+        *,
+        n: int = 100_000,
+        alpha: float = 0.001,
+        method: str = "anytime",
+        batch_size: int | None = None,
+        keys: Sequence[int] | np.ndarray | None = None,
+        indices: Sequence[int] | np.ndarray | None = None,
+        progress: bool | Progress = False,
+        on_result: Callable[[Certificate], None] | None = None,
+        **options,
+    ) -> list[Certificate]:
+        """PREDICT for many inputs: each result's `prediction` is a class, or ABSTAIN; a class other than the
+        smoothed classifier's g(x) comes back with probability at most alpha for each input.
+
+        method='anytime' (the default) stops each input as soon as an E-process establishes its class, at most n
+        tested samples (options: test='runner-up' or 'half', selection='clean' or 'pilot', n0, switch; see
+        haltfast.methods.predict); method='cohen' is Cohen et al.'s PREDICT with n samples each. `decision` is
+        'predicted', 'abstain' or 'error'; `evaluations` counts every model evaluation, the selection's included.
+        """
+        streams, items, indices = self._many(images, keys, indices, batch_size)
+        with progress_bar(progress, len(items), desc="predict") as tick:
+            return run_predict(
+                method,
+                streams,
+                items,
+                n=n,
+                alpha=alpha,
+                labels=labels,
+                indices=indices,
+                progress=tick,
+                on_result=on_result,
+                **options,
+            )
+
     def certify(
         self,
         x,
@@ -148,10 +187,7 @@ class Smooth:
                     "(the model card's, e.g. from load_base_model) to Smooth so it can be checked"
                 )
             prior.check_model(self.weights_sha256)
-        streams = self.streams(images, keys, batch_size)
-        items = list(range(len(streams.keys)))
-        if indices is None and keys is not None:
-            indices = list(keys)
+        streams, items, indices = self._many(images, keys, indices, batch_size)
         with progress_bar(progress, len(items)) as tick:
             return run_method(
                 method,
@@ -167,6 +203,13 @@ class Smooth:
                 on_result=on_result,
                 **options,
             )
+
+    def _many(self, images, keys, indices, batch_size: int | None) -> tuple[LiveStreams, list[int], list | None]:
+        """The images' streams, their items 0, 1, ... and their indices in the results (default: the keys)."""
+        streams = self.streams(images, keys, batch_size)
+        if indices is None and keys is not None:
+            indices = list(keys)
+        return streams, list(range(len(streams.keys))), indices
 
 
 def _one_image(x):

@@ -18,19 +18,27 @@ def summarize(certs: list[Certificate], radii=(0.0, 0.25, 0.5, 0.75, 1.0), secon
     radius = np.array([c.radius if c.decision == CERTIFIED else 0.0 for c in certs])
     certified = np.array([c.decision == CERTIFIED for c in certs])
     correct = np.array([bool(c.correct) for c in certs])
-    evals = np.array([c.evaluations for c in certs], dtype=float)
-    out = {
+    decisions = {d: int(sum(c.decision == d for c in certs)) for d in DECISIONS}
+    return {
         "inputs": len(certs),
         "certified_accuracy": {f"{r:g}": float(np.mean(certified & correct & (radius >= r))) for r in radii},
         "average_certified_radius": float(np.mean(np.where(certified & correct, radius, 0.0))),
         "abstain_rate": float(np.mean([c.decision == ABSTAINED for c in certs])),
+        "decisions": {d: k for d, k in decisions.items() if k},
+        **spending(certs, seconds),
+    }
+
+
+def spending(certs: list[Certificate], seconds: float | None = None) -> dict:
+    """What a run spent: inputs the model failed on, model evaluations per input (mean, median, total) and, given
+    its seconds, the time and the rate (a certify or a predict run)."""
+    evals = np.array([c.evaluations for c in certs], dtype=float)
+    out = {
         "errors": int(sum(c.decision == FAILED for c in certs)),
         "mean_evaluations": float(evals.mean()),
         "median_evaluations": float(np.median(evals)),
         "total_evaluations": int(evals.sum()),
     }
-    decisions = {d: int(sum(c.decision == d for c in certs)) for d in DECISIONS}
-    out["decisions"] = {d: k for d, k in decisions.items() if k}
     if seconds:
         out["seconds"] = seconds
         out["evaluations_per_second"] = float(evals.sum() / seconds)
@@ -62,6 +70,14 @@ def format_summary(summary: dict) -> str:
         f"inputs: {summary['inputs']}   decisions: " + ", ".join(f"{k} {v}" for k, v in summary["decisions"].items()),
         *accuracy,
         f"{radius_line}   abstain rate: {summary['abstain_rate']:.3f}",
+        *spending_lines(summary),
+    ]
+    return "\n".join(lines)
+
+
+def spending_lines(summary: dict) -> list[str]:
+    """The lines of a summary that say what the run spent (its `spending`), and what an earlier run finished."""
+    lines = [
         f"model evaluations per input: mean {summary['mean_evaluations']:,.0f}, median "
         f"{summary['median_evaluations']:,.0f}  (total {summary['total_evaluations']:,})",
     ]
@@ -72,4 +88,4 @@ def format_summary(summary: dict) -> str:
         )
     if summary.get("resumed"):
         lines.append(f"resumed: {summary['resumed']} inputs were finished by an earlier run (read from the journal)")
-    return "\n".join(lines)
+    return lines

@@ -1,9 +1,9 @@
 """`haltfast bench`: every method on the same recorded noise draws, a live wall-clock run, a report with plots.
 
 run.py replays one method on a recording, grid.py and spending.py run grid mode and the spending rules,
-replays.py runs all of them on one recording, report.py writes the tables, plots.py the figures,
-throughput.py and live.py time the statistics and the methods on the model itself. The replay tables
-are deterministic: a rerun gives them to the last digit.
+replays.py runs all of them on one recording, predict.py compares PREDICT methods, report.py writes the
+tables, plots.py the figures, throughput.py and live.py time the statistics and the methods on the model
+itself. The replay tables are deterministic: a rerun gives them to the last digit.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .live import live_report
 from .live import live_runs
 from .live import live_setup
 from .plots import make_plots
+from .predict import predict_section
 from .replays import run_replays
 from .report import methods_text
 from .report import replay_report
@@ -67,6 +68,7 @@ def run_bench(
         names = make_plots(results, plots, entries)
         rel = Path(os.path.relpath(plots.resolve(), out.parent.resolve()) if out is not None else plots)
         text += ["", "## Plots", ""] + [f"![{n}]({(rel / n).as_posix()})" for n in names]
+    text += ["", predict_section(contexts, log=log)]
     text += ["", throughput_section(rates)]  # timed: everything above it is deterministic
 
     def footer() -> list[str]:

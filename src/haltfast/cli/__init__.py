@@ -1,4 +1,5 @@
-"""Command-line interface: `haltfast train | certify | record | calibrate | triage | bench | card`; each has --help."""
+"""Command-line interface: `haltfast train | certify | predict | record | calibrate | triage | bench | card`; each has
+--help."""
 
 from __future__ import annotations
 

@@ -61,6 +61,13 @@ COMMANDS = {
         "normalization, number of classes and input shape. Certify, record, calibrate "
         "and the results journal then bind to exactly these weights.",
     ),
+    "predict": (
+        "predict the classes of a data set with the smoothed classifier (or abstain)",
+        "Run PREDICT on every --skip-th image of a data set (or replay a recording): each input gets the smoothed "
+        "classifier's class, established with probability at least 1 - alpha, or abstains. The anytime method stops "
+        "each input as soon as its class is established; --method cohen is Cohen et al.'s PREDICT. Writes one row "
+        "per input (--format cohen: Cohen et al.'s predict.py TSV) and prints accuracy, abstain rate and evaluations.",
+    ),
     "certify": (
         "certify inputs of a data set with a smoothed classifier",
         "Certify every --skip-th image of a data set (or replay a recording); write one "
@@ -165,6 +172,15 @@ def add_data_options(
         choices=["NCHW", "NHWC"],
         default=None,
         help="channel layout of an .npz/.npy array, where its shape leaves it ambiguous",
+    )
+
+
+def add_replay_option(g) -> None:
+    g.add_argument(
+        "--streams",
+        type=Path,
+        default=None,
+        help="replay a recording made by `haltfast record` instead of running the model",
     )
 
 

@@ -4,6 +4,7 @@
 * anytime: haltfast's E-process decisions and confidence-sequence radii (the default).
 * horvath: Horvath et al.'s adaptive sampling (decision at a required radius only).
 * voracek: Voracek's union-bound and betting confidence sequences.
+* predict: PREDICT, the abstaining prediction: Cohen et al.'s fixed n and the anytime version (run_predict).
 
 Every procedure takes (run, target, **its options): the engine's Run over the inputs' streams and the Target
 (sigma, alpha, radius, max_samples, checked once), and returns one Certificate per input; live and recorded
@@ -23,6 +24,8 @@ from .anytime import certify_anytime
 from .cohen import cohen_certify
 from .cohen import cohen_predict
 from .horvath import certify_horvath
+from .predict import PREDICTED
+from .predict import run_predict
 from .voracek import certify_betting
 from .voracek import certify_union_bound
 
@@ -35,7 +38,16 @@ PROCEDURES: dict[str, Callable[..., list[Certificate]]] = {
 }
 METHODS = tuple(PROCEDURES)
 
-__all__ = ["METHODS", "PROCEDURES", "certify_anytime", "cohen_certify", "cohen_predict", "run_method"]
+__all__ = [
+    "METHODS",
+    "PREDICTED",
+    "PROCEDURES",
+    "certify_anytime",
+    "cohen_certify",
+    "cohen_predict",
+    "run_method",
+    "run_predict",
+]
 
 
 def run_method(

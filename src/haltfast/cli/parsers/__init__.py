@@ -12,6 +12,7 @@ from . import bench
 from . import calibrate
 from . import card
 from . import certify
+from . import predict
 from . import record
 from . import train
 from . import triage
@@ -19,5 +20,5 @@ from . import triage
 
 def add_parsers(sub) -> None:
     """Every command's subparser, in the order `haltfast --help` lists them."""
-    for command in (train, certify, record, calibrate, triage, bench, card):
+    for command in (train, certify, predict, record, calibrate, triage, bench, card):
         command.add_parser(sub)

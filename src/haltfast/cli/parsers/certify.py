@@ -9,6 +9,7 @@ from ..options import add_command
 from ..options import add_data_options
 from ..options import add_model_options
 from ..options import add_output_options
+from ..options import add_replay_option
 from ..options import add_sampling_options
 from ..options import add_scale_out_options
 from ..options import loss_fraction
@@ -102,12 +103,7 @@ def add_parser(sub) -> None:
         default=None,
         help="anytime decision mode: level of the 'not certified' test (default: --alpha)",
     )
-    g.add_argument(
-        "--streams",
-        type=Path,
-        default=None,
-        help="replay a recording made by `haltfast record` instead of running the model",
-    )
+    add_replay_option(g)
     add_sampling_options(p)
     add_scale_out_options(p)
     add_output_options(
