@@ -29,6 +29,30 @@ def linear():
     return LinearClassifier()
 
 
+def record_linear(path, distances, keys, labels, sigma: float, length: int):
+    """A recording, as `haltfast record` makes one, of the linear classifier at these distances from its hyperplane
+    (p = Phi(d / sigma) known), with noise keys `keys` (the data set indices) and seed 3."""
+    from haltfast.recording import record_streams
+    from haltfast.smooth import Smooth
+
+    linear = LinearClassifier()
+    meta = {
+        "model": "linear.pt",
+        "weights_sha256": "0" * 64,
+        "sigma": sigma,
+        "seed": 3,
+        "data": "linear",
+        "split": "test",
+        "skip": 1,
+        "num_classes": 2,
+        "indices": list(keys),
+        "labels": list(labels),
+    }
+    xs = [linear.point_at_distance(d) for d in distances]
+    record_streams(Smooth(linear, 2, sigma, seed=3, value_range=None).streams(xs, list(keys)), path, meta, length)
+    return path
+
+
 @pytest.fixture(scope="session")
 def digits_model(tmp_path_factory):
     """A tiny noise-trained model on scikit-learn's digits, trained through the CLI."""

@@ -10,8 +10,6 @@ from haltfast.bench.run import oracle_options
 from haltfast.bench.run import wald_limit
 from haltfast.cli import main
 from haltfast.recording import load_recording
-from haltfast.recording import record_streams
-from haltfast.smooth import Smooth
 
 SIGMA = 0.5
 LENGTH = 100 + 2000
@@ -20,28 +18,11 @@ LENGTH = 100 + 2000
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     """Eight inputs of the linear classifier (known p) recorded with 2,100 labels each, as `haltfast record` does."""
-    from conftest import LinearClassifier
+    from conftest import record_linear
 
-    linear = LinearClassifier()
     distances = (0.9, 0.7, 0.5, 0.4, 0.3, 0.2, 0.05, -0.3)
-    xs = [linear.point_at_distance(d) for d in distances]
-    keys = list(range(len(xs)))
-    labels = [1] * 7 + [0]
     path = tmp_path_factory.mktemp("rec") / "linear-sigma0.5"
-    meta = {
-        "model": "linear.pt",
-        "weights_sha256": "0" * 64,
-        "sigma": SIGMA,
-        "seed": 3,
-        "data": "linear",
-        "split": "test",
-        "skip": 1,
-        "num_classes": 2,
-        "indices": keys,
-        "labels": labels,
-    }
-    record_streams(Smooth(linear, 2, SIGMA, seed=3, value_range=None).streams(xs, keys), path, meta, LENGTH)
-    return path
+    return record_linear(path, distances, range(len(distances)), [1] * 7 + [0], SIGMA, LENGTH)
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ A label stream is a pure function of (seed, input, position), so the journal is 
 evaluations: a rerun of the same command reads every input's stream from the journal as far as it goes and
 asks the model only beyond. That makes a resumed or extended run the run it continues, to the last digit:
 the engine replays what it did before on the same labels, and no sample is evaluated twice. A journal
-whose header differs is refused, never mixed.
+whose header differs is refused, never mixed. `read_journal` reads a journal's results without taking it
+(haltfast analyze).
 """
 
 from __future__ import annotations
@@ -178,40 +179,8 @@ class ResultsJournal:
         if not lines:
             return None
         header = _header(self.path, lines[0])
-        sessions: list[tuple[dict | None, list[dict]]] = []
         labels = LabelCache()
-        held = False
-        for number, line in enumerate(lines[1:], start=2):
-            try:
-                entry = json.loads(line)
-                if not isinstance(entry, dict):
-                    raise ValueError("not an object")
-                if "run" in entry:
-                    sessions.append((entry["run"], []))
-                elif "draw" in entry:
-                    d = entry["draw"]
-                    labels.add(d["keys"], d["starts"], d["counts"], _unpack(d["labels"]))
-                    held = True
-                elif "clean" in entry:
-                    c = entry["clean"]
-                    if "logits" in c:
-                        values = _unpack(c["logits"]).astype(np.float64).reshape(len(c["keys"]), -1)
-                        labels.clean_logits.update(zip(c["keys"], values))
-                    else:
-                        labels.clean_predictions.update(zip(c["keys"], c["predictions"]))
-                    held = True
-                elif "index" in entry and "decision" in entry:
-                    if not sessions:
-                        sessions.append((None, []))
-                    sessions[-1][1].append(entry)
-                    held = True
-                else:
-                    raise ValueError("not a journal line")
-            except (ValueError, KeyError, TypeError, zlib.error):
-                raise JournalError(
-                    f"{self.path} is corrupt at line {number}; delete it to start over (its results are "
-                    f"lost) or choose another --out"
-                ) from None
+        sessions, held = _sessions(self.path, lines, labels)
         if not held:
             return None
         _check_config(self.path, header.get("config", {}), self.config, sessions)
@@ -279,19 +248,91 @@ class ResultsJournal:
         self.close()
 
 
-def _header(path: Path, line: bytes) -> dict:
+def _header(path: Path, line: bytes, formats: tuple[int, ...] = (JOURNAL_FORMAT,)) -> dict:
     try:
         header = json.loads(line)
         if not isinstance(header, dict) or "haltfast_journal" not in header:
             raise ValueError("no journal header")
     except ValueError:
         raise JournalError(f"{path} is not a haltfast results journal; move it away or choose another --out") from None
-    if header["haltfast_journal"] != JOURNAL_FORMAT:
+    if header["haltfast_journal"] not in formats:
         raise JournalError(
             f"{path} has journal format {header['haltfast_journal']}, this haltfast writes "
             f"{JOURNAL_FORMAT}; delete it (its results are lost) or choose another --out"
         )
     return header
+
+
+Session = tuple[dict | None, list[dict]]  # a session's spending options (None before any) and its rows
+START_OVER = "; delete it to start over (its results are lost) or choose another --out"
+
+
+def _sessions(
+    path: Path, lines: list[bytes], labels: LabelCache | None, advice: str = START_OVER
+) -> tuple[list[Session], bool]:
+    """The sessions of a journal's complete lines (the header first), and whether it holds results, labels or
+    clean evaluations. Labels drawn and clean evaluations go to `labels` (None: they are skipped undecoded)."""
+    sessions: list[Session] = []
+    held = False
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise ValueError("not an object")
+            if "run" in entry:
+                sessions.append((entry["run"], []))
+            elif "draw" in entry or "clean" in entry:
+                if labels is not None:
+                    _cache(labels, entry)
+                held = True
+            elif "index" in entry and "decision" in entry:
+                if not sessions:
+                    sessions.append((None, []))
+                sessions[-1][1].append(entry)
+                held = True
+            else:
+                raise ValueError("not a journal line")
+        except (ValueError, KeyError, TypeError, zlib.error):
+            raise JournalError(f"{path} is corrupt at line {number}{advice}") from None
+    return sessions, held
+
+
+def _cache(labels: LabelCache, entry: dict) -> None:
+    """Add a `draw` line's labels or a `clean` line's evaluations to the cache."""
+    if "draw" in entry:
+        d = entry["draw"]
+        labels.add(d["keys"], d["starts"], d["counts"], _unpack(d["labels"]))
+        return
+    c = entry["clean"]
+    if "logits" in c:
+        values = _unpack(c["logits"]).astype(np.float64).reshape(len(c["keys"]), -1)
+        labels.clean_logits.update(zip(c["keys"], values))
+    else:
+        labels.clean_predictions.update(zip(c["keys"], c["predictions"]))
+
+
+def read_journal(path: str | Path) -> tuple[dict, list[Certificate]]:
+    """A results journal's configuration and the latest certificate of each input it holds, in index order.
+
+    Read only, without the lock (a journal still being written may be read): rows of inputs the model failed on
+    are skipped, a last line cut off mid-write is ignored, and the labels it holds are not decoded. Format 1
+    journals (rows only) are read too. Anything that is not a haltfast journal is one JournalError.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JournalError(f"cannot read results journal {path}: {exc.strerror or exc}") from None
+    lines = data[: data.rfind(b"\n") + 1].splitlines()
+    header = _header(path, lines[0] if lines else b"", formats=(1, JOURNAL_FORMAT))
+    sessions, _ = _sessions(path, lines, None, advice="")
+    latest: dict[int, Certificate] = {}
+    for _, rows in sessions:
+        for row in rows:
+            cert = Certificate.from_row(row)
+            if cert.decision != "error":
+                latest[cert.index] = cert
+    return dict(header.get("config", {})), [latest[index] for index in sorted(latest)]
 
 
 def _check_config(path: Path, old: dict, new: dict, sessions: list) -> None:

@@ -1,5 +1,5 @@
-"""Command-line interface: `haltfast train | certify | predict | record | calibrate | triage | bench | card`; each has
---help."""
+"""Command-line interface: `haltfast train | certify | predict | analyze | record | calibrate | triage | bench | card`;
+each has --help."""
 
 from __future__ import annotations
 

@@ -68,6 +68,13 @@ COMMANDS = {
         "each input as soon as its class is established; --method cohen is Cohen et al.'s PREDICT. Writes one row "
         "per input (--format cohen: Cohen et al.'s predict.py TSV) and prints accuracy, abstain rate and evaluations.",
     ),
+    "analyze": (
+        "compare runs: certified accuracy at radii, tables and curves",
+        "Read certify results (haltfast CSVs or journals, Cohen et al.'s certify TSVs) and report each run's "
+        "certified accuracy at a list of radii with a Clopper-Pearson interval over the test images, its abstain "
+        "rate, evaluations and time, as Markdown and LaTeX tables, CSV/JSON and a PNG of the curves. Runs on "
+        "different images are compared on the images they share (with a note), or refused with --strict.",
+    ),
     "certify": (
         "certify inputs of a data set with a smoothed classifier",
         "Certify every --skip-th image of a data set (or replay a recording); write one "

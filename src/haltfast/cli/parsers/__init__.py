@@ -8,6 +8,7 @@ cli/options.py.
 
 from __future__ import annotations
 
+from . import analyze
 from . import bench
 from . import calibrate
 from . import card
@@ -20,5 +21,5 @@ from . import triage
 
 def add_parsers(sub) -> None:
     """Every command's subparser, in the order `haltfast --help` lists them."""
-    for command in (train, certify, predict, record, calibrate, triage, bench, card):
+    for command in (train, certify, predict, analyze, record, calibrate, triage, bench, card):
         command.add_parser(sub)
