@@ -115,10 +115,17 @@ def test_runs_on_different_images_are_matched_on_common_indices_or_refused(tmp_p
 
 
 def test_clopper_pearson_known_answers():
+    """Closed forms at k = 0 and k = n, and scipy's exact interval elsewhere."""
+    from scipy.stats import binomtest
+
     low, high = clopper_pearson(0, 10, 0.95)
     assert low == 0 and high == pytest.approx(1 - 0.025 ** (1 / 10))
     low, high = clopper_pearson(10, 10, 0.95)
     assert high == 1 and low == pytest.approx(0.025 ** (1 / 10))
+    lows, highs = clopper_pearson(np.array([1, 350, 499]), 500, 0.9)
+    for k, low, high in zip((1, 350, 499), lows, highs):
+        exact = binomtest(k, 500).proportion_ci(confidence_level=0.9, method="exact")
+        assert (low, high) == pytest.approx((exact.low, exact.high), rel=1e-9)
 
 
 @settings(max_examples=40, deadline=None)
@@ -143,6 +150,7 @@ def test_certified_accuracy_falls_with_the_radius_inside_its_interval(images):
     assert ((accuracy["ci_low"] <= value) & (value <= accuracy["ci_high"])).all()
 
 
+@pytest.mark.slow
 def test_cli_writes_tables_csv_json_and_png_and_refuses_what_it_cannot_read(tmp_path, capsys):
     _locuslab_tsv(tmp_path / "run1", [(i, 1, 1, 0.3 * i, 1.0) for i in range(6)])
     _locuslab_tsv(tmp_path / "run2", [(i, 1, -1 if i % 2 else 1, 0.2 * i, 2.0) for i in range(6)])

@@ -32,6 +32,7 @@ def _exact(p: float, alpha: float = ALPHA) -> float:
     return hv.decision_probabilities(p, 0.5, alpha, JEFFREYS, CAP, futility_alpha=ALPHA)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("test", ["runner-up", "half"])
 @pytest.mark.parametrize("selection", ["clean", "pilot"])
 def test_a_tie_is_predicted_exactly_as_often_as_the_e_process_crosses(test, selection):
@@ -47,6 +48,7 @@ def test_a_tie_is_predicted_exactly_as_often_as_the_e_process_crosses(test, sele
     check_false_certifications(_predicted(results), N, ALPHA, exact)
 
 
+@pytest.mark.slow
 def test_a_tie_with_a_second_class_errs_at_most_at_both_stages_rates():
     """With the default switch, a tie is predicted wrongly when the first class's tests (at 0.9 alpha) cross, or
     when the class that beat it (tested on later labels at 0.1 alpha) does: at most the sum of the exact rates."""
@@ -60,6 +62,7 @@ def test_a_tie_with_a_second_class_errs_at_most_at_both_stages_rates():
     assert _predicted(results) > _exact(0.5, 0.9 * ALPHA) * N / 2  # ...and the bound is not vacuous
 
 
+@pytest.mark.slow
 def test_an_adversarial_selection_of_the_runner_up_is_predicted_at_most_at_the_exact_rate():
     """The clean prediction picks, on every input, the class that is NOT the top one (P(A) = 0.49): its
     predictions are wrong, and their count fits the exact crossing probability at p = 0.49 and 0.9 alpha; the
@@ -71,6 +74,7 @@ def test_an_adversarial_selection_of_the_runner_up_is_predicted_at_most_at_the_e
     assert sum(r.prediction == 0 for r in results) > 0  # the second class is the top one: found on some inputs
 
 
+@pytest.mark.slow
 def test_three_classes_with_a_tie_at_the_top_are_predicted_at_most_at_the_pair_tests_rate():
     """p = (0.4, 0.4, 0.2), class 0 selected: a prediction needs the pair test (0, 1), on labels 0 or 1, to cross
     before its futility test (Bernoulli(1/2) there, fewer than CAP of them): at most the two-class exact rate."""
@@ -82,6 +86,7 @@ def test_three_classes_with_a_tie_at_the_top_are_predicted_at_most_at_the_pair_t
     assert _predicted(results) > 0.3 * ALPHA * N  # the rate is close to the bound, not vacuous
 
 
+@pytest.mark.slow
 def test_choosing_the_class_on_the_tested_labels_fails_the_validity_check(monkeypatch):
     """The mutant check: selecting A as the leader of the first labels that are then tested (the bug the
     separate selection avoids) must fail the tie's validity check."""
@@ -113,6 +118,7 @@ def _outcomes(results):
     return [(r.decision, r.prediction, r.extra["stopped_at"]) for r in results]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("test", ["runner-up", "half"])
 def test_results_do_not_depend_on_labels_never_drawn_nor_on_chunk_sizes(test):
     """The tests read only the labels drawn, in order: replacing the labels no run drew changes nothing, and
@@ -174,6 +180,7 @@ def test_cohen_predict_matches_the_single_input_reference():
     assert [r.prediction for r in many] == single and len(set(single)) > 2
 
 
+@pytest.mark.slow
 def test_cli_writes_cohens_predict_tsv_and_haltfast_csv(tmp_path, digits_model, capsys):
     base = ["predict", "--data", "digits", "--model", str(digits_model), "--max", "4", "--n", "2000", "--quiet"]
     assert main([*base, "--out", str(tmp_path / "p.tsv"), "--format", "cohen"]) == 0

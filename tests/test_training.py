@@ -123,6 +123,7 @@ def factory(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_cli_trains_a_factory_model_that_certify_accepts_at_once(tmp_path, factory, capsys):
     out = tmp_path / "tiny.pt"
     args = ["train", "--model", f"{factory}:tiny", "--data", "digits", "--sigma", "0.25", "--epochs", "2"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
+from scipy.stats import beta
 
 from .certificate import CERTIFIED
 from .errors import DataError
@@ -181,10 +181,15 @@ def default_radii(runs: list[RunResults], step: float = RADIUS_STEP) -> list[flo
     return [round(k * step, 10) for k in range(math.floor(largest / step + 1e-9) + 1)]
 
 
-def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """The two-sided Clopper-Pearson interval of a proportion k / n at this confidence."""
-    interval = binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
-    return float(interval.low), float(interval.high)
+def clopper_pearson(k, n, confidence: float):
+    """The two-sided Clopper-Pearson interval (low, high) of the proportion k / n at this confidence (arrays too):
+    the (1 - confidence)/2 quantile of Beta(k, n - k + 1) and the (1 + confidence)/2 quantile of Beta(k + 1, n - k)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    tail = (1 - confidence) / 2
+    with np.errstate(invalid="ignore"):
+        low = np.where(k > 0, beta.ppf(tail, np.maximum(k, 1), n - k + 1), 0.0)
+        high = np.where(k < n, beta.ppf(1 - tail, k + 1, np.maximum(n - k, 1)), 1.0)
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
 
 
 @dataclass
@@ -329,9 +334,9 @@ def plot_curves(analysis: Analysis, path: str | Path, title: str | None = None) 
     for run in analysis.runs:
         n = len(run.table)
         counts = np.array([int(run.certified_correct(r).sum()) for r in grid])
-        bounds = np.array([clopper_pearson(int(k), n, analysis.confidence) for k in counts])
+        low, high = clopper_pearson(counts, n, analysis.confidence)
         (line,) = ax.plot(grid, counts / n, drawstyle="steps-post", label=f"{run.name} ({n} images)")
-        ax.fill_between(grid, bounds[:, 0], bounds[:, 1], step="post", alpha=0.15, color=line.get_color())
+        ax.fill_between(grid, low, high, step="post", alpha=0.15, color=line.get_color())
     ax.set_xlabel("radius (L2, pixels in [0, 1])")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
