@@ -132,6 +132,7 @@ def test_cli_trains_a_factory_model_that_certify_accepts_at_once(tmp_path, facto
     assert card["sigma"] == 0.25 and card["num_classes"] == 10 and card["input_shape"] == [1, 8, 8]
     assert card["normalize"] == {"mean": [0.5], "std": [0.25]} and len(card["history"]) == 2
     assert card["recipe"]["optimizer"] == "sgd" and card["recipe"]["schedule"] == "cosine"
+    assert card["train_cpu_seconds"] >= 0 and card["train_seconds"] >= 0  # rounded to 0.1 s: this run is short
     assert not checkpoint_path(out).exists()
     model, loaded = load_base_model(f"{factory}:tiny", out)
     assert loaded["verified"] and loaded["sigma"] == 0.25 and loaded["normalize"] == card["normalize"]
