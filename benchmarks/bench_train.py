@@ -58,7 +58,8 @@ def main() -> None:
     card_file = weights.with_name(weights.name + ".card.json")
     train = ["train", "--model", FACTORY, "--sigma", f"{args.sigma:g}", "--epochs", str(args.epochs)]
     train += ["--threads", str(args.threads), "--quiet", "--out", str(weights)]
-    if not card_file.exists():
+    trained_now = not card_file.exists()
+    if trained_now:
         run(*train)
     card = json.loads(card_file.read_text())
     shipped_card = json.loads(card_path(shipped_model_path(args.sigma)).read_text())
@@ -118,7 +119,13 @@ def main() -> None:
         "",
         markdown_report(analysis).rstrip(),
         "",
-        "Commands:",
+        "Commands"
+        + (
+            ""
+            if trained_now
+            else " (the weights were trained, and the certify runs journaled, by earlier runs of them)"
+        )
+        + ":",
         "",
         "```bash",
         card["command"],
