@@ -6,26 +6,29 @@ Its options are in parsers/certify.py.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import time
 
 import numpy as np
 
-from ..errors import ModelError
 from ..errors import UsageError
 from .inputs import Inputs
 from .inputs import load_inputs
 from .inputs import resolve_prior
+from .runs import check_failures
+from .runs import coupled
+from .runs import describe_run
+from .runs import on_ray
+from .runs import run_identity
+from .runs import run_journaled
+from .runs import run_on_streams
+from .runs import where
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
     from ..files import check_writable
     from ..journal import journal_path
 
-    distributed = args.workers is not None or args.ray_address is not None
-    if distributed and args.streams:
-        raise UsageError("--workers and --ray-address run the model; replaying --streams is cheap, run it without them")
+    on_ray(args)
     check_spending(args)
     check_writable(args.out, "results file")
     check_writable(journal_path(args.out) if args.out else None, "results journal")
@@ -34,7 +37,16 @@ def cmd_certify(args: argparse.Namespace) -> int:
     check_target(args, inputs)
     options, prior_id = method_options(args, inputs)
     config, knobs = run_config(args, inputs, options, prior_id)
-    certs, fresh, seconds = run_journaled(args, inputs, options, config, knobs, distributed)
+    certs, fresh, seconds = run_journaled(
+        args,
+        inputs,
+        config,
+        knobs,
+        shared=coupled(options),
+        verb="certifying",
+        begin=lambda todo: begin(args, inputs, todo, options),
+        run=lambda todo, journal: run_inputs(args, inputs, todo, options, journal),
+    )
     report(args, inputs, certs, fresh, seconds, options)
     return 0
 
@@ -106,13 +118,8 @@ def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id
     from .. import __version__
 
     sizes = {"n0": args.n0, "n": args.n} if args.method == "cohen" else {"n0": args.n0}
-    identity = {k: v for k, v in inputs.identity.items() if k != "skip"}
     shown = {k: (prior_id if k == "prior" else v) for k, v in options.items()}
     knobs = {k: shown.pop(k, None) for k in SPENDING} if args.method == "anytime" else {}
-    seed = args.seed
-    if not inputs.live:
-        assert inputs.recording_meta is not None  # a replay has its recording's metadata
-        seed = inputs.recording_meta["seed"]
     config = {
         "haltfast": __version__,
         "sigma": inputs.sigma,
@@ -120,111 +127,47 @@ def run_config(args: argparse.Namespace, inputs: Inputs, options: dict, prior_id
         "method": args.method,
         **sizes,
         **shown,
-        "seed": seed,
-        **identity,
+        **run_identity(args, inputs),
     }
     return config, knobs
 
 
-def coupled(options: dict) -> bool:
-    """Whether one input's result depends on the others' (a budget, deadline or target loss is shared): then a
-    resumed run replays every input from the journal rather than keeping finished ones."""
-    return any(options.get(k) is not None for k in ("budget", "seconds", "max_loss"))
+def begin(args, inputs: Inputs, todo: np.ndarray, options: dict) -> None:
+    """Say what is certified; resolve the oracle prior on the inputs that run (benchmarks)."""
+    print(
+        f"certifying {inputs.describe()}, sigma={inputs.sigma:g}, method={args.method}, alpha={args.alpha:g}"
+        + (f", prior {args.prior}" if args.method == "anytime" else "")
+        + where(args),
+        file=sys.stderr,
+    )
+    if args.prior == "oracle" and len(todo):
+        from ..predictors import oracle_prior
 
-
-def run_journaled(args, inputs: Inputs, options: dict, config: dict, knobs: dict, distributed: bool):
-    """Certify the inputs the journal does not hold final results for, reading every label the journal holds
-    instead of evaluating it again; returns (all certificates in input order, the new ones, seconds)."""
-    from ..journal import ResultsJournal
-    from ..journal import journal_path
-
-    journal = ResultsJournal.open(journal_path(args.out), config, knobs=knobs) if args.out else None
-    with journal or contextlib.nullcontext():
-        done = journal.finished if journal and not coupled(options) else {}
-        todo = np.array([k for k, index in enumerate(inputs.indices) if int(index) not in done], dtype=np.int64)
-        if journal is not None:
-            tell_resume(journal, inputs, todo, options, knobs)
-        print(
-            f"certifying {inputs.describe()}, sigma={inputs.sigma:g}, method={args.method}, alpha={args.alpha:g}"
-            + (f", prior {args.prior}" if args.method == "anytime" else "")
-            + (f", on Ray ({args.ray_address or 'local'})" if distributed else ""),
-            file=sys.stderr,
-        )
-        if args.prior == "oracle" and len(todo):
-            from ..predictors import oracle_prior
-
-            options["prior"] = oracle_prior(inputs.recording, todo.tolist())
-        start = time.perf_counter()
-        if journal is not None and len(todo):
-            journal.labels.keep_only(inputs.indices[todo])
-            journal.start_run(knobs)
-        fresh = run_inputs(args, inputs, todo, options, journal)
-        seconds = time.perf_counter() - start
-    by_index = {**done, **{c.index: c for c in fresh}}
-    return [by_index[int(index)] for index in inputs.indices], fresh, seconds
-
-
-def tell_resume(journal, inputs: Inputs, todo: np.ndarray, options: dict, knobs: dict) -> None:
-    """Say what a rerun on an existing journal does: keep finished inputs, or replay the run on its labels."""
-    finished = len(inputs.indices) - len(todo)
-    held = journal.labels.evaluations
-    if finished:
-        print(
-            f"resuming {journal.path}: {finished} of {len(inputs.indices)} inputs already finished, certifying "
-            f"the other {len(todo)}",
-            file=sys.stderr,
-        )
-    elif journal.runs and (held or any(journal.runs)):
-        why = (
-            "the run shares a budget, deadline or target loss across its inputs"
-            if coupled(options) and knobs == journal.runs[-1]
-            else "its spending options changed (" + changed_knobs(journal.runs[-1], knobs) + ")"
-        )
-        print(
-            f"continuing {journal.path}: {why}, so every input is replayed on the {held:,} model evaluations the "
-            f"journal holds and continued beyond them",
-            file=sys.stderr,
-        )
-
-
-def changed_knobs(old: dict | None, new: dict) -> str:
-    old = old or {}
-    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)) or "none"
+        options["prior"] = oracle_prior(inputs.recording, todo.tolist())
 
 
 def run_inputs(args, inputs: Inputs, todo: np.ndarray, options: dict, journal) -> list:
     """Run the method on inputs todo: on a recording, or live with labels from this process or a Ray pool,
     every live label read from the journal as far as it holds it (the anytime method) and journaled."""
-    from ..journal import JournaledLabels
     from ..methods import run_method
-    from ..progress import progress_bar
-    from ..streams import Streams
 
-    if not len(todo):
-        return []
-    labels, indices = inputs.labels[todo], inputs.indices[todo]
-    on_result = journal.append if journal is not None else None
-    common = {"n0": args.n0, "n": args.n, "alpha": args.alpha, "on_result": on_result, **options}
-    with progress_bar(not args.quiet, len(todo), desc="certify") as tick, contextlib.ExitStack() as stack:
-        streams: Streams | None = inputs.recording
-        items = todo.tolist()
-        if inputs.live:
-            source = inputs.label_source(args, todo)
-            if hasattr(source, "close"):
-                stack.callback(source.close)
-            if journal is not None and args.method == "anytime":
-                source = JournaledLabels(source, indices, journal)
-            streams, items = Streams(source, len(todo)), list(range(len(todo)))
+    def certify(streams, items, progress, on_result) -> list:
         return run_method(
             args.method,
             streams,
             items,
             sigma=inputs.sigma,
-            labels=labels,
-            indices=indices,
-            progress=tick,
-            **common,
+            labels=inputs.labels[todo],
+            indices=inputs.indices[todo],
+            progress=progress,
+            n0=args.n0,
+            n=args.n,
+            alpha=args.alpha,
+            on_result=on_result,
+            **options,
         )
+
+    return run_on_streams(args, inputs, todo, journal, args.method == "anytime", "certify", certify)
 
 
 def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, options: dict) -> None:
@@ -234,36 +177,15 @@ def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, optio
     from ..summary import format_summary
     from ..summary import summarize
 
-    failed = [c for c in certs if c.decision == "error"]
-    if certs and len(failed) == len(certs):
-        raise ModelError(
-            f"the base classifier failed on every input: {failed[0].error}; check that the model fits the data "
-            f"(--model, --normalize, --resize)"
-        )
-    for c in failed:
-        print(f"input {c.index}: error: {c.error}", file=sys.stderr)
+    check_failures(certs)
     if args.radii is not None:
         radii = tuple(args.radii)
     elif args.radius is None or args.method == "cohen":
         radii = (0.0, 0.25, 0.5, 0.75, 1.0)
     else:
         radii = (args.radius,)
-    summary = summarize(certs, radii=radii, seconds=seconds)
-    summary.update(
-        {
-            "model": inputs.model_name,
-            "weights_sha256": inputs.weights_sha256,
-            "sigma": inputs.sigma,
-            "method": args.method,
-            "alpha": args.alpha,
-            "options": {k: (v if k != "prior" else args.prior) for k, v in options.items()},
-        }
-    )
-    if not inputs.live:
-        summary["recording"] = str(args.streams)
-    if len(certs) > len(fresh):
-        summary["resumed"] = len(certs) - len(fresh)
-        summary["evaluations_per_second"] = sum(c.evaluations for c in fresh) / max(seconds, 1e-9)
+    shown = {k: (v if k != "prior" else args.prior) for k, v in options.items()}
+    summary = describe_run(summarize(certs, radii=radii, seconds=seconds), args, inputs, shown, certs, fresh, seconds)
     if args.out:
         write_results(args.out, certs, args.format)
     if args.summary_json:

@@ -15,6 +15,7 @@ from ..errors import OutputError
 from ..errors import UsageError
 from .inputs import load_inputs
 from .inputs import resolve_prior
+from .runs import on_ray
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -146,8 +147,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from ..triage import triage
     from ..triage import validate_policies
 
-    if (args.workers is not None or args.ray_address is not None) and args.streams:
-        raise UsageError("--workers and --ray-address run the model; replaying --streams is cheap, run it without them")
+    on_ray(args)
     check_writable(args.out, "results file")
     check_writable(journal_path(args.out) if args.out else None, "results journal")
     check_writable(args.summary_json, "summary file")
