@@ -202,3 +202,7 @@ def test_read_journal_keeps_the_latest_result_per_input_and_skips_errors(tmp_pat
     corrupt.write_text(json.dumps({"haltfast_journal": 2, "config": {}}) + '\n{"what": 1}\n')
     with pytest.raises(JournalError, match="corrupt at line 2$"):
         read_journal(corrupt)
+    predicted = tmp_path / "p.csv.journal"
+    predicted.write_text(json.dumps({"haltfast_journal": 2, "config": {"command": "predict"}}) + "\n")
+    with pytest.raises(DataError, match="predict journal"):
+        read_run(predicted)

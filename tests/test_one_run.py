@@ -5,7 +5,8 @@ resumed, extended from a smaller limit}, and Ray with 2 workers in every mode (k
 budget): every column of the results but times equals the one-process run, the run's evaluations never exceed
 its budget (selection included), and across the sessions of a resumed or extended run no sample of any stream
 is evaluated twice.
-A mode that does not take an option refuses it in one line before any work.
+A mode that does not take an option refuses it in one line before any work. `haltfast predict` is one run the
+same way: killed and resumed, extended, and on 2 Ray workers.
 
 --seconds runs on a deterministic clock: the run's time is its evaluations / RATE (engine.Run.elapsed and
 Triage.elapsed are replaced), so a deadline is met at the same evaluation however the run is executed.
@@ -210,3 +211,45 @@ def test_extending_the_cap_continues_each_undecided_input_and_equals_one_run_wit
     assert first | second == set(requests)  # together, exactly the samples of one run with the larger cap
     lines = [json.loads(x) for x in (tmp_path / "ext.csv.journal").read_text().splitlines()]
     assert [line["run"]["max_samples"] for line in lines if "run" in line] == [300, 3000]
+
+
+PREDICT = ["--n", "2000", "--alpha", "0.01"]
+
+
+def predict(digits_model, tmp_path, out: str, *options: str) -> list[str]:
+    data = ["--data", "digits", "--model", str(digits_model), *SIZE, "--out", str(tmp_path / out)]
+    return ["predict", *data, *PREDICT, *options]
+
+
+def draws(path) -> int:
+    return sum('"draw"' in line for line in open(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", [[], ["--budget", "120"]])
+def test_predict_killed_and_resumed_or_extended_is_one_run(limit, digits_model, tmp_path, monkeypatch, requests):
+    """A budget that ends the run early too (the unlimited run spends about 180 evaluations on these 8 images)."""
+    assert main(predict(digits_model, tmp_path, "one.csv", *limit)) == 0
+    one, asked_once = table(tmp_path / "one.csv"), sorted(requests)
+    requests.clear()
+    with monkeypatch.context() as patch:
+        interrupt_after_draws(patch, draws=max(1, draws(tmp_path / "one.csv.journal") // 2))
+        assert main(predict(digits_model, tmp_path, "resumed.csv", *limit)) == 130
+    assert main(predict(digits_model, tmp_path, "resumed.csv", *limit)) == 0
+    pd.testing.assert_frame_equal(one, table(tmp_path / "resumed.csv"))
+    assert sorted(requests) == asked_once  # no sample evaluated twice, and exactly those of one run
+    requests.clear()
+    first = ["--budget", "60"] if limit else ["--n", "16"]
+    assert main(predict(digits_model, tmp_path, "extended.csv", *first)) == 0
+    assert main(predict(digits_model, tmp_path, "extended.csv", *limit)) == 0
+    pd.testing.assert_frame_equal(one, table(tmp_path / "extended.csv"))
+    assert len(requests) == len(set(requests))
+    if limit:
+        assert total(tmp_path / "one.csv") <= 120 and (pd.read_csv(tmp_path / "one.csv")["decision"] == "abstain").any()
+
+
+@pytest.mark.slow
+def test_predict_on_two_ray_workers_is_the_one_process_run(digits_model, tmp_path, ray_cluster):
+    for out, scale in (("one.csv", []), ("ray.csv", ["--workers", "2"])):
+        assert main(predict(digits_model, tmp_path, out, "--budget", "120", *scale)) == 0
+    pd.testing.assert_frame_equal(table(tmp_path / "one.csv"), table(tmp_path / "ray.csv"))

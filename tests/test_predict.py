@@ -11,6 +11,7 @@ from validity import check_false_certifications
 from haltfast import validation as hv
 from haltfast.cli import main
 from haltfast.engine import Run
+from haltfast.errors import HaltfastError
 from haltfast.methods import PREDICTED
 from haltfast.methods import run_predict
 from haltfast.methods.cohen import cohen_predict
@@ -148,6 +149,24 @@ def test_every_evaluation_is_counted():
     assert all(r.evaluations == r.extra["tested"] + 30 for r in pilot)
     cohen = run_predict("cohen", rec.rewound(), range(50), n=1000, alpha=0.01)
     assert all(r.evaluations == 1000 for r in cohen)
+
+
+@pytest.mark.parametrize("selection", ["clean", "pilot"])
+def test_a_budget_is_never_exceeded_and_what_it_decides_is_what_the_unlimited_run_decides(selection):
+    """Inputs open when the run's budget is spent abstain; an input decided within it has the unlimited run's
+    outcome at the same tested sample (the tests do not depend on chunk sizes). Cohen's PREDICT has no budget."""
+    rec = _mixed_recording(seed=5, n=60)
+    options = {"selection": selection, "n0": 30}
+    free = run_predict("anytime", rec, range(60), n=3000, alpha=0.01, **options)
+    budget = sum(r.evaluations for r in free) // 3
+    limited = run_predict("anytime", rec.rewound(), range(60), n=3000, alpha=0.01, budget=budget, **options)
+    assert sum(r.evaluations for r in limited) <= budget
+    given_up = [r.stop_reason == "given up: the run's budget was spent" for r in limited]
+    assert any(given_up) and all(r.decision == "abstain" for r, no in zip(limited, given_up) if no)
+    decided = [k for k, no in enumerate(given_up) if not no]
+    assert decided and _outcomes([limited[k] for k in decided]) == _outcomes([free[k] for k in decided])
+    with pytest.raises(HaltfastError, match="budget and deadline are for anytime PREDICT"):
+        run_predict("cohen", rec.rewound(), range(60), n=300, alpha=0.01, budget=100)
 
 
 def test_runner_up_test_predicts_a_top_class_below_one_half_where_the_half_test_abstains():

@@ -55,6 +55,8 @@ def read_run(path: str | Path, name: str | None = None) -> RunResults:
         from .journal import read_journal
 
         config, certs = read_journal(path)
+        if config.get("command") == "predict":
+            raise DataError(f"{path} is a haltfast predict journal: it holds no radii; analyze reads certify results")
         return RunResults(name, path, "haltfast journal", _from_certificates(certs), config)
     if "\t" in first:
         columns = tuple(first.split("\t"))

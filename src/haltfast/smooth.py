@@ -111,7 +111,8 @@ class Smooth:
         smoothed classifier's g(x) comes back with probability at most alpha for each input.
 
         method='anytime' (the default) stops each input as soon as an E-process establishes its class, at most n
-        tested samples (options: test='runner-up' or 'half', selection='clean' or 'pilot', n0, switch; see
+        tested samples (options: test='runner-up' or 'half', selection='clean' or 'pilot', n0, switch, and the
+        run's budget (evaluations) and seconds (a deadline), after which the open inputs abstain; see
         haltfast.methods.predict); method='cohen' is Cohen et al.'s PREDICT with n samples each. `decision` is
         'predicted', 'abstain' or 'error'; `evaluations` counts every model evaluation, the selection's included.
         """

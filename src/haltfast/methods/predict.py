@@ -17,9 +17,14 @@ chosen on labels its tests never see, and is tested on the labels drawn after th
 err with probability at most (1 - switch) alpha + switch alpha = alpha. Otherwise, and at the cap (n tested
 samples), the input abstains; an abstention is never a wrong prediction. Every evaluation (the clean
 prediction, the pilot) is counted.
+
+A run's budget (evaluations for the whole run, selection included, never exceeded) and deadline stop it at any
+moment: the inputs still open abstain, which costs no validity (the tests are valid at any stopping time).
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 from scipy.stats import binomtest
@@ -41,6 +46,7 @@ PREDICT_TESTS = ("runner-up", "half")
 PREDICT_METHODS = ("anytime", "cohen")
 BEATEN = "another class beats the selected one"
 BELOW_HALF = "P(selected class) < 1/2 established"
+BUDGET_SPENT = "given up: the run's budget was spent"
 ROUND_SAMPLES = 2**18  # most labels one round draws (the runner-up test feeds each hit to K - 1 tests)
 SWITCH = 0.1  # the runner-up test's default share of alpha for a second class
 
@@ -115,6 +121,9 @@ def predict_anytime(
     selected, _, _ = run.select(selection, n0, max_active)
     levels = [alpha * (1 - switch)] + ([alpha * switch] if switch else [])
     state = _PredictState(run, selected, test, levels, futility_alpha, n, min_chunk, growth)
+    state.give_up(np.nonzero((selected < 0) & run.open(np.arange(run.n)))[0])  # the budget or deadline came first
+    if run.budget is not None:  # a budget is shared: every input draws from it from the start
+        max_active = max(max_active, run.n)
     return engine.run_open_inputs(run, max_active, state.step)
 
 
@@ -165,14 +174,23 @@ class _PredictState:
         return js[:, None] * self.pairs + np.arange(self.pairs)[None, :]
 
     def step(self, active: np.ndarray) -> np.ndarray:
-        """One round: chunk sizes, a shared draw, the tests' updates; the decided inputs finish."""
+        """One round: chunk sizes, a shared draw (never past the run's budget), the tests' updates; the decided
+        inputs finish. Once the budget is spent or the deadline passed, the open inputs abstain."""
+        if active.size and self.run.out_of_budget():
+            self.give_up(active)
+            return active[:0]
         size = np.minimum(self.chunks(active), self.cap - self.tested[active]).astype(np.int64)
+        left = self.run.budget_left()
+        if left is not None:
+            size = np.minimum(size, left)
         take = np.cumsum(size) <= max(ROUND_SAMPLES, int(size[0]))
-        batch, counts = active[take], size[take]
-        drawn = self.run.draw(batch, counts)
-        ok = np.array([d is not None for d in drawn], dtype=bool)
-        if ok.any():
-            js, counts = batch[ok], counts[ok]
+        if left is not None:
+            take &= np.cumsum(np.where(take, size, 0)) <= left
+        batch = active[take]
+        drawn = self.run.draw(batch, size[take])  # a draw the deadline cut short is a prefix
+        got = np.array([0 if d is None else len(d) for d in drawn], dtype=np.int64)
+        if got.any():
+            js, counts = batch[got > 0], got[got > 0]
             self.feed(js, counts, np.concatenate([d for d in drawn if d is not None]).astype(np.int64))
             self.finish(js)
         return np.concatenate([active[~take], batch])
@@ -263,13 +281,22 @@ class _PredictState:
         for j, yes, no, at in zip(js[done], predicted[done], beaten[done], stopped[done]):
             self.run.finish(int(j), self._result(int(j), bool(yes), bool(no), int(at)))
 
-    def _result(self, j: int, predicted: bool, beaten: bool, stopped_at: int) -> Certificate:
-        """Input j's result; log_evalue is the smallest of its class's tests' log E-values (the last to cross)."""
+    def give_up(self, js: np.ndarray) -> None:
+        """Open inputs the run's budget or deadline stops abstain (an abstention is never a wrong class)."""
+        why = self.run.out_of_budget() or StopReason.BUDGET
+        why = BUDGET_SPENT if why == StopReason.BUDGET else why
+        for j in js:
+            self.run.finish(int(j), self._result(int(j), False, False, int(self.tested[j]), why))
+
+    def _result(self, j: int, predicted: bool, beaten: bool, stopped_at: int, why: str | None = None) -> Certificate:
+        """Input j's result; log_evalue is the smallest of its class's tests' log E-values (the last to cross).
+        `why`: the reason an input given up abstains."""
         stage = self.stages[int(self.stage[j])]
         log_e = float(stage.cert.log_evalue_at(self.rows(np.array([j]))[0]).min())
-        why = StopReason.EVALUE if predicted else (BEATEN if self.test == "runner-up" else BELOW_HALF)
-        if not predicted and not beaten:
-            why = StopReason.MAX_SAMPLES
+        if why is None and predicted:
+            why = StopReason.EVALUE
+        elif why is None:
+            why = (BEATEN if self.test == "runner-up" else BELOW_HALF) if beaten else StopReason.MAX_SAMPLES
         a = int(self.selected[j])
         extra = {"tested": int(self.tested[j]), "stopped_at": stopped_at, "selected": a}
         if self.stage[j]:
@@ -299,16 +326,22 @@ def run_predict(
     **options,
 ) -> list[Certificate]:
     """PREDICT on these items of a stream source (live or recorded): 'anytime' (options: test, selection, n0,
-    futility_alpha, min_chunk, growth, max_active) or 'cohen'; each result is a wrong class with probability at
-    most alpha. `progress(inputs, evaluations)` and `on_result(result)` follow the run (see engine.Run)."""
+    switch, futility_alpha, min_chunk, growth, max_active, and the run's `budget` (evaluations, selection
+    included, never exceeded) and `seconds` (a deadline counted from the start): the inputs open when either is
+    spent abstain) or 'cohen'; each result is a wrong class with probability at most alpha.
+    `progress(inputs, evaluations)` and `on_result(result)` follow the run (see engine.Run)."""
     if method not in PREDICT_METHODS:
         raise HaltfastError(f"unknown predict method {method!r}; choose one of {', '.join(PREDICT_METHODS)}")
+    budget, seconds = options.pop("budget", None), options.pop("seconds", None)
     if method == "cohen" and options:
         raise HaltfastError(f"Cohen's PREDICT takes no options {sorted(options)}")
-    run = Run(streams, items, labels, indices, progress, on_result)
+    if method == "cohen" and (budget is not None or seconds is not None):
+        raise HaltfastError("a run's budget and deadline are for anytime PREDICT; Cohen's draws n samples per input")
+    run = Run(streams, items, labels, indices, progress, on_result, budget=budget, seconds=seconds)
     if method == "cohen":
         return predict_cohen(run, n=n, alpha=alpha)
     try:
-        return predict_anytime(run, n=n, alpha=alpha, **options)
+        inspect.signature(predict_anytime).bind(run, n=n, alpha=alpha, **options)
     except TypeError as exc:
         raise HaltfastError(f"anytime PREDICT: {exc}") from None
+    return predict_anytime(run, n=n, alpha=alpha, **options)

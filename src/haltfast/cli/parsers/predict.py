@@ -8,7 +8,9 @@ from ..options import add_model_options
 from ..options import add_output_options
 from ..options import add_replay_option
 from ..options import add_sampling_options
+from ..options import add_scale_out_options
 from ..options import fraction
+from ..options import positive_float
 from ..options import positive_int
 from ..options import probability
 from ..predict import cmd_predict
@@ -16,6 +18,15 @@ from ..predict import cmd_predict
 TEST_HELP = (
     "anytime: runner-up (an E-process per other class c tests that the selected class beats c; predict once all "
     "have crossed) or half (one E-process tests P(selected class) > 1/2)"
+)
+
+BUDGET_HELP = (
+    "anytime: model evaluations for the whole run (selection included, never exceeded, also across resumes and "
+    "Ray workers); inputs still open when it is spent abstain"
+)
+SECONDS_HELP = (
+    "anytime: a deadline for the run, counted from its start (selection included) and kept within about one "
+    "model batch; inputs still open then abstain"
 )
 
 
@@ -43,6 +54,8 @@ def add_parser(sub) -> None:
         help="anytime: choose the class by the clean prediction (1 evaluation) or by n0 noisy pilot samples",
     )
     g.add_argument("--n0", type=positive_int, default=100, help="pilot samples of --selection pilot")
+    g.add_argument("--budget", type=positive_int, default=None, help=BUDGET_HELP)
+    g.add_argument("--seconds", type=positive_float, default=None, help=SECONDS_HELP)
     g.add_argument(
         "--switch",
         type=fraction,
@@ -52,7 +65,13 @@ def add_parser(sub) -> None:
     )
     add_replay_option(g)
     add_sampling_options(p)
-    add_output_options(p, "predictions file, one row per input (see --format)")
+    add_scale_out_options(p)
+    add_output_options(
+        p,
+        "predictions file, one row per input (see --format); every finished input (and, for the anytime method, "
+        "every label drawn) is also appended to OUT.journal at once, so rerunning the same command resumes (and "
+        "with a larger --n, --budget or --seconds extends) the run without evaluating any sample twice",
+    )
     p.add_argument(
         "--format",
         default="csv",
