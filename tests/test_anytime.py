@@ -110,6 +110,16 @@ class MonitoredClopperPearson:
     def log_evalue_at(self, rows):
         return self.log_evalue[rows]
 
+    def log_evalue_of(self, rows, successes, trials):
+        return self.log_evalue[rows]
+
+    def could_reject(self, rows, remaining):
+        return np.ones(np.size(rows), dtype=bool)
+
+    @property
+    def successes(self):
+        return self.trials - self.hits if self.less else self.hits
+
     def gap_at(self, rows):
         return self.threshold[rows] - self.log_evalue[rows]
 

@@ -6,6 +6,7 @@ from validity import bernoulli_recording
 from validity import check_false_certifications
 
 from haltfast.batches import least_integer
+from haltfast.bench.crossings import check_baseline_rows
 from haltfast.errors import HaltfastError
 from haltfast.methods import run_method
 from haltfast.methods import voracek
@@ -121,7 +122,13 @@ def test_horvath_agrees_with_its_statistics_core_function():
     decision, used = horvath_adaptive_test(np.stack(streams), p0, 0.001, stages=horvath_stages(20_000))
     expected = [{1: "certified", 0: "not certified"}.get(int(d), "undecided") for d in decision]
     assert [c.decision for c in certs] == expected
-    assert [c.evaluations for c in certs] == list(used + 1)
+    # each input stops at the sample from which its stage's outcome is fixed: the same decisions, fewer samples
+    early_decision, early = horvath_adaptive_test(
+        np.stack(streams), p0, 0.001, stages=horvath_stages(20_000), stop_when_fixed=True
+    )
+    assert list(early_decision) == list(decision) and np.all(early <= used) and np.any(early < used)
+    assert [c.extra["stopped_at"] for c in certs] == list(early)
+    assert all(c.extra["stopped_at"] <= c.extra["tested"] == c.evaluations - 1 for c in certs)
     assert horvath_stages(20_000) == (1000, 10000, 9000) and horvath_stages(100_000) == (1000, 10000, 89000)
 
 
@@ -143,8 +150,9 @@ def test_betting_stops_exactly_where_its_wealth_first_crosses():
         assert first <= cert.extra["tested"] < first * 1.3 + 64  # overdraw bounded by the chunk rule
 
 
-def test_union_bound_decides_at_the_first_checkpoint_whose_bound_crosses():
-    """Skipping checkpoints that cannot decide changes nothing: same decision, same sample, nothing overdrawn."""
+def test_union_bound_decides_where_a_checkpoint_outcome_is_fixed():
+    """As Voracek's code: the decision of the first checkpoint whose bound crosses, taken at the first sample from
+    which the counts fix it (successes or failures can only grow until that checkpoint)."""
     rng = np.random.default_rng(2)
     alpha, radius = 0.001, 0.5
     p0 = norm.cdf(radius / SIGMA)
@@ -168,7 +176,11 @@ def test_union_bound_decides_at_the_first_checkpoint_whose_bound_crosses():
         down = union_bound_upper(s, times, alpha) < p0
         first = int(np.argmax(up | down))
         assert cert.decision == ("certified" if up[first] else "not certified")
-        assert cert.extra["tested"] == cert.extra["stopped_at"] == times[first]
+        assert cert.extra["stopped_at"] <= times[first] and cert.extra["stopped_at"] <= cert.extra["tested"]
+    # the fixing sample, recomputed from Voracek's binomial-quantile thresholds at every sample
+    rows = [c.row() for c in certs]
+    assert check_baseline_rows(rec, rows, "union-bound", alpha, SIGMA, radius, 30_000) == []
+    assert any(c.extra["stopped_at"] < c.extra["tested"] for c in certs)  # decided between checkpoints
 
 
 @pytest.mark.parametrize(

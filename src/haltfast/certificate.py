@@ -41,6 +41,8 @@ class StopReason:
     CP_UPPER = "Clopper-Pearson upper bound below Phi(r/sigma)"
     LAST_STAGE = "last stage did not certify"
     BUCKET_DECIDED = "grid bucket decided"
+    OUT_OF_REACH = "certificate out of reach: max_samples cannot reach 1/alpha even if every sample hits"
+    NEXT_OUT_OF_REACH = "next grid radius out of reach: max_samples cannot certify it even if every sample hits"
     GIVEN_UP = "given up: the next certificate was not worth its expected evaluations"
     BUDGET = "given up: the run's budget went to inputs more likely to certify"
     DEADLINE = "given up: the run's deadline passed"

@@ -34,6 +34,7 @@ from .certificate import validate_count
 from .certificate import validate_seconds
 from .errors import HaltfastError
 from .predictors import Parts
+from .predictors import check_parts
 from .statistics import BetaMixtureTest
 from .statistics import ConfidenceSequence
 from .statistics import UnionConfidenceSequence
@@ -86,15 +87,17 @@ def radius_mode_stop(tested, max_samples: int, half_established, gain, tolerance
 
 
 def mixture_test(p0, alpha: float, parts: Parts, n: int, alternative: str = "greater"):
-    """The beta-mixture test of a prior's components: one BetaMixtureTest, or their Bonferroni union."""
+    """The beta-mixture test of a prior's components (checked: check_parts): one BetaMixtureTest, or their
+    Bonferroni union, of level alpha."""
+    parts = check_parts(parts, n)
     tests = [BetaMixtureTest(p0, alpha * w, a, b, n_streams=n, alternative=alternative) for w, a, b in parts]
     return tests[0] if len(tests) == 1 else UnionTest(tests)
 
 
 def lower_confidence_sequence(alpha: float, parts: Parts, n: int) -> UnionConfidenceSequence:
-    """The anytime lower confidence bound of a prior's components (their intersection, level alpha)."""
+    """The anytime lower confidence bound of a prior's components (checked; their intersection, level alpha)."""
     return UnionConfidenceSequence(
-        [ConfidenceSequence(alpha * w, a, b, n_streams=n, side="lower") for w, a, b in parts]
+        [ConfidenceSequence(alpha * w, a, b, n_streams=n, side="lower") for w, a, b in check_parts(parts, n)]
     )
 
 

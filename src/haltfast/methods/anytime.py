@@ -40,6 +40,7 @@ from ..statistics import OutcomeBatch
 from ..statistics import beta_mixture_lower_bound
 
 GIVEN_UP = "given up"  # a verdict of the value rule (worth): the input ends undecided
+OUT_OF_REACH = "out of reach"  # a verdict: no certificate (or next grid radius) within max_samples, whatever comes
 GRID_WORTH = 1_000_000  # grid mode's default worth of the next radius, in evaluations
 
 
@@ -313,10 +314,12 @@ class _DecisionMode(_Mode):
             self.target.max_samples,
         )
         still = np.nonzero(verdict == OPEN)[0]
+        left = self.target.max_samples - self.tested[js[still]]
+        verdict[still[~self.cert.could_reject(js[still], left)]] = OUT_OF_REACH
+        still = np.nonzero(verdict == OPEN)[0]
         verdict[still[self.not_worth_it(js[still])]] = GIVEN_UP
-        done = js[verdict != OPEN]
-        for j, outcome, log_e in zip(done, verdict[verdict != OPEN], self.cert.log_evalue_at(done)):
-            self.run.finish(j, self._certificate(j, outcome, float(log_e)))
+        for j, outcome in zip(js[verdict != OPEN], verdict[verdict != OPEN]):
+            self.run.finish(j, self._certificate(j, outcome))
 
     def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gap_cert, gap_fut = self.cert.gap_at(js), self.fut.gap_at(js)
@@ -329,13 +332,16 @@ class _DecisionMode(_Mode):
         )
 
     def give_up(self, js: np.ndarray, why: str) -> None:
-        for j, log_e in zip(js, self.cert.log_evalue_at(js)):
-            self.run.finish(j, self._certificate(j, GIVEN_UP, float(log_e), why))
+        for j in js:
+            self.run.finish(j, self._certificate(j, GIVEN_UP, why))
 
-    def _certificate(self, j: int, outcome: str, log_e: float, why: str = StopReason.GIVEN_UP) -> Certificate:
-        """Input j's certificate; log_e: its certification test's log E-value."""
+    def _certificate(self, j: int, outcome: str, why: str = StopReason.GIVEN_UP) -> Certificate:
+        """Input j's certificate. `stopped_at` is the tested sample at which the deciding test crossed (the
+        certification test for 'certified', the futility test for 'not certified'; the samples tested where
+        neither did), and `log_evalue` the certification test's log E-value at that sample."""
         tested = int(self.tested[j])
         c = int(self.c_hat[j])
+        one = np.array([j])
         if outcome == CERTIFIED:
             assert self.target.radius is not None  # decision mode: a required radius
             return Certificate(
@@ -344,21 +350,23 @@ class _DecisionMode(_Mode):
                 CERTIFIED,
                 0,
                 p_lower=self.p0,
-                log_evalue=log_e,
+                log_evalue=float(self.cert.log_evalue_at(one)[0]),  # frozen at its crossing
                 stop_reason=StopReason.EVALUE,
-                extra={"tested": tested, "stopped_at": int(self.cert.trials[j])},
+                extra={"tested": tested, "stopped_at": int(self.cert.stopping_time[j])},
             )
         if outcome == NOT_CERTIFIED:
+            at, hits = self.fut.stopping_time[one], self.fut.successes[one]  # the futility test froze there
             return Certificate(
                 c,
                 0.0,
                 NOT_CERTIFIED,
                 0,
-                log_evalue=log_e,
+                log_evalue=float(self.cert.log_evalue_of(one, hits, at)[0]),
                 stop_reason=StopReason.UPPER_BELOW,
-                extra={"tested": tested, "stopped_at": int(self.fut.trials[j])},
+                extra={"tested": tested, "stopped_at": int(at[0])},
             )
-        why = why if outcome == GIVEN_UP else StopReason.MAX_SAMPLES
+        why = {GIVEN_UP: why, OUT_OF_REACH: StopReason.OUT_OF_REACH}.get(outcome, StopReason.MAX_SAMPLES)
+        log_e = float(self.cert.log_evalue_at(one)[0])  # it has not crossed: its value at the last sample tested
         return Certificate(
             c, 0.0, UNDECIDED, 0, log_evalue=log_e, stop_reason=why, extra={"tested": tested, "stopped_at": tested}
         )
@@ -468,10 +476,17 @@ class _GridMode(_Mode):
         self.refuted[js] = np.where(futile.any(axis=0), np.argmax(futile, axis=0) + 1, k + 1)
         c, f = self.certified[js], self.refuted[js]
         done = (c >= f - 1) | (c == k) | (self.tested[js] >= self.target.max_samples)
+        why = np.full(js.size, StopReason.GIVEN_UP, dtype=object)
+        still = np.nonzero(~done)[0]
+        left = self.target.max_samples - self.tested[js[still]]
+        for nxt in np.unique(c[still]):  # the next radius out of reach even if every remaining sample hits
+            sel = c[still] == nxt
+            hopeless = still[sel][~self.cert[nxt].could_reject(js[still[sel]], left[sel])]
+            done[hopeless], why[hopeless] = True, StopReason.NEXT_OUT_OF_REACH
         still = np.nonzero(~done)[0]
         done[still[self.not_worth_it(js[still])]] = True
-        for j in js[done]:
-            self.run.finish(j, self._certificate(j))
+        for j, reason in zip(js[done], why[done]):
+            self.run.finish(j, self._certificate(j, reason))
 
     def value(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The chance and cost of the next grid radius (c + 1)."""
@@ -487,12 +502,20 @@ class _GridMode(_Mode):
             self.run.finish(j, self._certificate(j, why))
 
     def _certificate(self, j: int, why_given_up: str = StopReason.GIVEN_UP) -> Certificate:
+        """Input j's certificate. `stopped_at` is the tested sample at which its certificate was established (the
+        last of the tests at radii 1..c to cross; for 'not certified', the first radius's futility test's
+        crossing; the samples tested where neither), and `log_evalue` the log E-value of the test at the
+        certified radius, frozen at its crossing."""
         c, tested, k = int(self.certified[j]), int(self.tested[j]), len(self.p0)
         capped = c < min(int(self.refuted[j]) - 1, k)
         why = StopReason.BUCKET_DECIDED
         if capped:
             why = StopReason.MAX_SAMPLES if tested >= self.target.max_samples else why_given_up
-        extra = {"tested": tested, "stopped_at": tested, "certified_radii": c}
+        if c > 0:
+            stopped_at = max(int(self.cert[i].stopping_time[j]) for i in range(c))
+        else:
+            stopped_at = tested if capped else int(self.fut[0].stopping_time[j])
+        extra = {"tested": tested, "stopped_at": stopped_at, "certified_radii": c}
         if c == 0:
             outcome = UNDECIDED if capped else NOT_CERTIFIED
             return Certificate(int(self.c_hat[j]), 0.0, outcome, 0, stop_reason=why, extra=extra)

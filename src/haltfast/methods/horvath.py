@@ -20,11 +20,13 @@ from ..certificate import Certificate
 from ..certificate import StopReason
 from ..engine import Run
 from ..engine import Target
+from ..engine import chunk_grid
 from ..errors import HaltfastError
 from ..statistics import clopper_pearson_lower
 from ..statistics import clopper_pearson_upper
 
 HORVATH_STAGES = (1000, 10000, 125000)
+STAGE_CHUNK = 4096  # most samples of a stage one input draws at once (the search for a fixed outcome is per sample)
 
 
 def horvath_schedule(p0, alpha, beta=1e-4, stages=HORVATH_STAGES):
@@ -62,8 +64,9 @@ class HorvathAdaptiveTest:
     One p0/alpha/beta/stages for all streams (it is a fixed-radius baseline).
     """
 
-    def __init__(self, p0, alpha, beta=1e-4, stages=HORVATH_STAGES, n_streams=1):
+    def __init__(self, p0, alpha, beta=1e-4, stages=HORVATH_STAGES, n_streams=1, stop_when_fixed=False):
         sched = horvath_schedule(p0, alpha, beta, stages)
+        self.stop_when_fixed = bool(stop_when_fixed)
         self.p0, self.alpha, self.beta = float(p0), float(alpha), float(beta)
         self.schedule = sched
         self.n_streams = int(n_streams)
@@ -92,17 +95,22 @@ class HorvathAdaptiveTest:
         while act.size:
             st = rows[live[act]]
             take = np.minimum(n_st[self.stage[st]] - self.stage_trials[st], m - pos[act])
+            if self.stop_when_fixed:
+                take = self._until_fixed(st, cs[act], pos[act], take)
             self.stage_successes[st] += cs[act, pos[act] + take] - cs[act, pos[act]]
             self.stage_trials[st] += take
             self.samples_used[st] += take
             pos[act] += take
             full = self.stage_trials[st] == n_st[self.stage[st]]
+            if self.stop_when_fixed:
+                full |= self._fixed(st, self.stage_successes[st], self.stage_trials[st])
             if full.any():
                 f_st = st[full]
                 stg = self.stage[f_st]
                 succ = self.stage_successes[f_st]
+                left = n_st[stg] - self.stage_trials[f_st]  # 0 unless the stage's outcome was fixed early
                 cert = succ >= self.schedule["certify_min"][stg]
-                fut = ~cert & (succ <= self.schedule["futile_max"][stg])
+                fut = ~cert & (succ + left <= self.schedule["futile_max"][stg])
                 last = ~cert & ~fut & (stg == nstages - 1)
                 fin = cert | fut | last
                 self.decision[f_st[cert]] = 1
@@ -116,18 +124,46 @@ class HorvathAdaptiveTest:
             act = act[(~self.done[st]) & (pos[act] < m)]
         return res[0] if scalar else res
 
+    def _fixed(self, st, successes, trials) -> np.ndarray:
+        """Whether each stream's current stage has a fixed outcome that ends the test: it certifies whatever comes
+        (successes reached), it refutes whatever comes (the rest all hits would stay at or below futile_max), or
+        it is the last stage and cannot certify even if every remaining sample hits."""
+        stg = self.stage[st]
+        left = self.schedule["n"][stg] - trials
+        last = stg == self.schedule["n"].size - 1
+        return (
+            (successes >= self.schedule["certify_min"][stg])
+            | (successes + left <= self.schedule["futile_max"][stg])
+            | (last & (successes + left < self.schedule["certify_min"][stg]))
+        )
 
-def horvath_adaptive_test(outcomes, p0, alpha, beta=1e-4, stages=HORVATH_STAGES):
+    def _until_fixed(self, st, cs, pos, take) -> np.ndarray:
+        """How many of the next `take` outcomes each stream consumes: up to the first at which its stage's outcome
+        is fixed (see _fixed), else all of them."""
+        offsets = np.arange(1, int(take.max(initial=0)) + 1)
+        if not offsets.size:
+            return take
+        idx = np.minimum(pos[:, None] + offsets[None, :], cs.shape[1] - 1)
+        k = np.arange(st.size)[:, None]
+        succ = self.stage_successes[st][:, None] + cs[k, idx] - cs[k, pos[:, None]]
+        trials = self.stage_trials[st][:, None] + offsets[None, :]
+        fixed = self._fixed(np.repeat(st, offsets.size), succ.reshape(-1), trials.reshape(-1)).reshape(succ.shape)
+        fixed &= offsets[None, :] <= take[:, None]
+        return np.where(fixed.any(axis=1), fixed.argmax(axis=1) + 1, take)
+
+
+def horvath_adaptive_test(outcomes, p0, alpha, beta=1e-4, stages=HORVATH_STAGES, stop_when_fixed=False):
     """Run Horvath et al.'s adaptive sampling on recorded outcome streams (1-D, or 2-D rows).
 
     Stage i consumes the next n_i outcomes of the recording (fresh samples).  Returns
     (decision, samples_used): decision 1 certified, 0 futile stop, -1 abstain (all stages used, or
     the recording ended inside a stage, in which case samples_used is the recording length).
+    stop_when_fixed: a stream stops at the sample from which its stage's outcome is fixed (the same decisions).
     """
     X = np.asarray(outcomes)
     scalar = X.ndim == 1
     X2 = X[None, :] if scalar else X
-    test = HorvathAdaptiveTest(p0, alpha, beta, stages, n_streams=X2.shape[0])
+    test = HorvathAdaptiveTest(p0, alpha, beta, stages, n_streams=X2.shape[0], stop_when_fixed=stop_when_fixed)
     test.update(X2)
     dec, used = test.decision.copy(), test.samples_used.copy()
     return (dec[0], used[0]) if scalar else (dec, used)
@@ -158,15 +194,14 @@ def certify_horvath(run: Run, target: Target, *, beta: float = 1e-4, stages=HORV
     if run.n == 0:
         return []
     c_hat, _, _ = run.select("clean", 0, run.n)
-    test = HorvathAdaptiveTest(target.p0, target.alpha, beta, stages, n_streams=run.n)
-    for size in stages:
+    test = HorvathAdaptiveTest(target.p0, target.alpha, beta, stages, n_streams=run.n, stop_when_fixed=True)
+    while True:
         js = np.array([j for j in range(run.n) if run.certs[j] is None and not test.done[j]], dtype=np.int64)
         if js.size == 0:
             break
-        out = run.draw(js, np.full(js.size, size))
-        ok = np.nonzero(run.open(js))[0]
-        if ok.size:
-            test.update(np.stack([out[k] for k in ok]) == c_hat[js[ok]][:, None], js[ok])
+        _, groups = run.draw_hits(js, stage_chunks(test, js), c_hat)
+        for rows, hits in groups:
+            test.update(hits, rows)
     for j in range(run.n):
         if run.certs[j] is not None:
             continue
@@ -179,10 +214,32 @@ def certify_horvath(run: Run, target: Target, *, beta: float = 1e-4, stages=HORV
                 decision,
                 0,
                 stop_reason=reason,
-                extra={"tested": int(test.samples_used[j]), "stages": int(test.stage[j]) + 1},
+                extra={
+                    "tested": int(run.streams.positions[run.items[j]]),
+                    "stopped_at": int(test.samples_used[j]),
+                    "stages": int(test.stage[j]) + 1,
+                },
             ),
         )
     return run.results()
+
+
+def stage_chunks(test: HorvathAdaptiveTest, js: np.ndarray, min_chunk: int = 16, growth: float = 1 / 16) -> np.ndarray:
+    """The next chunk of each stream's current stage: the fewest samples after which the stage's outcome could be
+    fixed (every one a hit reaching certify_min, or every one a miss fixing refutation, or, in the last stage,
+    certification out of reach), at least growth * (samples in the stage), on the chunk grid, never past the
+    stage's end (stages never share a sample)."""
+    sched = test.schedule
+    stg, k, a = test.stage[js], test.stage_trials[js], test.stage_successes[js]
+    n, cmin, fmax = sched["n"][stg], sched["certify_min"][stg], sched["futile_max"][stg]
+    last = stg == sched["n"].size - 1
+    big = np.iinfo(np.int64).max // 4
+    certify = cmin - a  # all hits
+    refute = np.where(fmax >= 0, n - fmax + a - k, big)  # all misses: a + (n - k) <= fmax
+    hopeless = np.where(last, n - cmin + a + 1 - k, big)  # all misses: a + (n - k) < cmin
+    first = np.maximum(np.minimum(np.minimum(certify, refute), hopeless), 1)
+    size = chunk_grid(np.maximum(first, np.ceil(growth * k)).astype(np.int64), min_chunk)
+    return np.minimum(np.minimum(size, STAGE_CHUNK), n - k)
 
 
 _OUTCOMES = {

@@ -29,6 +29,7 @@ from ..certificate import validate_tolerance
 from ..engine import OPEN
 from ..engine import Run
 from ..engine import Target
+from ..engine import chunk_grid
 from ..engine import decide
 from ..engine import decision_chunks
 from ..engine import growth_chunks
@@ -157,52 +158,111 @@ class UnionBoundConfidenceSequence(RunningBounds):
 
 
 class _UnionBound:
-    """Voracek's union-bound CS: Clopper-Pearson bounds at geometric checkpoints, level alpha on each side."""
+    """Voracek's union-bound CS: Clopper-Pearson bounds at geometric checkpoints, level alpha on each side.
 
-    LOOKAHEAD = 64  # checkpoints searched ahead for the first one that could decide (a factor 1.1^64 in t)
+    Decision mode decides as Voracek's public code does (`get_thresholds_union_bound`): at sample i it certifies as
+    soon as the successes reach the fewest that certify at some checkpoint at or after i (they can only grow, so
+    that checkpoint's outcome is fixed), and refutes as soon as the failures reach the fewest that refute at one;
+    only checkpoints within max_samples count. An input none of whose remaining checkpoints can decide it, even
+    if every remaining sample agreed, is undecided at once.
+    """
 
     def __init__(self, alpha: float, n: int, max_samples: int, p0: float | None):
         self.lower_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="lower")
         self.upper_cs = UnionBoundConfidenceSequence(alpha, n_streams=n, side="upper")
         self.times, self.shares = union_bound_checkpoints(max_samples)
         self.alpha, self.p0 = alpha, p0
+        self._certify_min: dict[float, np.ndarray] = {}
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.trials = np.zeros(n, dtype=np.int64)
+        self.decision = np.zeros(n, dtype=np.int64)  # decision mode: 1 certified, -1 not certified, 0 open
+        self.stopping_time = np.full(n, -1, dtype=np.int64)
         if p0 is not None:
-            # per checkpoint: fewest successes whose lower bound exceeds p0, and the successes at and below
-            # which the upper bound falls below it (found by bisection on the monotone Clopper-Pearson bounds)
+            # per checkpoint: fewest successes whose lower bound exceeds p0, fewest failures whose upper bound
+            # falls below it; then the fewest over the checkpoints from each one on (the outcome it fixes)
             t, a = self.times, alpha * self.shares
-            self.certify_min = least_integer(lambda k, w: clopper_pearson_lower(k, t[w], a[w]) > p0, t)
-            self.futile_max = least_integer(lambda k, w: clopper_pearson_upper(k, t[w], a[w]) >= p0, t) - 1
+            self.certify_min = self.certify_min_at(p0)
+            futile_max = least_integer(lambda k, w: clopper_pearson_upper(k, t[w], a[w]) >= p0, t) - 1
+            self.fail_min = np.where(futile_max >= 0, t - futile_max, t + 1)
+            self.certify_need = np.minimum.accumulate(self.certify_min[::-1])[::-1]
+            self.fail_need = np.minimum.accumulate(self.fail_min[::-1])[::-1]
+
+    def certify_min_at(self, p: float) -> np.ndarray:
+        """Per checkpoint, the fewest successes whose lower bound exceeds p (t + 1: none)."""
+        if p not in self._certify_min:
+            t, a = self.times, self.alpha * self.shares
+            self._certify_min[p] = least_integer(lambda k, w: clopper_pearson_lower(k, t[w], a[w]) > p, t)
+        return self._certify_min[p]
 
     def chunk(
         self, rows: np.ndarray, tested: np.ndarray, max_samples: int, min_chunk: int, growth: float
     ) -> np.ndarray:
-        """Samples up to a checkpoint (the bounds move only there, so nothing is overdrawn).
-
-        Decision mode: the first checkpoint at which a decision is possible at all (every sample a hit
-        lifting the lower bound above p0, or every one a miss pushing the upper bound below it), so
-        skipping the others changes no decision. Radius mode: the first checkpoint at least
-        max(min_chunk, growth * t) samples ahead, the spacing of haltfast's radius mode.
-        """
-        k = np.searchsorted(self.times, tested, side="right")
+        """Decision mode: the fewest samples after which a decision is possible at all (every one a hit reaching
+        a certifying count, or every one a miss a refuting count), at least growth * t, on the chunk grid. Radius
+        and grid mode: up to the first checkpoint at least max(min_chunk, growth * t) samples ahead (the bounds
+        move only there)."""
         if self.p0 is None:
             want = tested + np.maximum(min_chunk, np.ceil(growth * tested)).astype(np.int64)
             k = np.searchsorted(self.times, want, side="left")
-        else:
-            j = np.minimum(k[:, None] + np.arange(self.LOOKAHEAD)[None, :], self.times.size - 1)
-            s = self.lower_cs.successes[rows][:, None]
-            possible = (s + self.times[j] - tested[:, None] >= self.certify_min[j]) | (s <= self.futile_max[j])
-            k = np.where(possible.any(axis=1), j[np.arange(rows.size), possible.argmax(axis=1)], j[:, -1])
-        nxt = np.where(k < self.times.size, self.times[np.minimum(k, self.times.size - 1)], max_samples)
-        return np.maximum(nxt - tested, 1)
+            nxt = np.where(k < self.times.size, self.times[np.minimum(k, self.times.size - 1)], max_samples)
+            return np.maximum(nxt - tested, 1)
+        s = self.successes[rows][:, None]
+        t = tested[:, None]
+        start = np.concatenate([[0], self.times[:-1]])[None, :] + 1  # the samples whose next checkpoint is j
+        end = self.times[None, :]
+        first = np.maximum(
+            np.maximum(start, t + 1), np.minimum(t + self.certify_need - s, t + self.fail_need - (t - s))
+        )
+        first = np.where((first <= end) & (end > t), first, np.iinfo(np.int64).max).min(axis=1)
+        base = np.where(first < np.iinfo(np.int64).max, first - tested, max_samples - tested)
+        return chunk_grid(np.maximum(base, np.ceil(growth * tested)).astype(np.int64), min_chunk)
 
     def update(self, x: np.ndarray, rows: np.ndarray) -> None:
-        self.lower_cs.update(x, rows)
-        self.upper_cs.update(x, rows)
+        if self.p0 is None:
+            self.lower_cs.update(x, rows)
+            self.upper_cs.update(x, rows)
+        else:
+            self._decide(x, rows)
+        self.successes[rows] += x.sum(axis=1)
+        self.trials[rows] += x.shape[1]
+
+    def _decide(self, x: np.ndarray, rows: np.ndarray) -> None:
+        """Voracek's rule on these rows' next samples: the first sample at which a checkpoint's outcome is fixed."""
+        live = self.decision[rows] == 0
+        if not live.any():
+            return
+        x, rows = x[live], rows[live]
+        m = x.shape[1]
+        i = self.trials[rows][:, None] + np.arange(1, m + 1)[None, :]
+        hits = self.successes[rows][:, None] + np.cumsum(x, axis=1)
+        j = np.searchsorted(self.times, i, side="left")
+        valid = j < self.times.size
+        jc = np.minimum(j, self.times.size - 1)
+        refute = valid & (i - hits >= self.fail_need[jc])
+        certify = valid & ~refute & (hits >= self.certify_need[jc])  # Voracek's code tests refutation first
+        hit = refute | certify
+        decided = hit.any(axis=1)
+        first = hit.argmax(axis=1)
+        r = np.nonzero(decided)[0]
+        self.decision[rows[r]] = np.where(certify[r, first[r]], 1, -1)
+        self.stopping_time[rows[r]] = i[r, first[r]]
+
+    def could_certify(self, rows: np.ndarray, max_samples: int) -> np.ndarray:
+        """Decision mode: whether a checkpoint within max_samples can still certify, were every remaining sample a
+        hit (exact: the successes at a checkpoint are at most those)."""
+        assert self.p0 is not None
+        return self.could_exceed(rows, self.p0, max_samples) | (self.decision[rows] == 1)
+
+    def could_exceed(self, rows: np.ndarray, p: float, max_samples: int) -> np.ndarray:
+        """Grid mode: whether the lower bound can still exceed p at a checkpoint within max_samples."""
+        need = self.certify_min_at(p)
+        s, t = self.successes[rows][:, None], self.trials[rows][:, None]
+        ahead = (self.times[None, :] > t) & (self.times[None, :] <= max_samples)
+        return np.any(ahead & (s + self.times[None, :] - t >= need[None, :]), axis=1)
 
     def verdict(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decision mode: (1 certified, -1 not certified, 0 open; the sample at which it was decided)."""
-        decided = np.where(self.lower[js] > self.p0, 1, np.where(self.upper[js] < self.p0, -1, 0))
-        return decided, self.lower_cs.trials[js]
+        return self.decision[js], self.stopping_time[js]
 
     @property
     def lower(self) -> np.ndarray:
@@ -260,6 +320,26 @@ class _Betting:
     def verdict(self, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decision mode: (1 certified, -1 not certified, 0 open; the sample at which it was decided)."""
         return self.decision[js], self.stopping_time[js]
+
+    def could_certify(self, rows: np.ndarray, max_samples: int) -> np.ndarray:
+        """Decision mode: whether the wealth against p0 can still reach the certifying threshold within max_samples."""
+        assert self.p0 is not None
+        return (self.decision[rows] == 1) | self._reachable(rows, self.p0, self.log_c_cert, max_samples)
+
+    def could_exceed(self, rows: np.ndarray, p: float, max_samples: int) -> np.ndarray:
+        """Grid mode: whether the lower bound can still exceed p within max_samples (a lower bound is used only from
+        p_min on, so below p_min it must reach p_min)."""
+        return self._reachable(rows, max(p, self.p_min), self.log_c, max_samples)
+
+    def _reachable(self, rows: np.ndarray, p: float, log_c: float, max_samples: int) -> np.ndarray:
+        """Whether some continuation within max_samples takes E_t(p) to log_c with S >= p t. Exact: in that region
+        a miss turned into a hit never lowers E_t(p), and along the all-hits path log E_t(p) is convex (each hit
+        adds log(q_t / p), q_t growing), so the largest value is now or after every remaining sample hit."""
+        s, t = self.successes[rows], self.trials[rows]
+        m = np.maximum(max_samples - t, 0)
+        now = log_beta_mixture_evalue(s, t, p, 0.5, 0.5, truncated=False)
+        end = log_beta_mixture_evalue(s + m, t + m, p, 0.5, 0.5, truncated=False)
+        return np.maximum(now, end) >= log_c - 1e-6  # a margin for the bound's root search
 
     def update(self, x: np.ndarray, rows: np.ndarray) -> None:
         s0, t0 = self.successes[rows], self.trials[rows]
@@ -367,9 +447,16 @@ class _Sampling:
         c = np.searchsorted(self.grid, self.cs.lower[js], side="left")  # grid thresholds below the lower bound
         f = np.searchsorted(self.grid, self.cs.upper[js], side="right") + 1  # the first one above the upper bound
         tested = self.tested[js]
-        for i in np.nonzero((c >= f - 1) | (c == k) | (tested >= self.max_samples))[0]:
+        done = (c >= f - 1) | (c == k) | (tested >= self.max_samples)
+        hopeless = np.zeros(js.size, dtype=bool)  # the next radius out of reach even if every remaining sample hits
+        for nxt in np.unique(c[~done]):
+            sel = np.nonzero(~done & (c == nxt))[0]
+            hopeless[sel] = ~self.cs.could_exceed(js[sel], float(self.grid[nxt]), self.max_samples)
+        for i in np.nonzero(done | hopeless)[0]:
             j, top = js[i], int(c[i])
             why = StopReason.BUCKET_DECIDED if top >= min(int(f[i]) - 1, k) else StopReason.MAX_SAMPLES
+            if hopeless[i]:
+                why = StopReason.NEXT_OUT_OF_REACH
             extra = {"tested": int(tested[i]), "stopped_at": int(tested[i]), "certified_radii": top}
             if top == 0:
                 outcome = NOT_CERTIFIED if why == StopReason.BUCKET_DECIDED else UNDECIDED
@@ -390,6 +477,8 @@ class _Sampling:
         decided, at = self.cs.verdict(js)
         tested = self.tested[js]
         outcome = decide(decided == 1, at, decided == -1, at, tested, self.max_samples)
+        hopeless = (outcome == OPEN) & ~self.cs.could_certify(js, self.max_samples)
+        outcome[hopeless] = UNDECIDED
         for k in np.nonzero(outcome != OPEN)[0]:
             j = js[k]
             extra = {"tested": int(tested[k]), "stopped_at": int(at[k] if decided[k] else tested[k])}
@@ -408,7 +497,8 @@ class _Sampling:
             elif outcome[k] == NOT_CERTIFIED:
                 cert = Certificate(c, 0.0, NOT_CERTIFIED, 0, stop_reason=StopReason.UPPER_BELOW, extra=extra)
             else:
-                cert = Certificate(c, 0.0, UNDECIDED, 0, stop_reason=StopReason.MAX_SAMPLES, extra=extra)
+                why = StopReason.OUT_OF_REACH if hopeless[k] else StopReason.MAX_SAMPLES
+                cert = Certificate(c, 0.0, UNDECIDED, 0, stop_reason=why, extra=extra)
             self.run.finish(j, cert)
 
     def _finish_radius_mode(self, js: np.ndarray) -> None:

@@ -35,6 +35,7 @@ from .learner import user_meta_learner_path
 from .priors import NAMED_PRIORS
 from .priors import Parts
 from .priors import Predictor
+from .priors import check_parts
 from .priors import check_prior
 from .priors import jeffreys
 from .priors import oracle_prior
@@ -63,6 +64,7 @@ __all__ = [
     "calibrate",
     "certification_value",
     "check_calibration_size",
+    "check_parts",
     "check_prior",
     "features",
     "find_meta_learner",

@@ -78,11 +78,50 @@ def check_prior(prior, with_pilot: bool, n_items: int | None = None) -> None:
 
 
 def prior_parts(prior, z, logits: np.ndarray | None, pilot_hits: np.ndarray | None, pilot_size: int, n: int) -> Parts:
-    """The test components of each of n inputs: a Predictor's, or one Beta(a, b) with the whole alpha."""
+    """The test components of each of n inputs: a Predictor's (checked by check_parts), or one Beta(a, b) with the
+    whole alpha."""
     if isinstance(prior, Predictor):
-        return prior.parts(z, logits, n)
+        return check_parts(prior.parts(z, logits, n), n, f"predictor {type(prior).__name__}")
     a, b = resolve_prior(prior, pilot_hits, pilot_size, n)
     return [(1.0, a, b)]
+
+
+def check_parts(parts, n: int, who: str = "the prior") -> Parts:
+    """The components of n inputs' tests, checked where they enter a test: a non-empty list of (share, a, b), each
+    share in (0, 1] (a number, or one per input), the shares of one input summing to at most 1 (up to rounding),
+    a and b finite and > 0, one per input. Shares summing to more than 1 would run the union's components at
+    more than alpha in all and break every certificate's guarantee, so they are refused with one HaltfastError.
+    """
+    if not isinstance(parts, (list, tuple)) or not parts:
+        raise HaltfastError(f"{who} gave {parts!r} as its test components; expected a list of (share of alpha, a, b)")
+    shares = []
+    checked: Parts = []
+    for k, part in enumerate(parts):
+        if not isinstance(part, (list, tuple)) or len(part) != 3:
+            raise HaltfastError(f"{who}: component {k} is {part!r}, expected (share of alpha, a, b)")
+        share, a, b = part
+        try:
+            w = np.broadcast_to(np.asarray(share, dtype=float), (n,))
+            a, b = (np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in (a, b))
+        except (TypeError, ValueError):
+            raise HaltfastError(
+                f"{who}: component {k} must hold a share (a number or one per input) and a, b for each of {n} inputs"
+            ) from None
+        if not np.all((w > 0) & (w <= 1)):
+            bad = float(w[~((w > 0) & (w <= 1))][0])
+            raise HaltfastError(f"{who}: component {k} has a share of alpha of {bad:g}; each share must lie in (0, 1]")
+        if not (np.all(np.isfinite(a) & (a > 0)) and np.all(np.isfinite(b) & (b > 0))):
+            raise HaltfastError(f"{who}: component {k} has a Beta prior parameter that is not a finite number > 0")
+        shares.append(w)
+        checked.append((share, a, b))
+    total = np.sum(shares, axis=0)
+    if np.any(total > 1.0 + len(shares) * np.finfo(float).eps):
+        raise HaltfastError(
+            f"{who}: the shares of alpha of one test sum to {float(total.max()):g}; they must sum to at most 1 "
+            f"(a union of tests at levels share x alpha has level sum(shares) x alpha, so more would break the "
+            f"certificates' guarantee)"
+        )
+    return checked
 
 
 def parts_rows(parts: Parts, rows: np.ndarray) -> Parts:

@@ -89,6 +89,38 @@ class BetaMixtureTest:
         """threshold - log E of these streams: what is left to reject."""
         return self._thr[rows] - self.log_evalue_at(rows)
 
+    def log_evalue_of(self, rows, successes, trials) -> np.ndarray:
+        """log E of these streams had they seen `successes` ones (on p's scale) in `trials` outcomes: the value at
+        an earlier sample, e.g. the certification test's when the futility test stopped."""
+        rows = np.asarray(rows, dtype=np.int64)
+        s, t = np.asarray(successes, dtype=np.int64), np.asarray(trials, dtype=np.int64)
+        return self._log_e(rows, (t - s) if self._mirrored else s, t)
+
+    def could_reject(self, rows, remaining) -> np.ndarray:
+        """Whether each of these streams has rejected, or could still reject within `remaining` more outcomes.
+
+        Exact, not an estimate: an outcome on the alternative's side (a one for 'greater') multiplies E by at
+        least 1 (the truncated posterior's predictive chance of it is at least p0) and log E grows with the ones
+        at a fixed count, so no continuation of `remaining` outcomes ends above the one where all of them fall
+        on that side. False means the test can no longer reject before `remaining` runs out, whatever comes.
+        Bounds spare most incomplete beta functions: log E <= its untruncated part U, and log Q >=
+        log(1 - mu / (1 - p0)) (Markov) where mu is the posterior mean of 1 - p.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        m = np.maximum(np.asarray(remaining, dtype=np.int64), 0)
+        s, t = self._seff[rows] + m, self.trials[rows] + m
+        thr = self._thr[rows] - 1e-9  # a rounding margin: out of reach only when clearly so
+        upper = self._untruncated(rows, s, t)
+        mu = (self._be[rows] + (t - s)) / (self._ae[rows] + self._be[rows] + t)
+        room = 1.0 - mu / (1.0 - self._p0e[rows])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            surely = (room > 0) & (upper + np.log(np.where(room > 0, room, 1.0)) >= thr)
+        out = self.rejected[rows] | surely
+        exact = np.nonzero(~out & (upper >= thr))[0]
+        if exact.size:
+            out[exact] = self._log_e(rows[exact], s[exact], t[exact]) >= thr[exact]
+        return out
+
     def _refresh(self, rows: np.ndarray) -> None:
         if rows.size:
             self._log_evalue[rows] = self._log_e(rows, self._seff[rows], self.trials[rows])
