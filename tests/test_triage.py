@@ -227,6 +227,9 @@ def _check_rows_against_streams(rows, streams, policies, n0):
             t = r["stopped_at"]
             assert log_beta_mixture_evalue(x[:t].sum(), t, p0, a, b) >= thr - 1e-9
             assert log_beta_mixture_evalue(x[: t - 1].sum(), t - 1, p0, a, b) < thr
+        elif r["state"] == "not certified":  # the certification E-value where the futility test stopped, not after
+            t = r["stopped_at"]
+            assert np.isclose(r["log_evalue"], log_beta_mixture_evalue(x[:t].sum(), t, p0, a, b), atol=1e-9)
         elif r["state"] == "pending":
             e = log_beta_mixture_evalue(x.sum(), x.size, p0, a, b)
             assert np.isclose(r["log_evalue"], e, rtol=1e-9, atol=1e-9) and e < thr

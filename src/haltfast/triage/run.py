@@ -508,9 +508,13 @@ class Triage:
         for name, code in _STATE_CODES.items():
             hit = js[outcome == name]
             self.state[hit] = code
-        self.stopped_at[js[outcome == CERTIFIED]] = self._cert.stopping_time[js[outcome == CERTIFIED]]
-        self.stopped_at[js[outcome == NOT_CERTIFIED]] = self._fut.stopping_time[js[outcome == NOT_CERTIFIED]]
+        won, lost = js[outcome == CERTIFIED], js[outcome == NOT_CERTIFIED]
+        self.stopped_at[won] = self._cert.stopping_time[won]
+        self.stopped_at[lost] = self._fut.stopping_time[lost]
         self.stopped_at[js[outcome == UNDECIDED]] = self.tested[js[outcome == UNDECIDED]]
+        # both E-values at the deciding sample: the other test may have read labels of the chunk after it
+        self.log_evalue[lost] = self._cert.log_evalue_of(lost, self._fut.successes[lost], self.stopped_at[lost])
+        self.log_evalue_fut[won] = self._fut.log_evalue_of(won, self._cert.successes[won], self.stopped_at[won])
 
     # -- reporting ----------------------------------------------------------------------------
 
