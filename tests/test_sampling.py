@@ -93,3 +93,37 @@ def test_noise_cache_recycles_its_blocks_and_never_changes_a_label():
     assert len(seen) <= 3  # recycled, never allocated afresh (before, 180 blocks here)
     small.forget(list(small._cache))
     assert not small._cache and not small._spare
+
+
+def test_batch_shares_split_each_model_batch_by_its_samples():
+    """Requests of 10, 30 and 5 samples in batches of 20 (the last holds 5): each batch's time goes to its samples."""
+    from haltfast.sampling import batch_shares
+
+    shares = batch_shares([10, 30, 5], 20, [0.2, 1.0, 0.5])
+    np.testing.assert_allclose(shares, [0.1, 0.1 + 1.0, 0.5])
+    np.testing.assert_allclose(batch_shares([10, 30, 5], 20, [0.2]), [0.1, 0.1, 0.0])  # a draw cut after one batch
+
+
+def test_each_input_is_charged_its_own_share_of_the_batches_it_took_part_in():
+    """Issue 21: the model's second batch is slow. Input 0 only takes part in the first, so its time is its share
+    of that batch, not a share of the whole round by samples (which charged every input of a round alike)."""
+    import time
+
+    from haltfast.engine import Run
+    from haltfast.sampling import ModelLabels
+    from haltfast.streams import Streams
+
+    calls = []
+
+    def model(batch):
+        calls.append(len(batch))
+        time.sleep(0.02 if len(calls) == 1 else 0.3)
+        return np.zeros(len(batch), dtype=np.int64)
+
+    sampler = NoiseSampler(BaseClassifier(model, 2), sigma=0.5, seed=0, batch_size=20)
+    streams = Streams(ModelLabels(sampler, torch.rand(2, 1, 4, 4), [0, 1]), 2)
+    run = Run(streams, [0, 1])
+    run.draw_flat(np.array([0, 1]), np.array([10, 30]), np.zeros(2, dtype=np.int64))
+    assert calls == [20, 20]
+    first, rest = run.spent
+    assert first < (first + rest) / 8  # by the samples of the round it would be charged a quarter of it

@@ -227,11 +227,18 @@ class Run:
     def fail(self, j: int, message: str) -> None:
         self.finish(j, failed_certificate(message))
 
+    def charge(self, js: np.ndarray, seconds: float, drawn: np.ndarray) -> None:
+        """Split a draw's wall time among inputs js: by each one's share of the model batches it took part in,
+        where the label source measures it (Streams.last_cost), else by the samples each drew."""
+        cost = getattr(self.streams, "last_cost", None)
+        weights = cost if cost is not None and len(cost) == len(js) and cost.sum() > 0 else np.asarray(drawn, float)
+        self.spent[js] += seconds * weights / max(float(np.sum(weights)), 1e-300)
+
     def draw(self, js: np.ndarray, counts) -> list:
-        """Draw for inputs js in shared model batches, charging each its share of the time by samples drawn."""
+        """Draw for inputs js in shared model batches, charging each its own share of the time (`charge`)."""
         start = time.perf_counter()
         out, errors = self.streams.draw([self.items[j] for j in js], counts)
-        self.spent[js] += (time.perf_counter() - start) * np.asarray(counts) / max(int(np.sum(counts)), 1)
+        self.charge(js, time.perf_counter() - start, np.array([0 if o is None else len(o) for o in out]))
         self._report(sum(len(o) for o in out if o is not None))
         for j in js:
             if self.items[j] in errors:
@@ -259,7 +266,7 @@ class Run:
         """
         start = time.perf_counter()
         labels, drawn, errors = self.streams.draw_flat([self.items[j] for j in js], size)
-        self.spent[js] += (time.perf_counter() - start) * drawn / max(int(drawn.sum()), 1)
+        self.charge(js, time.perf_counter() - start, drawn)
         self._report(int(drawn.sum()))
         failed = np.array([self.items[j] in errors for j in js], dtype=bool)
         for k in np.nonzero(failed)[0]:

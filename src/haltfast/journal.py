@@ -368,6 +368,7 @@ class JournaledLabels:
         self.keys = np.asarray(keys, dtype=np.int64)
         self.num_classes = inner.num_classes
         self.cache = journal.labels
+        self.item_cost = np.zeros(0)  # labels(): each item's model work (the inner source's, 0 for journaled labels)
 
     def labels(
         self, items: np.ndarray, starts: np.ndarray, counts: np.ndarray, stop: Stop | None = None
@@ -378,11 +379,14 @@ class JournaledLabels:
         live_drawn = np.zeros(items.size, dtype=np.int64)
         errors: dict[int, str] = {}
         fresh = np.zeros(0, dtype=np.int64)
+        self.item_cost = np.zeros(items.size)  # the journal's labels cost no model time
         if live.size:
             fresh, got, errors = self.inner.labels(
                 items[live], starts[live] + cached[live], counts[live] - cached[live], stop
             )
             live_drawn[live] = got
+            cost = getattr(self.inner, "item_cost", None)
+            self.item_cost[live] = got if cost is None or len(cost) != live.size else cost
             kept = got > 0
             if kept.any():
                 self.journal.append_draw(

@@ -9,6 +9,7 @@ the number of workers, and a recorded stream replays exactly what a live run saw
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -138,6 +139,7 @@ class NoiseSampler:
         self._cache: OrderedDict[int, tuple[int, torch.Tensor]] = OrderedDict()
         self._spare: list[torch.Tensor] = []  # blocks of finished inputs, refilled before any new one is allocated
         self._cache_bytes = cache_bytes
+        self.last_seconds = np.zeros(0)  # sample_flat: each request's share of the model batches' time
 
     def set_batch_size(self, batch_size: int) -> None:
         """Evaluate the model on batches of this many noisy samples (results do not depend on it)."""
@@ -227,10 +229,13 @@ class NoiseSampler:
         Model batches hold samples of many inputs; a failure of the model raises
         ModelOutputError naming nothing else, so the caller decides which inputs it hits. `stop` is asked
         after every model batch: when it says True the labels drawn so far come back (a prefix).
+        `last_seconds` then holds each request's share of the model batches it took part in (each batch's
+        time, noise included, split by the samples each request has in it).
         """
         counts = [int(c) for c in counts]
         total = sum(counts)
         labels = np.empty(total, dtype=np.int64)
+        self.last_seconds = np.zeros(len(counts))
         if total == 0:
             return labels
         shape = tuple(images[0].shape)
@@ -238,6 +243,8 @@ class NoiseSampler:
             self._buffer = torch.empty((self.batch_size, *shape), device=self.device)
         buf = self._buffer
         filled, done = 0, 0
+        batch_times: list[float] = []
+        started = time.perf_counter()
         with torch.inference_mode():
             for i, count in enumerate(counts):
                 x = images[i].to(self.device)
@@ -251,11 +258,30 @@ class NoiseSampler:
                         labels[done : done + filled] = self.classifier(buf[:filled])
                         done += filled
                         filled = 0
+                        now = time.perf_counter()
+                        batch_times.append(now - started)
+                        started = now
                         if stop is not None and done < total and stop():
+                            self.last_seconds = batch_shares(counts, self.batch_size, batch_times)
                             return labels[:done]
             if filled:
                 labels[done : done + filled] = self.classifier(buf[:filled])
+                batch_times.append(time.perf_counter() - started)
+        self.last_seconds = batch_shares(counts, self.batch_size, batch_times)
         return labels
+
+
+def batch_shares(counts: Sequence[int], batch_size: int, batch_times: Sequence[float]) -> np.ndarray:
+    """Each request's share of the model batches' times: requests laid back to back in batches of batch_size
+    samples, every batch's time split by the samples each request has in it."""
+    if not batch_times:
+        return np.zeros(len(counts))
+    times = np.asarray(batch_times, dtype=float)
+    ends = np.minimum(np.arange(1, times.size + 1) * batch_size, int(np.sum(counts)))
+    sizes = np.diff(np.concatenate([[0], ends]))
+    per_sample = np.cumsum(np.concatenate([[0.0], np.repeat(times / np.maximum(sizes, 1), sizes)]))
+    bounds = np.minimum(np.cumsum(np.concatenate([[0], np.asarray(counts, dtype=np.int64)])), ends[-1])
+    return np.diff(per_sample[bounds])
 
 
 def prefix_counts(counts: np.ndarray, done: int) -> np.ndarray:
@@ -287,6 +313,7 @@ class ModelLabels:
         self._value_range = value_range
         self.keys = np.asarray(keys, dtype=np.int64)
         self.num_classes = sampler.classifier.num_classes
+        self.item_cost = np.zeros(0)  # labels(): each item's seconds of model batches
 
     def images(self, items: Sequence[int] | np.ndarray, keep: bool = True) -> torch.Tensor:
         """The clean images of these items, (k, C, H, W); a lazy source reads the ones not held yet, and holds
@@ -312,22 +339,26 @@ class ModelLabels:
         """Item i's labels at positions starts[i] .. starts[i] + counts[i], back to back: (labels, drawn, errors).
 
         An item whose model call fails draws nothing (count 0) and gets a message; the others go on.
+        `item_cost` then holds each item's seconds of model batches (its share of each batch it took part in).
         """
         item_list = [int(i) for i in items]
         wanted = np.asarray(counts, dtype=np.int64).reshape(-1)
         try:
             labels = self.sampler.sample_flat(self.images(item_list), self.keys[item_list], starts, wanted, stop)
+            self.item_cost = self.sampler.last_seconds
         except Exception as exc:  # isolate the input(s) the model fails on; the rest of the run goes on
             if len(item_list) == 1:
+                self.item_cost = np.zeros(1)
                 return (
                     np.zeros(0, dtype=np.int64),
                     np.zeros(1, dtype=np.int64),
                     {item_list[0]: f"{type(exc).__name__}: {exc}"},
                 )
-            parts = [
-                self.labels(np.array([item]), np.array([start]), np.array([count]))
-                for item, start, count in zip(item_list, starts, wanted)
-            ]
+            parts, cost = [], []
+            for item, start, count in zip(item_list, starts, wanted):
+                parts.append(self.labels(np.array([item]), np.array([start]), np.array([count])))
+                cost.append(self.item_cost[0])
+            self.item_cost = np.array(cost)
             labels = np.concatenate([p[0] for p in parts])
             drawn = np.concatenate([p[1] for p in parts])
             errors = {k: v for p in parts for k, v in p[2].items()}

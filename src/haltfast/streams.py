@@ -58,7 +58,9 @@ class Streams:
     """Each item's label stream, consumed in order from its start; `positions` counts the evaluations drawn.
 
     `stop`, when set, is asked between model batches and ends a draw early (the items then draw a prefix of
-    what was asked); it is how a deadline stops a run within a batch's time.
+    what was asked); it is how a deadline stops a run within a batch's time. `last_cost`, after a draw, is each
+    item's share of the model work it took part in where the source measures it (a source's optional `item_cost`:
+    the model's own labels report seconds of model batches, a journal 0 for the labels it holds), else None.
     """
 
     def __init__(self, source: LabelSource, n_items: int):
@@ -66,6 +68,7 @@ class Streams:
         self.positions = np.zeros(int(n_items), dtype=np.int64)
         self.num_classes = int(source.num_classes)
         self.stop: Stop | None = None
+        self.last_cost: np.ndarray | None = None
 
     def draw_flat(
         self, items: Sequence[int] | np.ndarray, counts: Sequence[int] | np.ndarray
@@ -78,6 +81,8 @@ class Streams:
         counts = np.asarray(counts, dtype=np.int64).reshape(-1)
         labels, drawn, errors = self.source.labels(items, self.positions[items].copy(), counts, self.stop)
         self.positions[items] += drawn
+        cost = getattr(self.source, "item_cost", None)
+        self.last_cost = None if cost is None or len(cost) != len(items) else np.array(cost, dtype=float)
         return labels, drawn, errors
 
     def draw(
