@@ -306,8 +306,65 @@ def test_negative_or_too_large_labels(tmp_path):
     with pytest.raises(DataError, match="label 12 of item 1 is out of range for 10 classes"):
         open_dataset("idx", data_dir=tmp_path, num_classes=10)
     root = _folder(tmp_path / "f", {"a": _rgb(1), "b": _rgb(1), "c": _rgb(1)})
-    with pytest.raises(DataError, match="out of range for 2 classes"):
+    with pytest.raises(DataError, match="cannot be matched to the model's 2 classes"):
         open_dataset(root, num_classes=2)
+
+
+def test_class_folders_mean_the_models_classes(tmp_path):
+    """Issue 21: a folder of 3 of 10 classes was numbered 0, 1, 2 by folder order and compared with the model's
+    class indices. Integer folder names are class indices, names are looked up among the model's class names,
+    'sorted' needs all of its classes, and anything else is one error before any pixel is read."""
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    named = _folder(tmp_path / "named", {"cat": _rgb(2), "dog": _rgb(1), "ship": _rgb(1)})
+    assert open_dataset(named, classes=names).labels.tolist() == [3, 3, 5, 8]
+    assert open_dataset(named).labels.tolist() == [0, 0, 1, 2]  # the folder's own numbering until a model is given
+    with pytest.raises(DataError, match="cannot be matched to the model's 10 classes"):
+        open_dataset(named, num_classes=10)
+    with pytest.raises(DataError, match="holds 3 class folders but the model predicts 10 classes"):
+        open_dataset(named, classes="sorted", num_classes=10)
+    assert open_dataset(named, classes="sorted", num_classes=3).labels.tolist() == [0, 0, 1, 2]
+    with pytest.raises(DataError, match="'ship' is none of the model's classes"):
+        open_dataset(named, classes=[*names[:8], "boat", "truck"])
+    numbered = _folder(tmp_path / "numbered", {"3": _rgb(1), "5": _rgb(2), "8": _rgb(1)})
+    assert open_dataset(numbered, num_classes=10).labels.tolist() == [3, 5, 5, 8]
+    with pytest.raises(DataError, match="class folder '8' names class 8, but the model predicts 5 classes"):
+        open_dataset(numbered, num_classes=5)
+
+
+def test_certify_matches_class_folders_to_the_card_or_refuses(tmp_path, digits_model, capsys):
+    """The command line: a digits folder of 3 of the 10 classes is refused (one line, nothing evaluated) until
+    --classes names them or the folders are named by index; then every label is the digit's class."""
+    from sklearn.datasets import load_digits
+
+    from haltfast.cli import main
+
+    digits = load_digits()
+    for root, folder_of in ((tmp_path / "named", {3: "three", 5: "five", 8: "eight"}), (tmp_path / "index", None)):
+        for digit in (3, 5, 8):
+            folder = root / (folder_of[digit] if folder_of else str(digit))
+            folder.mkdir(parents=True)
+            for k in np.nonzero(digits.target == digit)[0][:2]:
+                pixels = (digits.images[k] * 255 / 16).astype(np.uint8)
+                Image.fromarray(pixels, mode="L").save(folder / f"{k}.png")
+    (tmp_path / "names.txt").write_text(
+        "\n".join(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    )
+    base = ["certify", "--model", str(digits_model), "--skip", "1", "--radius", "0.1", "--max-samples", "200"]
+    out = tmp_path / "r.csv"
+    assert main([*base, "--data", str(tmp_path / "named"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be matched to the model's 10 classes" in err and err.count("\n") == 1
+    assert main([*base, "--data", str(tmp_path / "named"), "--classes", "sorted", "--quiet"]) == 2
+    assert "holds 3 class folders but the model predicts 10" in capsys.readouterr().err
+    named = [*base, "--data", str(tmp_path / "named"), "--classes", str(tmp_path / "names.txt")]
+    assert main([*named, "--out", str(out), "--quiet"]) == 0
+    import pandas as pd
+
+    assert sorted(pd.read_csv(out)["label"].tolist()) == [3, 3, 5, 5, 8, 8]
+    assert main([*base, "--data", str(tmp_path / "index"), "--out", str(tmp_path / "i.csv"), "--quiet"]) == 0
+    assert sorted(pd.read_csv(tmp_path / "i.csv")["label"].tolist()) == [3, 3, 5, 5, 8, 8]
+    assert main([*base, "--data", "digits", "--classes", "sorted", "--max", "2", "--quiet"]) == 2
+    assert "--classes names the class folders of an image folder" in capsys.readouterr().err
 
 
 def test_mixed_sizes_name_two_files(tmp_path):

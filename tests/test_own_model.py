@@ -87,7 +87,8 @@ def resnet():
 '''
 
 MODEL = ["--model", "resnet.py:resnet", "--weights", "checkpoint.pth.tar"]
-CARD = ["card", *MODEL, "--sigma", "0.25", "--data", "photos"]
+CARD = ["card", *MODEL, "--sigma", "0.25", "--data", "photos", "--classes", "classes.txt"]
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CERTIFY = ["certify", *MODEL, "--data", "photos", "--skip", "1", "--radius", "0.25", "--out", "results.csv"]
 GRID = ["certify", *MODEL, "--data", "photos", "--skip", "1", "--radii", "0,0.25,0.5", "--out", "grid.csv"]
 COHEN_TSV = [*CERTIFY[:-2], "--format", "cohen", "--out", "results.tsv"]
@@ -139,6 +140,7 @@ def project(tmp_path_factory):
     )
     write_images(root / "photos", per_class=4, seed=1)
     write_images(root / "photos-heldout", per_class=20, seed=2)
+    (root / "classes.txt").write_text("\n".join(CIFAR10) + "\n")  # the model's classes, in index order
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         run(CARD)
@@ -158,7 +160,7 @@ def user(project, tmp_path, monkeypatch):
 def python_certificates(radius=0.25, **options) -> list:
     """The Python path: load_base_model, open_dataset, Smooth, certify_many keyed by data set index."""
     model, card = load_base_model("resnet.py:resnet", "checkpoint.pth.tar")
-    source = open_dataset("photos")
+    source = open_dataset("photos", classes=card["classes"])  # each class folder is its class in the model
     smooth = Smooth(
         model, card["num_classes"], card["sigma"], seed=0, batch_size=2000, weights_sha256=card["weights_sha256"]
     )
@@ -188,18 +190,29 @@ def test_card_binds_the_checkpoint(user):
     # the plain state dict holds the same weights but has no card: refused until one vouches for it
     plain = [*CERTIFY[:3], "--weights", "resnet.pt", *CERTIFY[5:-2], "--sigma", "0.25", "--out", "plain.csv"]
     assert main([*plain, *SIZES["certify"]]) == 2
-    run([*plain, "--allow-unverified"])
+    run([*plain, "--allow-unverified", "--classes", "classes.txt"])  # no card: the class names come with the run
     run(CERTIFY)
     pd.testing.assert_frame_equal(
         pd.read_csv("plain.csv").drop(columns="seconds"), pd.read_csv("results.csv").drop(columns="seconds")
     )
 
 
+def test_the_card_command_a_refusal_suggests_runs(user, capsys):
+    """Issue 21: the error for weights without a card suggested `haltfast card ... --sigma S`, which then failed
+    for want of --input-shape or --data. The suggested command now runs as shown."""
+    plain = [*CERTIFY[:3], "--weights", "resnet.pt", *CERTIFY[5:-2], "--sigma", "0.25", "--out", "plain.csv"]
+    assert main([*plain, *SIZES["certify"]]) == 2
+    suggested = re.search(r"`haltfast (card [^`]*)`", capsys.readouterr().err).group(1)
+    assert "--data photos" in suggested and "--sigma 0.25" in suggested
+    assert main(shlex.split(suggested)) == 0
+    assert Path("resnet.pt.card.json").is_file()
+
+
 def test_command_line_and_python_give_identical_certificates(user):
     run(CERTIFY)
     certs = python_certificates()
     assert_same_certificates(pd.read_csv("results.csv"), certs)
-    assert [c.label for c in certs] == [0] * 4 + [1] * 4 + [2] * 4  # cat, dog, ship: sorted class folders
+    assert [c.label for c in certs] == [3] * 4 + [5] * 4 + [8] * 4  # cat, dog, ship: the model's classes
     decisions = {c.decision for c in certs}
     assert "certified" in decisions and decisions - {"certified"}, "the data should give both kinds of rows"
 

@@ -257,6 +257,11 @@ def cmd_card(args: argparse.Namespace) -> int:
         shape = open_dataset(args.data, resize=args.resize, center_crop=args.center_crop).shape
     else:
         raise UsageError("give --input-shape C,H,W or --data (whose images give the shape)")
+    if args.normalize is not None:
+        from .inputs import check_normalize_channels
+
+        check_normalize_channels(args.normalize, shape[0])
+    classes = card_classes(args)
     path, card = make_card(
         args.model,
         args.weights,
@@ -266,6 +271,28 @@ def cmd_card(args: argparse.Namespace) -> int:
         normalize=args.normalize,
         command=command_line(args),
         overwrite=args.overwrite,
+        classes=classes,
     )
-    print(f"wrote {path}: sha256 {card['weights_sha256'][:16]}..., {card['num_classes']} classes, input {shape}")
+    named = f" ({', '.join(card['classes'][:4])}{', ...' if len(card['classes']) > 4 else ''})" if classes else ""
+    print(f"wrote {path}: sha256 {card['weights_sha256'][:16]}..., {card['num_classes']} classes{named}, input {shape}")
     return 0
+
+
+def card_classes(args: argparse.Namespace) -> list[str] | None:
+    """`haltfast card --classes`: the names given (a file or NAME,NAME,...), or with 'sorted' the sorted class
+    folders of --data (an image folder)."""
+    from .options import read_class_names
+
+    if args.classes is None:
+        return None
+    names = read_class_names(args.classes)
+    if not isinstance(names, str):
+        return names
+    from ..data import open_dataset
+
+    if not args.data:
+        raise UsageError("--classes sorted takes the class names from --data's class folders: give --data FOLDER")
+    source = open_dataset(args.data, resize=args.resize, center_crop=args.center_crop)
+    if source.format != "imagefolder" or not source.classes:
+        raise UsageError(f"--classes sorted takes the names of class folders; {args.data} is {source.format}")
+    return list(source.classes)

@@ -193,7 +193,12 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
         layout=args.layout,
     )
     model, card = load_base_model(
-        args.model, args.weights, sigma=args.sigma, normalize=args.normalize, allow_unverified=args.allow_unverified
+        args.model,
+        args.weights,
+        sigma=args.sigma,
+        normalize=args.normalize,
+        allow_unverified=args.allow_unverified,
+        data=str(args.data),
     )
     name = Path(card.get("weights_path") or card.get("model_spec") or "model").name
     expected = card.get("input_shape")
@@ -202,23 +207,28 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
             f"model {name} expects images of shape {tuple(expected)}, data set {args.data} has "
             f"{tuple(source.shape)} (--resize / --center-crop change the size)"
         )
+    if args.normalize is not None:
+        check_normalize_channels(args.normalize, source.shape[0])
     sigma = args.sigma if args.sigma is not None else card.get("sigma")
     if sigma is None:
         raise UsageError(f"--sigma is required: the model card of {name} records none")
     if card.get("sigma") not in (None, sigma):
         print(f"note: model {name} was trained at sigma={card['sigma']}, certifying at sigma={sigma}", file=sys.stderr)
+    known = card.get("num_classes")
+    if known is not None:  # the labels are checked before the model evaluates anything
+        source = model_labels(args, source, card, int(known), name)
     prepared = prepare_model(model, args.device, args.dtype)
     num_classes = infer_num_classes(prepared, source.shape)
-    if source.num_classes > num_classes:
-        raise DataError(
-            f"the data's labels go up to {source.num_classes - 1} but {name} predicts {num_classes} "
-            f"classes: another model or data set?"
-        )
+    if known is None:
+        source = model_labels(args, source, card, num_classes, name)
+    elif num_classes != known:
+        raise DataError(f"{name} predicts {num_classes} classes, its model card says {known}: make a new card")
     full_fingerprint = source.fingerprint()
     skip, max_items = args.skip, args.max
     if skip is None:  # calibrate: --images evenly spaced over the split
-        skip = max(1, len(source) // args.images)
-        max_items = min(args.images, max_items or args.images)
+        wanted = calibration_images(args, len(source))
+        skip = max(1, len(source) // wanted)
+        max_items = min(wanted, max_items or wanted)
     selected = source.subset(skip, max_items)
     identity = {
         "model_sha256": card["weights_sha256"],
@@ -257,6 +267,60 @@ def live_inputs(args: argparse.Namespace) -> Inputs:
         data_recipe={**data_args, "skip": skip, "max_items": max_items},
         model_recipe=model_recipe,
     )
+
+
+def check_normalize_channels(text: str, channels: int) -> None:
+    """--normalize gives one mean and one standard deviation per channel of the images (a preset, three)."""
+    from ..models.normalize import parse_normalize
+
+    normalization = parse_normalize(text)
+    if len(normalization.mean) != channels:
+        raise UsageError(
+            f"--normalize {text}: {len(normalization.mean)} mean(s) and std(s) for images of {channels} channels; "
+            f"give one per channel ({','.join(['M'] * channels)}/{','.join(['S'] * channels)})"
+        )
+
+
+def calibration_images(args: argparse.Namespace, available: int) -> int:
+    """calibrate's number of images: --images (refused if the data hold fewer), else 1,000 or all of them if
+    fewer (said on stderr)."""
+    from ..predictors import CALIBRATION_IMAGES
+
+    if args.images is not None:
+        if args.images > available:
+            raise UsageError(
+                f"--images {args.images:,}, but {args.data} holds {available:,} images in this split: pass --images "
+                f"{available} or fewer (at least 25), or more data"
+            )
+        return int(args.images)
+    if available < CALIBRATION_IMAGES:
+        print(
+            f"note: calibrating on all {available:,} images of {args.data} (fewer than the default "
+            f"{CALIBRATION_IMAGES:,})",
+            file=sys.stderr,
+        )
+        return available
+    return CALIBRATION_IMAGES
+
+
+def model_labels(args: argparse.Namespace, source, card: dict, num_classes: int, name: str):
+    """The source with labels that mean the model's classes (ImageSource.with_classes): an image folder's class
+    folders matched by --classes or the card's class names; other labels checked against num_classes."""
+    from .options import read_class_names
+
+    given = getattr(args, "classes", None)
+    if given is not None and source.format != "imagefolder":
+        raise UsageError(
+            f"--classes names the class folders of an image folder; {args.data} is {source.format}, whose labels "
+            "are class indices already"
+        )
+    classes = read_class_names(given) if given is not None else card.get("classes")
+    if source.format != "imagefolder" and source.num_classes > num_classes:
+        raise DataError(
+            f"the data's labels go up to {source.num_classes - 1} but {name} predicts {num_classes} "
+            f"classes: another model or data set?"
+        )
+    return source.with_classes(classes, num_classes)
 
 
 def data_split(args: argparse.Namespace) -> str | None:

@@ -180,6 +180,38 @@ def add_data_options(
         default=None,
         help="channel layout of an .npz/.npy array, where its shape leaves it ambiguous",
     )
+    g.add_argument("--classes", default=None, metavar="FILE|sorted", help=CLASSES_HELP)
+
+
+CLASSES_HELP = (
+    "image folders: what the class folders mean. A file of the model's class names, one per line in class index "
+    "order (each folder must be one of them), or 'sorted': the folders are exactly the model's classes in sorted "
+    "order (default: the names in the model card, `haltfast card --classes`; folders named 0, 1, ... are class "
+    "indices and need none)"
+)
+
+
+def read_class_names(text: str) -> list[str] | str:
+    """--classes: 'sorted', a file of class names (one per line, blank lines skipped), or NAME,NAME,... ; one
+    UsageError otherwise."""
+    from ..errors import UsageError
+
+    if text == "sorted":
+        return text
+    path = Path(text)
+    if path.is_file():
+        try:
+            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--classes: cannot read {path}: {exc}") from None
+        if not names:
+            raise UsageError(f"--classes: {path} holds no class names (one per line, in class index order)")
+        return names
+    if "," in text:
+        return [name.strip() for name in text.split(",")]
+    raise UsageError(
+        f"--classes {text!r}: no such file; give a file of class names (one per line), NAME,NAME,..., or 'sorted'"
+    )
 
 
 def add_replay_option(g) -> None:

@@ -269,13 +269,17 @@ def open_dataset(
     center_crop: int | tuple[int, int] | None = None,
     layout: str | None = None,
     num_classes: int | None = None,
+    classes=None,
 ) -> ImageSource:
     """Open a data set lazily (see docs/data.md); every check that needs no pixels is done before this returns.
 
     `spec` is fashion-mnist, digits, idx (with data_dir) or a path. `split` defaults to test where the data have
     splits and must be left out where they have none (folders, x/y arrays). `layout` (NCHW or NHWC) settles an
     ambiguous 4-d array. `num_classes`, if given, is checked against every label (default: the largest + 1, or
-    the number of class folders, or 10 for the known sets).
+    the number of class folders, or 10 for the known sets). An image folder's labels are its sorted folders'
+    numbers unless `classes` (the model's class names in index order, e.g. its card's, or 'sorted') or
+    `num_classes` ties them to the model's classes (ImageSource.with_classes: integer folder names are class
+    indices, names are looked up, anything unmatched is refused).
     """
     transform = Transform.from_args(resize, center_crop)
     text = os.fspath(spec)
@@ -296,10 +300,13 @@ def open_dataset(
     if format in ("npz", "npy"):
         return _open_arrays(text, path, transform, layout, num_classes)
     backend = FolderBackend(path, transform)
-    labels, num_classes = check_labels(backend.labels, num_classes, str(path))
-    return ImageSource(
-        text, split, backend, np.arange(len(labels), dtype=np.int64), labels, num_classes, backend.classes
-    )
+    labels, found = check_labels(backend.labels, None, str(path))
+    source = ImageSource(text, split, backend, np.arange(len(labels), dtype=np.int64), labels, found, backend.classes)
+    if classes is None and num_classes is None:
+        return source  # the folder's own numbering, until the model's classes are known (with_classes)
+    if num_classes is None:
+        num_classes = len(classes) if not isinstance(classes, str) else found
+    return source.with_classes(classes, num_classes)
 
 
 def load_dataset(name: str = "fashion-mnist", split: str = "test", data_dir: str | Path | None = None) -> Dataset:

@@ -1,6 +1,7 @@
 """Image folders (root/<class>/<file>.png|jpg|...), read with Pillow one window at a time.
 
-Classes are the sorted names of root's sub-folders (label 0..K-1) and each class's files are found as torchvision's
+Classes are the sorted names of root's sub-folders (label 0..K-1 by that order, as torchvision's ImageFolder numbers
+them, until `folder_class_indices` ties each to the model's class index) and each class's files are found as
 ImageFolder finds them (walked recursively, sorted). Every file's header is read when the folder is opened
 (Pillow's Image.open decodes no pixels), so an unreadable file, an unsupported pixel mode or images of different
 sizes are refused before any work; pixels are decoded only when a window asks for them.
@@ -73,6 +74,58 @@ def scan_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
         paths += found
         counts.append(len(found))
     return classes, paths, np.repeat(np.arange(len(classes), dtype=np.int64), counts)
+
+
+SORTED = "sorted"  # classes=: the user confirms that the sorted class folders are the model's classes in order
+
+
+def folder_class_indices(folders: list[str], classes, num_classes: int, root) -> np.ndarray:
+    """The model's class index of each class folder (sorted names), so that a label means the model's class.
+
+    Folders named by integers are those class indices. Otherwise `classes` decides: the model's class names in
+    index order (its card's, or a file's), to which every folder name must belong; or SORTED, the user's word that
+    the folders are exactly the model's classes in sorted order (their number must be num_classes). Anything
+    else is one DataError: a folder of 3 of 10 classes numbered 0, 1, 2 would be compared with the model's class
+    indices and misstate every accuracy.
+    """
+    if all(name.isdigit() for name in folders):
+        index = np.array([int(name) for name in folders], dtype=np.int64)
+        if np.unique(index).size != index.size:
+            raise DataError(f"{root}: class folders {', '.join(folders)} name the same class index twice")
+        if index.max() >= num_classes:
+            bad = folders[int(np.argmax(index))]
+            raise DataError(
+                f"{root}: class folder {bad!r} names class {int(bad)}, but the model predicts {num_classes} classes "
+                f"(0..{num_classes - 1})"
+            )
+        return index
+    if isinstance(classes, str) and classes == SORTED:
+        if len(folders) != num_classes:
+            raise DataError(
+                f"{root} holds {len(folders)} class folders but the model predicts {num_classes} classes, so they "
+                f"cannot be its classes in sorted order: name the folders by class index (0..{num_classes - 1}) or "
+                "give the model's class names (--classes FILE, or haltfast card --classes)"
+            )
+        return np.arange(num_classes, dtype=np.int64)
+    if classes is not None:
+        names = [str(c) for c in classes]
+        if len(names) != num_classes:
+            raise DataError(f"{len(names)} class names given for a model of {num_classes} classes")
+        lookup = {name: k for k, name in enumerate(names)}
+        unknown = [name for name in folders if name not in lookup]
+        if unknown:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            raise DataError(
+                f"{root}: class folder {unknown[0]!r} is none of the model's classes ({shown}); rename it to one of "
+                "them or to its class index"
+            )
+        return np.array([lookup[name] for name in folders], dtype=np.int64)
+    raise DataError(
+        f"{root}: its class folders ({', '.join(folders[:5])}{', ...' if len(folders) > 5 else ''}) cannot be "
+        f"matched to the model's {num_classes} classes: name them by class index (0..{num_classes - 1}), give the "
+        "model's class names (haltfast card --classes FILE, or --classes FILE), or, if they are exactly its classes "
+        "in sorted order, say so with --classes sorted"
+    )
 
 
 def _header(path: Path) -> tuple[int, int, str]:

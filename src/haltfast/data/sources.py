@@ -150,6 +150,25 @@ class ImageSource:
         """(C, H, W) of every image, after resize and centre crop."""
         return self._backend.shape
 
+    def with_classes(self, classes, num_classes: int) -> ImageSource:
+        """This source with labels that mean the model's classes (num_classes of them): an image folder's labels
+        are its folders' class indices by `folder_class_indices` (classes: the model's class names, 'sorted', or
+        None where the folders are named by index); other formats' labels are class indices already, checked
+        against num_classes."""
+        from .folders import folder_class_indices
+
+        if self.format != "imagefolder":
+            check_labels(np.asarray(self.labels), num_classes, self.name)
+            return self
+        assert self.classes is not None  # an image folder names its classes
+        index = folder_class_indices(self.classes, classes, num_classes, self.name)
+        names: list[str] | None = None
+        if classes is not None and not isinstance(classes, str):
+            names = [str(c) for c in classes]
+        elif isinstance(classes, str):  # 'sorted': the folders are the classes
+            names = list(self.classes)
+        return ImageSource(self.name, self.split, self._backend, self.indices, index[self.labels], num_classes, names)
+
     def subset(self, skip: int = 1, max_items: int | None = None) -> ImageSource:
         """A view of every `skip`-th item, at most `max_items` of them; nothing is read."""
         keep = subset_positions(len(self), skip, max_items)

@@ -26,6 +26,7 @@ USER_CARD_FIELDS = (
     "data",
     "num_classes",
     "input_shape",
+    "classes",
 )
 
 
@@ -62,6 +63,21 @@ def write_model_card(path: str | Path, card: dict) -> Path:
     if not re.fullmatch(r"[0-9a-f]{64}", str(card["weights_sha256"])):
         raise ModelError(f"model card for {path}: weights_sha256 must be 64 hex digits, got {card['weights_sha256']!r}")
     return write_json(path, card)
+
+
+def check_class_names(classes, num_classes: int, where: str = "the model card") -> list[str] | None:
+    """The model's class names in index order (None: unnamed), checked: num_classes distinct, non-empty names."""
+    if classes is None:
+        return None
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) and c.strip() for c in classes):
+        raise ModelError(f"{where}: classes must be a list of class names, got {classes!r}")
+    names = [c.strip() for c in classes]
+    if len(names) != num_classes:
+        raise ModelError(f"{where} names {len(names)} classes, but the model predicts {num_classes}")
+    if len(set(names)) != len(names):
+        twice = next(c for c in names if names.count(c) > 1)
+        raise ModelError(f"{where} names the class {twice!r} twice")
+    return names
 
 
 def check_weights_match_card(digest: str, card: dict, weights_file: Path, card_file: Path) -> None:

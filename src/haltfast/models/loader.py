@@ -7,6 +7,7 @@ that runs is the factory the user names. Every model is bound to a SHA-256 that 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..errors import ModelError
 from ..errors import OutputError
 from ..errors import UsageError
 from .cards import CARD_VERSION
+from .cards import check_class_names
 from .cards import check_weights_match_card
 from .cards import read_model_card
 from .cards import unverified_error
@@ -67,6 +69,7 @@ def load_base_model(
     normalize=None,
     allow_unverified: bool = False,
     map_location: str | torch.device = "cpu",
+    data: str | None = None,
 ) -> tuple[nn.Module, dict]:
     """Load a base classifier and its card, every bad input one HaltfastError before the model is used.
 
@@ -75,9 +78,10 @@ def load_base_model(
     with `weights` (state dict, {'state_dict': ...} checkpoint, or .safetensors). normalize: None (the card's),
     a preset name, 'M1,M2,M3/S1,S2,S3', or (means, stds); the model then standardizes [0, 1] inputs itself.
     The card returned always has format, model_spec, weights_path, weights_sha256 (of the bytes loaded),
-    verified, card_file, normalize, sigma, data, num_classes and input_shape (the last four may be None).
+    verified, card_file, normalize, sigma, data, num_classes, input_shape and classes (the last five may be None).
     Weights whose card records another SHA-256 are refused; weights with no recorded SHA-256 are refused
-    unless allow_unverified.
+    unless allow_unverified, with the `haltfast card` command that makes the card (`data`: the data set the
+    caller will use, which gives the card its input shape).
     """
     normalization = as_normalization(normalize)
     if _is_haltfast_spec(spec):
@@ -97,7 +101,7 @@ def load_base_model(
         normalization = _card_normalization(normalization, card, card_file)
     content = _read_content(source, map_location)
     if (card is None or card.get("weights_sha256") is None) and not allow_unverified:
-        raise _unverified(source, card_file, card is not None)
+        raise _unverified(source, card_file, card is not None, sigma, data)
     model = _assemble(source, content)
     return with_normalization(model, normalization), _loaded_card(source, card, card_file, normalization)
 
@@ -113,11 +117,13 @@ def make_card(
     command: str | None = None,
     overwrite: bool = False,
     map_location: str | torch.device = "cpu",
+    classes: list[str] | None = None,
 ) -> tuple[Path, dict]:
     """Write the card that vouches for a user's weights (or TorchScript file); returns its path and content.
 
     The model is loaded and run once on a zero batch of input_shape, so a card is only written for weights
-    that load, fit the factory's model and return (N, K) logits; K is recorded as num_classes.
+    that load, fit the factory's model and return (N, K) logits; K is recorded as num_classes. `classes`: the
+    model's class names in index order (K of them), which image folders' class folders are matched to.
     """
     if _is_haltfast_spec(spec):
         raise UsageError(f"{spec} is a haltfast model: its card (<stem>.json) comes from `haltfast train`")
@@ -135,6 +141,7 @@ def make_card(
     normalization = as_normalization(normalize)
     model = with_normalization(_assemble(source, _read_content(source, map_location)), normalization)
     num_classes = infer_num_classes(model, input_shape)
+    names = check_class_names(classes, num_classes, "--classes")
     card = {
         "haltfast_card": CARD_VERSION,
         "format": source.format,
@@ -146,6 +153,7 @@ def make_card(
         "data": {"name": data} if data else None,
         "num_classes": num_classes,
         "input_shape": [int(s) for s in input_shape],
+        "classes": names,
         "command": command,
         "torch": torch.__version__,
     }
@@ -209,6 +217,7 @@ def _load_haltfast(spec, sigma, allow_unverified: bool, normalization: Normaliza
         "normalize": normalization.to_json() if normalization else None,
         "num_classes": architecture["num_classes"],
         "input_shape": [architecture["in_channels"], architecture["image_size"], architecture["image_size"]],
+        "classes": card.get("classes"),
     }
 
 
@@ -296,11 +305,17 @@ def _card_normalization(normalization: Normalization | None, card: dict, card_fi
     return normalization if normalization is not None else recorded
 
 
-def _unverified(source: _Source, card_file: Path | None, card_exists: bool) -> ModelError:
+def _unverified(
+    source: _Source, card_file: Path | None, card_exists: bool, sigma: float | None, data: str | None
+) -> ModelError:
     # only a source that names a file is refused as unverified: a factory without weights needs allow_unverified
     assert source.file is not None and card_file is not None
-    weights = f" --weights {source.file}" if source.factory is not None else ""
-    command = f"`haltfast card --model {source.spec}{weights} --sigma S`"
+    weights = f" --weights {shlex.quote(str(source.file))}" if source.factory is not None else ""
+    shape = f"--data {shlex.quote(data)}" if data else "--input-shape C,H,W"
+    noise = f"{sigma:g}" if sigma is not None else "SIGMA"
+    command = f"`haltfast card --model {shlex.quote(source.spec)}{weights} --sigma {noise} {shape}`"
+    if card_exists:
+        command += " (with --overwrite)"
     why = (
         f"its model card {card_file.name} records no weights_sha256"
         if card_exists
@@ -322,5 +337,5 @@ def _loaded_card(
         "verified": card.get("weights_sha256") is not None,
         "card_file": str(card_file) if card_file is not None and card else None,
         "normalize": normalization.to_json() if normalization else None,
-        **{key: card.get(key) for key in ("sigma", "data", "num_classes", "input_shape")},
+        **{key: card.get(key) for key in ("sigma", "data", "num_classes", "input_shape", "classes")},
     }

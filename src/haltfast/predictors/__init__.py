@@ -15,6 +15,7 @@ input is worth) stands on the statistics alone.
 
 from .features import FEATURES
 from .features import features
+from .fit import CALIBRATION_IMAGES
 from .fit import MIN_CALIBRATION_IMAGES
 from .fit import STRENGTHS
 from .fit import Z_GRID
@@ -48,6 +49,7 @@ from .value import price_for_loss
 from .value import worst_first
 
 __all__ = [
+    "CALIBRATION_IMAGES",
     "FEATURES",
     "FORMAT_VERSION",
     "GAP_EDGES",

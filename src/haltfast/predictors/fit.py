@@ -47,6 +47,7 @@ STRENGTHS = (0.0, 4.0, 16.0, 64.0, 256.0, 1024.0, -256.0, -1024.0)
 FOLDS = 5  # cross-fitting: every calibration image tunes the strengths with a prediction made without it
 # cross-fitting splits the images in FOLDS and the MLP keeps a tenth of each fit for early stopping (>= 2)
 MIN_CALIBRATION_IMAGES = 25
+CALIBRATION_IMAGES = 1000  # `haltfast calibrate`'s default number of images (all of them where a split holds fewer)
 
 
 @dataclass

@@ -18,7 +18,11 @@ def add_parser(sub) -> None:
     add_data_options(p, split="calibration", skip=None)
     add_model_options(p)
     p.add_argument(
-        "--images", type=positive_int, default=1000, help="calibration images, evenly spaced (unless --skip is given)"
+        "--images",
+        type=positive_int,
+        default=None,
+        help="calibration images, evenly spaced (unless --skip is given); refused if the split holds fewer (default: "
+        "1,000, or all of them if fewer)",
     )
     p.add_argument(
         "--samples", type=positive_int, default=999, help="noisy evaluations per image (with the clean one: 1,000)"

@@ -22,5 +22,13 @@ def add_parser(sub) -> None:
     p.add_argument("--data", default=None, help="the data set the model is for (its images give the input shape)")
     p.add_argument("--resize", type=image_size, default=None, help="as for certify")
     p.add_argument("--center-crop", type=image_size, default=None, help="as for certify")
+    p.add_argument(
+        "--classes",
+        default=None,
+        metavar="FILE|NAMES|sorted",
+        help="the model's class names in class index order: a file (one per line), NAME,NAME,..., or 'sorted' (the "
+        "sorted class folders of --data, which must be all of them); certify and the other commands match an image "
+        "folder's class folders to these names",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing card")
     p.set_defaults(func=cmd_card)
