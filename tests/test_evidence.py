@@ -81,7 +81,7 @@ def test_grid_rows_stop_where_their_certificate_was_established():
 
     rec = RecordedStreams(labels, 2, clean=np.ones(n, dtype=np.int64), logits=np.tile([[-1.0, 1.0]], (n, 1)))
     learner = forced_meta(0.7, 100.0, sigma=SIGMA)
-    certs = _run(rec, n, alpha=alpha, radii=radii, max_samples=cap, prior=learner, worth=None)
+    certs = _run(rec, n, alpha=alpha, radii=radii, max_samples=cap, prior=learner, worth=None, selection="clean")
     rows = [c.row() for c in certs]
 
     def components(z):
@@ -216,10 +216,11 @@ def test_grid_inputs_stop_once_the_next_radius_is_out_of_reach(monkeypatch):
     stops there with the radius it has; certificates are those of running to the cap."""
     n, cap, radii = 60, 4000, (0.0, 0.25, 0.5)
     p = float(norm.cdf(0.5 / SIGMA)) - 0.01  # certifies 0.25, hovers below 0.5
-    certs = _run(bernoulli_recording(p, n, cap, seed=12), n, alpha=0.001, radii=radii, max_samples=cap, worth=0)
+    options = {"alpha": 0.001, "radii": radii, "max_samples": cap, "worth": 0, "selection": "clean"}
+    certs = _run(bernoulli_recording(p, n, cap, seed=12), n, **options)
     assert any(c.stop_reason.startswith("next grid radius out of reach") for c in certs)
     monkeypatch.setattr(BetaMixtureTest, "could_reject", lambda self, rows, left: np.ones(np.size(rows), bool))
-    full = _run(bernoulli_recording(p, n, cap, seed=12), n, alpha=0.001, radii=radii, max_samples=cap, worth=0)
+    full = _run(bernoulli_recording(p, n, cap, seed=12), n, **options)
     assert [(c.decision, c.radius) for c in certs] == [(f.decision, f.radius) for f in full]
     assert sum(c.evaluations for c in certs) < sum(f.evaluations for f in full)
 

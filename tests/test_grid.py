@@ -17,7 +17,10 @@ GRID = (0.0, 0.25, 0.5)
 
 
 def _grid_run(p, n=N, seed=0, alpha=ALPHA, cap=CAP, **options):
+    """Grid mode on Bernoulli(p) streams, selected by the clean prediction with Jeffreys' prior (the exact
+    probabilities below are that test's; grid mode's default is the pilot)."""
     rec = bernoulli_recording(p, n, cap + 1, seed=seed)
+    options = {"selection": "clean", "prior": "jeffreys", **options}
     return run_method(
         "anytime", rec, range(n), sigma=SIGMA, n0=0, n=0, alpha=alpha, radii=GRID, max_samples=cap, **options
     )

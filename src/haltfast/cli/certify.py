@@ -89,16 +89,27 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
             options["radii"] = tuple(args.radii)
     if args.method != "anytime":
         return options, None
+    from ..methods.anytime import GRID_WORTH
+    from ..methods.anytime import default_selection
+
+    mode = "grid" if args.radii is not None else "decision" if args.radius is not None else "radius"
+    if mode == "grid":  # the API's defaults for grid mode: Cohen's pilot selects, its posterior is the prior
+        args.selection, grid_prior = default_selection(mode, args.selection, args.prior)
+        if args.prior is None and grid_prior == "pilot":
+            args.prior = grid_prior
     prior, prior_id = resolve_prior(args, inputs)
-    if args.selection is None:  # grid mode's radius 0 asks for the noisy top class, as Cohen's pilot finds it
-        args.selection = "pilot" if args.radii is not None else "clean"
+    args.selection = args.selection or "clean"
+    if args.worth is None:  # GRID_WORTH in grid mode (unless a target loss sets the price), else off
+        worth = GRID_WORTH if mode == "grid" and args.max_loss is None else None
+    else:
+        worth = args.worth or None  # 0: off
     options.update(budget=args.budget, seconds=args.seconds, max_loss=args.max_loss)
     options.update(
         prior=prior,
         selection=args.selection,
         tolerance=args.tolerance,
         futility_alpha=args.futility_alpha,
-        worth="auto" if args.worth is None else args.worth,
+        worth=worth,
     )
     if args.radii is not None:
         options["radii"] = tuple(args.radii)

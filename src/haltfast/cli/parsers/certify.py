@@ -75,8 +75,8 @@ def add_parser(sub) -> None:
         choices=PRIORS,
         help="anytime: meta (the model's meta-learner predicts each input's prior; the default where "
         "one exists, else jeffreys), jeffreys, uniform, pilot (the Jeffreys posterior after the "
-        "selection pilot; needs --selection pilot), or oracle (replays only: the posterior of the "
-        "whole recorded stream, a yardstick, not a valid prior)",
+        "selection pilot; needs --selection pilot; the default in grid mode), or oracle (replays only: the "
+        "posterior of the whole recorded stream, a yardstick, not a valid prior)",
     )
     g.add_argument(
         "--meta",
