@@ -146,3 +146,77 @@ def test_triage_cli_respects_the_budget_and_reports_every_input(digits_model, tm
         main(["triage", "--data", "digits", "--model", str(digits_model), "--policies", str(policies), "--quiet"]) == 2
     )
     assert "alpha" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- issue 21, item 7
+
+
+def test_a_negative_radius_in_a_list_gets_its_own_message(capsys, certify_digits):
+    """`--radii -0.25,0.5` reached argparse as an option ("expected one argument" and the usage dump)."""
+    assert main(certify_digits("--radii", "-0.25,0.5", "--quiet")) == 2
+    err = capsys.readouterr().err
+    assert "grid radius must be a finite number >= 0, got -0.25" in err and "usage:" not in err
+
+
+def test_one_normalize_value_for_three_channels_is_refused(capsys, tmp_path):
+    """The docs say one mean and one std per channel; a single value for colour images was accepted silently."""
+    from test_data_sources import _folder
+    from test_data_sources import _rgb
+
+    photos = _folder(tmp_path / "photos", {"0": _rgb(1), "1": _rgb(1)})
+    assert main(["card", "--model", "m.py:f", "--data", str(photos), "--normalize", "0.5/0.2"]) == 2
+    assert "1 mean(s) and std(s) for images of 3 channels" in capsys.readouterr().err
+
+
+def test_the_summary_names_the_worth_in_force(digits_model, tmp_path, certify_digits):
+    """Decision mode's worth is off (the help says so); the summary said "auto". Grid mode's is 1,000,000."""
+    decision, grid = tmp_path / "d.json", tmp_path / "g.json"
+    assert main(certify_digits("--max", "3", "--radius", "0.1", "--summary-json", str(decision), "--quiet")) == 0
+    assert main(certify_digits("--max", "3", "--radii", "0,0.1", "--summary-json", str(grid), "--quiet")) == 0
+    assert json.loads(decision.read_text())["options"]["worth"] is None
+    options = json.loads(grid.read_text())["options"]
+    assert options["worth"] == 1_000_000 and options["selection"] == "pilot" and options["prior"] == "pilot"
+
+
+def test_the_progress_bar_counts_evaluations_and_shows_no_unbacked_time_left():
+    """It showed an ETA from inputs (37 s left at 367 of 400, then 8 more minutes): now evaluations and their
+    rate, and a time left only from a known total or a budget (then 'at most')."""
+    from haltfast.progress import progress_bar
+
+    free = progress_bar(True, 400)
+    free.evaluations = 2_000_000
+    assert free.status(10.0) == "2,000,000 evals, 200,000 evals/s"
+    budget = progress_bar(True, 400, evaluations=3_000_000, at_most=True)
+    budget.evaluations = 2_000_000
+    assert budget.status(10.0) == "2,000,000 evals, 200,000 evals/s, at most 0:05 left"
+    known = progress_bar(True, 400, evaluations=3_000_000)
+    known.evaluations = 2_000_000
+    assert known.status(10.0).endswith(", 0:05 left")
+
+
+def test_the_bar_on_screen(capsys):
+    """The bar itself: inputs done, evaluations and their rate, no ETA of tqdm's."""
+    from haltfast.progress import progress_bar
+
+    with progress_bar(True, 3, desc="certify") as tick:
+        tick(0, 5000)
+        tick(3, 0)
+    line = capsys.readouterr().err.strip().splitlines()[-1].split("\r")[-1]
+    assert line.startswith("certify: 3/3 inputs") and "5,000 evals" in line and "evals/s" in line
+    assert "<" not in line and "left" not in line
+
+
+def test_certificates_have_tested_and_stopped_at():
+    from haltfast.certificate import Certificate
+
+    cert = Certificate(1, 0.5, "certified", 300, extra={"tested": 299, "stopped_at": 280})
+    assert (cert.tested, cert.stopped_at) == (299, 280)
+    assert Certificate(1, 0.5, "certified", 300).stopped_at is None
+    assert cert.row()["stopped_at"] == 280 and "tested" in cert.row()
+
+
+def test_calibrate_says_or_refuses_when_the_data_hold_fewer_images(digits_model, capsys):
+    """The digits calibration split holds 359 images: --images 1000 was cut to them silently."""
+    base = ["calibrate", "--data", "digits", "--model", str(digits_model), "--quiet"]
+    assert main([*base, "--images", "1000"]) == 2
+    assert "--images 1,000, but digits holds 359 images" in capsys.readouterr().err

@@ -79,6 +79,19 @@ class Certificate:
     def correct(self) -> bool | None:
         return None if self.label is None else bool(self.prediction == self.label)
 
+    @property
+    def tested(self) -> int | None:
+        """Tested samples drawn (selection not included); None for Cohen's CERTIFY, which tests n."""
+        value = self.extra.get("tested")
+        return None if value is None else int(value)
+
+    @property
+    def stopped_at(self) -> int | None:
+        """The tested sample at which the deciding test crossed (docs/certification.md); `tested` where none did,
+        None where the method records none."""
+        value = self.extra.get("stopped_at")
+        return None if value is None else int(value)
+
     def row(self) -> dict:
         """A flat dict for CSV/JSON output: index, label, prediction, correct, the other fields, then `extra`."""
         front = {"index": self.index, "label": self.label, "prediction": self.prediction, "correct": self.correct}

@@ -375,5 +375,5 @@ def radius_certificate(lower: float, c_hat: int, sigma: float, why: str, tested:
         0,
         p_lower=lower,
         stop_reason=why,
-        extra={"tested": tested, "selected": c_hat},
+        extra={"tested": tested, "stopped_at": tested, "selected": c_hat},
     )

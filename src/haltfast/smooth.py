@@ -189,7 +189,7 @@ class Smooth:
                 )
             prior.check_model(self.weights_sha256)
         streams, items, indices = self._many(images, keys, indices, batch_size)
-        with progress_bar(progress, len(items)) as tick:
+        with progress_bar(progress, len(items), evaluations=options.get("budget"), at_most=True) as tick:
             return run_method(
                 method,
                 streams,

@@ -178,7 +178,13 @@ def run_inputs(args, inputs: Inputs, todo: np.ndarray, options: dict, journal) -
             **options,
         )
 
-    return run_on_streams(args, inputs, todo, journal, args.method == "anytime", "certify", certify)
+    if args.method == "cohen":  # a fixed number of evaluations per input: the total is known
+        expected, at_most = len(todo) * (args.n0 + args.n), False
+    else:  # a run budget bounds what is left; without one nothing does (an input's cost is not known)
+        expected, at_most = options.get("budget"), True
+    return run_on_streams(
+        args, inputs, todo, journal, args.method == "anytime", "certify", certify, evaluations=expected, at_most=at_most
+    )
 
 
 def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, options: dict) -> None:

@@ -45,7 +45,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         "labels": inputs.labels.tolist(),
     }
     length = args.n0 + args.n
-    with progress_bar(not args.quiet, len(inputs.indices), desc="record") as tick:
+    total = len(inputs.indices) * length
+    with progress_bar(not args.quiet, len(inputs.indices), desc="record", evaluations=total, at_most=True) as tick:
         record_streams(inputs.streams(args), args.out, meta, length, progress=tick)
     print(f"recorded {len(inputs.indices)} streams of {length:,} labels in {args.out}")
     return 0
@@ -106,7 +107,8 @@ def calibration_data(args: argparse.Namespace, inputs, data_path: Path):
         print(f"reusing calibration data {data_path} ({len(calib.hits):,} images)", file=sys.stderr)
         return calib
     start = time.perf_counter()
-    with progress_bar(not args.quiet, len(inputs.indices), desc="calibrate", unit="image") as tick:
+    total = len(inputs.indices) * (args.samples + 1)
+    with progress_bar(not args.quiet, len(inputs.indices), desc="calibrate", unit="image", evaluations=total) as tick:
         logits, hits = calibrate(inputs.streams(args), args.samples, progress=tick)
     calib = CalibrationData(
         logits,
@@ -185,7 +187,10 @@ def cmd_triage(args: argparse.Namespace) -> int:
                 journal.start_run(knobs)
                 source = JournaledLabels(source, inputs.indices, journal)
             streams = Streams(source, len(everything))
-        with progress_bar(not args.quiet, len(inputs.indices), desc=f"triage ({args.policy})") as tick:
+        bar = progress_bar(
+            not args.quiet, len(inputs.indices), desc=f"triage ({args.policy})", evaluations=args.budget, at_most=True
+        )
+        with bar as tick:
             report = triage(
                 streams,
                 everything.tolist(),

@@ -158,10 +158,13 @@ def run_on_streams(
     journaled: bool,
     desc: str,
     method: Callable[..., list],
+    evaluations: int | None = None,
+    at_most: bool = True,
 ) -> list:
     """method(streams, items, progress, on_result) on inputs todo: on the recording, or live with labels from this
     process or a Ray pool, read from the journal as far as it holds them and journaled (journaled: the method
-    replays on its labels), each result journaled as it finishes."""
+    replays on its labels), each result journaled as it finishes. `evaluations` (at most, if `at_most`) is what
+    the progress bar may count on for a time left."""
     from ..journal import JournaledLabels
     from ..progress import progress_bar
     from ..streams import Streams
@@ -169,7 +172,8 @@ def run_on_streams(
     if not len(todo):
         return []
     on_result = journal.append if journal is not None else None
-    with progress_bar(not args.quiet, len(todo), desc=desc) as tick, contextlib.ExitStack() as stack:
+    bar = progress_bar(not args.quiet, len(todo), desc=desc, evaluations=evaluations, at_most=at_most)
+    with bar as tick, contextlib.ExitStack() as stack:
         streams: Streams | None = inputs.recording
         items = todo.tolist()
         if inputs.live:
