@@ -123,7 +123,7 @@ def certify_anytime(
     first, only while the chances of the inputs given up sum to at most max_loss x the inputs finished so
     far; without a worth, the price is set from the inputs' predictions before the run.
     """
-    selection, prior = default_selection(target.mode, selection, prior)
+    selection, prior = default_selection(target.mode, selection, prior, n0)
     futility_alpha = target.alpha if futility_alpha is None else validate_alpha(futility_alpha)
     max_loss = validate_max_loss(max_loss)
     priced_by_loss = max_loss is not None and worth in (None, "auto", 0)
@@ -168,13 +168,14 @@ def certify_anytime(
 GRID_SELECTION = "pilot"  # grid mode's default class selection (and the pilot's posterior its default prior)
 
 
-def default_selection(mode: str, selection: str | None, prior) -> tuple[str, object]:
+def default_selection(mode: str, selection: str | None, prior, n0: int = 100) -> tuple[str, object]:
     """The class selection and prior a run uses when not given, one default per mode for the API and the CLI:
-    grid mode a pilot of n0 samples and its Jeffreys posterior (at sigma 0.25 it certifies 1.6 points more at
-    r = 0 than the clean prediction for 4% more evaluations; at sigma 0.5 as many or more for 8% fewer), decision
-    and radius mode the clean prediction (one evaluation) and Jeffreys' prior."""
+    grid mode a pilot of n0 samples (n0 = 0: none, the clean prediction) and its Jeffreys posterior (at sigma
+    0.25 it certifies 1.6 points more at r = 0 than the clean prediction for 4% more evaluations; at sigma 0.5 as
+    many or more for 8% fewer), decision and radius mode the clean prediction (one evaluation) and Jeffreys'
+    prior."""
     if selection is None:
-        selection = GRID_SELECTION if mode == "grid" else "clean"
+        selection = GRID_SELECTION if mode == "grid" and n0 >= 1 else "clean"
     if prior is None:
         prior = "pilot" if mode == "grid" and selection == "pilot" else "jeffreys"
     return selection, prior
