@@ -28,6 +28,7 @@ from haltfast.bench.run import N
 from haltfast.bench.run import load_contexts
 from haltfast.bench.run import on_recording
 from haltfast.certificate import max_certifiable_radius
+from haltfast.methods.anytime import default_selection
 
 
 def components_of(ctx, options: dict):
@@ -75,19 +76,23 @@ def main() -> int:
             spend = [{"worth": 100_000}, {"budget": 400 * ctx.size}, {"max_loss": 0.01}, {"max_samples": 2_000}]
             runs += [(f"r=0.5 anytime {o}", "anytime", {"radius": 0.5, **o}) for o in spend]
         grid = grid_for(ctx, cap)
-        grids = [{"selection": "pilot", "prior": "pilot"}, {"selection": "pilot", "prior": "pilot", "worth": None}, {}]
+        grids = [{}, {"selection": "pilot", "prior": "pilot", "worth": None}, {"selection": "clean"}]
         if ctx.learner is not None:
             grids.append({"selection": "pilot", "prior": ctx.learner})
         for o in grids:
-            prior = "meta" if o.get("prior") is ctx.learner else o.get("prior", "jeffreys")
-            label = f"grid {o.get('selection', 'clean')} selection, {prior} prior, worth {o.get('worth', 'auto')}"
+            selection, prior = default_selection("grid", o.get("selection"), o.get("prior"), N0)
+            prior = "meta" if prior is ctx.learner else prior
+            label = f"grid {selection} selection, {prior} prior, worth {o.get('worth', 'auto')}"
             runs.append((label, "anytime", {"radii": grid, **o}))
         for label, method, options in runs:
             start = time.perf_counter()
             options = {"max_samples": cap, **options}
             rows = [c.row() for c in on_recording(ctx, method, **options)]
-            if method == "anytime":
-                n0 = N0 if options.get("selection") == "pilot" else 0
+            if method == "anytime":  # the selection and prior the run used, defaults included
+                mode = "grid" if "radii" in options else "decision"
+                selection, prior = default_selection(mode, options.get("selection"), options.get("prior"), N0)
+                options = {**options, "selection": selection, "prior": prior}
+                n0 = N0 if selection == "pilot" else 0
                 bad = check_anytime_rows(
                     ctx.streams,
                     rows,
