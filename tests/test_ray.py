@@ -121,6 +121,7 @@ def test_a_model_in_the_users_file_and_a_torchscript_file_certify_on_ray_workers
     pd.testing.assert_frame_equal(certify(factory, "one.csv"), certify(factory, "ray.csv", "--workers", "2"))
     model, _ = load_base_model("resnet.py:resnet", "checkpoint.pth.tar")
     torch.jit.save(torch.jit.script(model), "resnet.ts")
-    assert main(["card", "--model", "resnet.ts", "--sigma", "0.25", "--data", "photos", "--classes", "classes.txt"]) == 0
+    card = ["card", "--model", "resnet.ts", "--sigma", "0.25", "--data", "photos", "--classes", "classes.txt"]
+    assert main(card) == 0
     scripted = ["--model", "resnet.ts"]
     pd.testing.assert_frame_equal(certify(scripted, "ts.csv"), certify(scripted, "ts-ray.csv", "--workers", "2"))
