@@ -204,6 +204,7 @@ def save_factory_model(args, inner, card: dict, source) -> Path:
     from ..models.normalize import as_normalization
 
     state = {name: value.detach().cpu().contiguous() for name, value in inner.state_dict().items()}
+    num_classes = infer_num_classes(inner, source.shape)
     atomic_write(args.out, lambda tmp: torch.save(state, tmp))
     normalization = as_normalization(args.normalize)
     user_card = {
@@ -214,7 +215,9 @@ def save_factory_model(args, inner, card: dict, source) -> Path:
         "weights_sha256": weights_hash(args.out),
         "normalize": normalization.to_json() if normalization else None,
         **card,
-        "num_classes": infer_num_classes(inner, source.shape),
+        "num_classes": num_classes,
+        # the model's class i is the training data's label i: named classes (image folders) name its outputs
+        "classes": list(source.classes) if source.classes and len(source.classes) == num_classes else None,
         "input_shape": [int(s) for s in source.shape],
         "torch": torch.__version__,
     }
