@@ -83,3 +83,27 @@ def forced_meta(p_center: float, strength: float, sha: str = "0" * 64, sigma: fl
             "sigma": sigma,
         }
     )
+
+
+def poisson_binomial(rates) -> np.ndarray:
+    """The exact law of a sum of independent Bernoulli(rates[i]): its pmf over 0 .. len(rates)."""
+    values, counts = np.unique(np.asarray(rates, dtype=float), return_counts=True)
+    pmf = np.array([1.0])
+    for q, k in zip(values, counts):
+        pmf = np.convolve(pmf, binom.pmf(np.arange(k + 1), k, q))
+    return pmf
+
+
+def check_false_certifications_exact(count: int, rates, alpha: float) -> None:
+    """check_false_certifications for inputs whose exact rejection probabilities differ (rates[i], each <= alpha):
+    the count must lie in their Poisson-binomial law's central range, and a false-certification rate of
+    1.2 alpha must fail the check with probability at least POWER."""
+    rates = np.asarray(rates, dtype=float)
+    assert np.all(rates <= alpha), f"an exact rejection probability {rates.max():.4g} exceeds alpha = {alpha:g}"
+    cdf = np.cumsum(poisson_binomial(rates))
+    high = int(np.searchsorted(cdf, 1 - FALSE_ALARM))  # P(count > high) <= FALSE_ALARM
+    low = int(np.searchsorted(cdf, FALSE_ALARM, side="right"))  # P(count < low) <= FALSE_ALARM
+    n = rates.size
+    assert binom.sf(high, n, 1.2 * alpha) >= POWER, f"too few trials: a rate of 1.2 alpha passes (n = {n})"
+    assert count <= high, f"{count} of {n} false certificates; at most {high} fit rates averaging {rates.mean():.4g}"
+    assert count >= low, f"{count} of {n} certificates where about {rates.sum():.0f} were due"

@@ -142,16 +142,18 @@ def crossing_probabilities(p, upper, lower=None, prune=1e-17):
     return hit_upper, hit_lower, dropped
 
 
-def decision_probabilities(p, p0, alpha, parts, horizon: int, futility_alpha=None):
+def decision_probabilities(p, p0, alpha, parts, horizon: int, futility_alpha=None, futility_parts=None):
     """The exact law of a decision-mode E-process certifier on a Bernoulli(p) stream capped at `horizon`.
 
     `parts` are the prior's components (share of alpha, a, b), as the engine builds its tests: certified when
     any certification component reaches its threshold before any futility component does (ties certify).
-    Returns (P(certified), P(not certified), dropped mass): at p <= p0, P(certified) is the false-certification
-    probability, which must be at most alpha.
+    `futility_parts`: the futility test's own components (default: `parts`; the online learner fits each
+    test's prior apart). Returns (P(certified), P(not certified), dropped mass): at p <= p0, P(certified) is the
+    false-certification probability, which must be at most alpha.
     """
     t = np.arange(1, horizon + 1)
     fut = alpha if futility_alpha is None else futility_alpha
+    fut_parts = parts if futility_parts is None else futility_parts
     upper = np.min([beta_mixture_boundary(t, p0, alpha * w, a, b) for w, a, b in parts], axis=0)
-    lower = np.max([t - beta_mixture_boundary(t, 1.0 - p0, fut * w, b, a) for w, a, b in parts], axis=0)
+    lower = np.max([t - beta_mixture_boundary(t, 1.0 - p0, fut * w, b, a) for w, a, b in fut_parts], axis=0)
     return crossing_probabilities(p, upper, lower)

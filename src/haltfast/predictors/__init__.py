@@ -33,6 +33,8 @@ from .learner import find_meta_learner
 from .learner import format_strengths
 from .learner import meta_learner_path
 from .learner import user_meta_learner_path
+from .online import OnlineLearner
+from .online import OnlineSession
 from .priors import NAMED_PRIORS
 from .priors import Parts
 from .priors import Predictor
@@ -60,6 +62,8 @@ __all__ = [
     "Z_GRID",
     "CalibrationData",
     "MetaLearner",
+    "OnlineLearner",
+    "OnlineSession",
     "Parts",
     "Predictor",
     "beta_prior",
