@@ -2,8 +2,9 @@
 
 The check: run a method, then replace every label that the run never drew (each stream beyond its
 final position) and run again. If anything read an undrawn label, of its own input or of another,
-some certificate changes. The oracle prior, which reads the whole stream on purpose, is the positive
-control: the same check must catch it.
+some certificate changes. The online learner reads other inputs' labels as it sets each input's prior: only
+those drawn before. The oracle prior, which reads the whole stream on purpose, is the positive control: the
+same check must catch it.
 """
 
 import numpy as np
@@ -12,6 +13,7 @@ from validity import forced_meta
 
 from haltfast.methods import run_method
 from haltfast.predictors import FEATURES
+from haltfast.predictors import OnlineLearner
 from haltfast.predictors import oracle_prior
 from haltfast.streams import RecordedStreams
 
@@ -65,15 +67,20 @@ def _outcomes(certs):
         {"radii": (0.0, 0.25, 0.5, 0.75)},
     ],
 )
-@pytest.mark.parametrize("prior", ["meta", "oracle"])
+@pytest.mark.parametrize("prior", ["meta", "online", "online+meta", "oracle"])
 def test_certificates_do_not_depend_on_labels_never_drawn(options, prior):
     rec = _recording(seed=4)
-    choose = (lambda r: _varying_meta()) if prior == "meta" else oracle_prior
+    choose = {
+        "meta": lambda r: _varying_meta(),
+        "online": lambda r: OnlineLearner(first_wave=16),
+        "online+meta": lambda r: OnlineLearner(_varying_meta(), first_wave=16),
+        "oracle": oracle_prior,
+    }[prior]
     first = _run(rec, choose(rec), options)
     assert len({(c.decision, round(c.radius, 2)) for c in first}) >= 2 and len({c.evaluations for c in first}) > 10
     changed = _undrawn_replaced(rec, seed=5)
     again = _run(changed, choose(changed), options)
-    if prior == "meta":
+    if prior != "oracle":
         assert _outcomes(again) == _outcomes(first)
     else:  # the control: a prior read off the whole stream must be caught
         assert _outcomes(again) != _outcomes(first)

@@ -338,13 +338,25 @@ class Run:
                 c_hat[j] = out[k].argmax() if logits is not None else out[k]
 
 
-def run_open_inputs(run: Run, max_active: int, step: Callable[[np.ndarray], np.ndarray]) -> list[Certificate]:
+def run_open_inputs(
+    run: Run,
+    max_active: int,
+    step: Callable[[np.ndarray], np.ndarray],
+    room: Callable[[int, int], int] | None = None,
+) -> list[Certificate]:
     """The loop of the streaming methods: admit open inputs up to max_active, let `step` sample and finish
     some of them (it returns the active inputs in the order the next round should prefer), repeat until
-    every input is finished."""
+    every input is finished. `room(admitted, finished)`, when given, is how many more inputs may be admitted
+    now (waves: an online learner lets inputs start as it learns from the inputs finished)."""
     pending, active = run.pending(), np.zeros(0, dtype=np.int64)
+    open_at_start = len(pending)
     while pending or active.size:
-        active = run.admit(pending, active, max_active)
+        limit = max_active
+        if room is not None:
+            limit = min(max_active, active.size + max(room(open_at_start - len(pending), run.finished), 0))
+            if not active.size:
+                limit = max(limit, 1)  # never stall: with no input active, one more may start
+        active = run.admit(pending, active, limit)
         active = step(active)
         active = active[run.open(active)]
     return run.results()

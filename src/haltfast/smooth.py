@@ -181,13 +181,14 @@ class Smooth:
         called as each input finishes, in completion order.
         """
         prior = options.get("prior")
-        if isinstance(prior, Predictor) and hasattr(prior, "check_model"):
+        if isinstance(prior, Predictor) and getattr(prior, "weights_sha256", None) is not None:
+            # a calibrated meta-learner (alone, or an online learner's start) belongs to its weights
             if self.weights_sha256 is None:
                 raise HaltfastError(
                     "a meta-learner is tied to the weights it was fitted for: pass weights_sha256= "
                     "(the model card's, e.g. from load_base_model) to Smooth so it can be checked"
                 )
-            prior.check_model(self.weights_sha256)
+            prior.check_model(self.weights_sha256)  # type: ignore[attr-defined]
         streams, items, indices = self._many(images, keys, indices, batch_size)
         with progress_bar(progress, len(items), evaluations=options.get("budget"), at_most=True) as tick:
             return run_method(

@@ -29,6 +29,8 @@ from ..engine import round_cut
 from ..engine import run_open_inputs
 from ..engine import segment_sums
 from ..errors import HaltfastError
+from ..predictors import OnlineLearner
+from ..predictors import OnlineSession
 from ..predictors import Parts
 from ..predictors import Predictor
 from ..predictors import certification_value
@@ -106,7 +108,12 @@ def certify_anytime(
     as the prior (measured the better choice, docs/certification.md); decision and radius mode by the clean
     prediction with the Jeffreys prior.
     Each input's certificate depends only on its own stream (chunk sizes follow its
-    own state), never on which inputs share the run, max_active or batch sizes.
+    own state), never on which inputs share the run, max_active or batch sizes; except
+    with the online learner (prior 'online' or an OnlineLearner, decision and grid mode):
+    it starts the inputs in waves, in input order, and sets each one's prior just
+    before its first tested label from the labels of the inputs started before it, so
+    a certificate depends on those too (valid all the same: they are independent of
+    its stream), deterministically given the labels and max_active.
 
     `worth` (decision and grid mode): a certificate (or the next grid radius) is worth this many evaluations;
     an input whose chance of it per evaluation it is expected to cost falls below 1/worth is given up
@@ -136,6 +143,8 @@ def certify_anytime(
     if selection == "pilot":
         n0 = validate_count("n0", n0)
     tolerance = validate_tolerance(tolerance)
+    if isinstance(prior, str) and prior == "online":
+        prior = OnlineLearner()
     check_prior(prior, with_pilot=selection == "pilot")
     if run.n == 0:
         return []
@@ -155,6 +164,9 @@ def certify_anytime(
         parts = prior_parts(prior, target.z, logits, pilot_hits, n0, run.n)
         mode = _DecisionMode(run, c_hat, parts, target, futility_alpha, schedule)
     mode.worth = worth
+    if getattr(prior, "online", False) and target.mode != "radius" and logits is not None:
+        zs = [target.z] if target.radii is None else [r / target.sigma for r in target.radii]
+        mode.online = prior.session(zs, logits, target.alpha, futility_alpha, target.max_samples, worth)
     mode.give_up(np.nonzero((c_hat < 0) & run.open(np.arange(run.n)))[0], run.out_of_budget() or StopReason.BUDGET)
     if max_loss is not None:
         mode.allowance, mode.max_loss = max_loss * run.n, max_loss
@@ -162,7 +174,7 @@ def certify_anytime(
             mode.worth = price_for_loss(*mode.value(np.arange(run.n)), mode.allowance)
     if run.budget is not None:  # a budget is shared: every input competes for it from the start
         max_active = max(max_active, run.n)
-    return run_open_inputs(run, max_active, mode.step)
+    return run_open_inputs(run, max_active, mode.step, mode.online.room if mode.online is not None else None)
 
 
 GRID_SELECTION = "pilot"  # grid mode's default class selection (and the pilot's posterior its default prior)
@@ -221,6 +233,30 @@ class _Mode:
         self.worth: float | None = None
         self.allowance: float | None = None  # certificates the value rule may still give up, as predicted
         self.max_loss = 0.0
+        self.online: OnlineSession | None = None  # an online learner's session: priors set as inputs start
+        self.started = np.zeros(run.n, dtype=bool)
+
+    def start(self, js: np.ndarray) -> None:
+        """Before these inputs' next draw: an online learner gives each one not started yet its prior (set
+        before its first tested label, from its clean logits and the labels of inputs started before it) and
+        its belief."""
+        if self.online is None:
+            return
+        new = js[~self.started[js]]
+        if not new.size:
+            return
+        learned = np.nonzero(self.started & (self.tested > 0) & (self.c_hat >= 0))[0]
+        training = np.zeros(self.run.n, dtype=bool)
+        training[learned] = True
+        priors = self.online.priors(new, self.succ, self.tested, training, self.run.finished)
+        self.set_priors(new, priors)
+        self.belief_a[new], self.belief_b[new] = self.online.beliefs(new)
+        self.started[new] = True
+
+    def set_priors(self, js: np.ndarray, priors: list) -> None:
+        """Give inputs js, before their first label, the learned component of each test: per threshold, the
+        certification test's (a, b) and the futility test's."""
+        raise NotImplementedError
 
     def step(self, active: np.ndarray) -> np.ndarray:
         """One round: chunk sizes, a shared draw, the statistics' updates; the decided inputs finish."""
@@ -236,6 +272,7 @@ class _Mode:
             take &= self.served_first(active, size, left)
             take &= np.cumsum(np.where(take, size, 0)) <= left
         batch = active[take]
+        self.start(batch)
         js, counts, hits = self.run.draw_flat(batch, size[take], self.c_hat)
         if js.size:
             self.succ[js] += segment_sums(hits, counts)
@@ -323,6 +360,11 @@ class _DecisionMode(_Mode):
     def feed(self, batch: OutcomeBatch) -> None:
         self.cert.update_batch(batch)
         self.fut.update_batch(batch)
+
+    def set_priors(self, js: np.ndarray, priors: list) -> None:
+        (cert, fut) = priors[0]
+        self.cert.tests[0].set_prior(js, *cert)
+        self.fut.tests[0].set_prior(js, *fut)
 
     def finish(self, js: np.ndarray) -> None:
         cert, fut = self.cert, self.fut
@@ -488,6 +530,11 @@ class _GridMode(_Mode):
         for cert, fut in zip(self.cert, self.fut):
             cert.update_batch(batch)
             fut.update_batch(batch)
+
+    def set_priors(self, js: np.ndarray, priors: list) -> None:
+        for cert, fut, (cert_prior, fut_prior) in zip(self.cert, self.fut, priors):
+            cert.tests[0].set_prior(js, *cert_prior)
+            fut.tests[0].set_prior(js, *fut_prior)
 
     def finish(self, js: np.ndarray) -> None:
         k = len(self.p0)
