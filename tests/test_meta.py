@@ -170,7 +170,9 @@ def test_meta_prior_shares_the_clean_evaluation_and_needs_logits(linear):
 
 
 @pytest.mark.slow
-def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_model, tmp_path, certify_digits):
+def test_cli_calibrate_then_certify_starts_the_online_learner_from_the_calibrated_one(
+    digits_model, tmp_path, certify_digits
+):
     data, meta = tmp_path / "calib.npz", tmp_path / "digits.meta.json"
     assert (
         main(
@@ -232,7 +234,9 @@ def test_cli_calibrate_then_certify_uses_the_meta_learner_by_default(digits_mode
         assert main(certify_digits("--skip", "4", "--radius", "0.25", "--quiet")) == 2
     finally:
         beside.unlink()
-    assert main(certify_digits("--skip", "4", "--radius", "0.25", "--prior", "meta", "--quiet")) == 2
+    # without it, the calibrated learner alone is refused; meta is the online learner, no calibration needed
+    assert main(certify_digits("--skip", "4", "--radius", "0.25", "--prior", "calibrated", "--quiet")) == 2
+    assert main(certify_digits("--skip", "4", "--radius", "0.25", "--prior", "meta", "--quiet")) == 0
 
 
 def test_beta_prior_centres_on_the_prediction_or_just_above_the_threshold():

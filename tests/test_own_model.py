@@ -24,6 +24,7 @@ from haltfast.models import load_base_model
 from haltfast.models import parse_factory_spec
 from haltfast.models import weights_hash
 from haltfast.predictors import MetaLearner
+from haltfast.predictors import OnlineLearner
 from haltfast.predictors import user_meta_learner_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,8 +158,9 @@ def user(project, tmp_path, monkeypatch):
     return tmp_path
 
 
-def python_certificates(radius=0.25, **options) -> list:
-    """The Python path: load_base_model, open_dataset, Smooth, certify_many keyed by data set index."""
+def python_certificates(radius=0.25, prior="online", **options) -> list:
+    """The Python path: load_base_model, open_dataset, Smooth, certify_many keyed by data set index (with the
+    command line's default prior for a model without a calibrated learner: the online meta-learner)."""
     model, card = load_base_model("resnet.py:resnet", "checkpoint.pth.tar")
     source = open_dataset("photos", classes=card["classes"])  # each class folder is its class in the model
     smooth = Smooth(
@@ -171,6 +173,7 @@ def python_certificates(radius=0.25, **options) -> list:
         radius=radius,
         max_samples=MAX_SAMPLES,
         keys=source.indices,
+        prior=prior,
         **options,
     )
 
@@ -245,17 +248,17 @@ def test_cohen_format_is_their_tsv(user):
 
 
 @pytest.mark.slow
-def test_calibrate_then_certify_uses_the_meta_learner(user, capsys):
-    run(CERTIFY)  # no meta-learner yet: the Jeffreys prior
+def test_calibrate_then_certify_starts_the_online_learner_from_the_calibrated_one(user, capsys):
+    run(CERTIFY)  # no calibrated learner yet: the online meta-learner alone
     run(CALIBRATE)
     sha256 = weights_hash("checkpoint.pth.tar")
     learner = MetaLearner.load(user_meta_learner_path(sha256), sha256)
-    assert main([*CERTIFY, *SIZES["certify"]]) == 2  # its journal holds Jeffreys-prior results
-    assert "prior: 'jeffreys' -> 'meta:" in capsys.readouterr().err
+    assert main([*CERTIFY, *SIZES["certify"]]) == 2  # its journal holds the online learner's results alone
+    assert "prior: 'online-v1' -> 'online-v1+calibrated:" in capsys.readouterr().err
     run([*CERTIFY[:-1], "meta.csv"])
     header = Path("meta.csv.journal").read_text().splitlines()[0]
-    assert '"prior": "meta:' in header
-    assert_same_certificates(pd.read_csv("meta.csv"), python_certificates(prior=learner))
+    assert '"prior": "online-v1+calibrated:' in header
+    assert_same_certificates(pd.read_csv("meta.csv"), python_certificates(prior=OnlineLearner(learner)))
 
 
 def test_calibrate_refuses_too_few_images_before_drawing_any(user, capsys):

@@ -103,7 +103,9 @@ def _same_results(a, b):
 
 @pytest.mark.slow
 def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(certify_digits, tmp_path, monkeypatch, capsys):
-    opts = ["--max", "16", "--max-samples", "1500", "--alpha", "0.01"]
+    # a prior fixed per input keeps the inputs apart: a resumed run keeps the finished ones (the online learner
+    # couples them, so its runs are replayed on their journaled labels instead: tests/test_one_run.py)
+    opts = ["--max", "16", "--max-samples", "1500", "--alpha", "0.01", "--prior", "jeffreys"]
     assert main(_digits(certify_digits, tmp_path / "whole.csv", *opts)) == 0
     out = tmp_path / "resumed.csv"
     append, written = ResultsJournal.append, []
@@ -126,9 +128,11 @@ def test_interrupted_anytime_run_resumes_to_the_uninterrupted_result(certify_dig
     rows = _rows(journal_path(out))
     assert sorted(r["index"] for r in rows) == sorted(pd.read_csv(out)["index"])  # each input computed once
     # --max grows: the 16 finished inputs are reused; a changed alpha is refused
-    assert main(_digits(certify_digits, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.01")) == 0
+    assert main(_digits(certify_digits, out, *opts[2:], "--max", "20")) == 0
     assert "16 of 20 inputs already finished" in capsys.readouterr().err
-    assert main(_digits(certify_digits, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.001")) == 2
+    assert (
+        main(_digits(certify_digits, out, "--max", "20", "--max-samples", "1500", "--alpha", "0.001", *opts[-2:])) == 2
+    )
     assert "alpha: 0.01 -> 0.001" in capsys.readouterr().err
 
 

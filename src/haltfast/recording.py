@@ -2,7 +2,8 @@
 
 A recording is a directory: `meta.json` (model hash, sigma, seed, data slice,
 stream length) and shards `shard-NNNNN.npz` (compressed uint8 labels, one row per
-input, plus the clean predictions). Shards are written atomically as they
+input, plus the clean predictions and, for a model that returns them, the clean
+logits: the meta-learners' features, so a replay of any model has them). Shards are written atomically as they
 finish, so an interrupted `haltfast record` resumes where it stopped.
 """
 
@@ -65,7 +66,13 @@ def record_streams(
             if progress:
                 progress(len(items), 0)
             continue
-        clean, errors = streams.clean(items)
+        scores, errors = streams.clean_logits(items)  # the clean evaluation, kept whole for the learners' features
+        logits: np.ndarray | None = scores
+        if errors:  # a model that returns labels only: its predictions
+            logits = None
+            clean, errors = streams.clean(items)
+        else:
+            clean = scores.argmax(axis=1)
         out: list[np.ndarray] = []
         for item in items:  # one input at a time, so progress moves per input
             drawn, draw_errors = streams.draw([item], [length])
@@ -78,8 +85,11 @@ def record_streams(
                 progress(1, length + 1)
         if hasattr(streams, "forget"):
             streams.forget(items)
-        labels, clean_labels = np.stack(out).astype(np.uint8), clean.astype(np.uint8)
-        atomic_write(path, functools.partial(np.savez_compressed, labels=labels, clean=clean_labels), suffix=".npz")
+        arrays: dict[str, np.ndarray] = {"labels": np.stack(out).astype(np.uint8), "clean": clean.astype(np.uint8)}
+        if logits is not None:
+            narrow = logits.astype(np.float32)
+            arrays["logits"] = narrow if np.array_equal(narrow.astype(np.float64), logits) else logits
+        atomic_write(path, functools.partial(np.savez_compressed, **arrays), suffix=".npz")  # type: ignore[arg-type]
     return directory
 
 
@@ -133,8 +143,8 @@ def load_recording(
 ) -> tuple[RecordedStreams, dict]:
     """The recorded streams (optionally the first max_items inputs) and the recording's meta data.
 
-    with_logits: also the clean logits (recomputed with the recording's hash-checked model),
-    which features such as the meta-learner's need.
+    The clean logits come with it where the recording holds them; with_logits: recomputed with the recording's
+    hash-checked model where it does not (recordings made before they were kept).
     """
     directory = Path(directory)
     meta_path = directory / "meta.json"
@@ -142,7 +152,7 @@ def load_recording(
         raise RecordingError(f"{directory} is not a recording (no meta.json); make one with `haltfast record`")
     meta = _read_meta(meta_path)
     n = meta["inputs"] if max_items is None else min(meta["inputs"], max_items)
-    labels, clean = [], []
+    labels, clean, stored = [], [], []  # stored: each shard's clean logits, or None
     for k in range((n + SHARD - 1) // SHARD):
         path = _shard_path(directory, k)
         if not path.is_file():
@@ -154,8 +164,12 @@ def load_recording(
             with np.load(path) as shard:
                 labels.extend(shard["labels"])
                 clean.extend(shard["clean"])
+                stored.append(shard["logits"].astype(np.float64) if "logits" in shard.files else None)
         except Exception as exc:
             raise RecordingError(f"{path} is corrupt ({exc}); delete it and rerun `haltfast record`") from exc
     meta = {**meta, "indices": meta["indices"][:n], "labels": meta["labels"][:n]}
-    logits = recording_logits(meta) if with_logits else None
+    kept = [x for x in stored if x is not None]
+    logits: np.ndarray | None = np.concatenate(kept)[:n] if kept and len(kept) == len(stored) else None
+    if with_logits and logits is None:
+        logits = recording_logits(meta)
     return RecordedStreams(labels[:n], meta["num_classes"], clean[:n], logits), meta

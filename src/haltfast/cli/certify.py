@@ -97,7 +97,7 @@ def method_options(args: argparse.Namespace, inputs: Inputs) -> tuple[dict, str 
         args.selection, grid_prior = default_selection(mode, args.selection, args.prior)
         if args.prior is None and grid_prior == "pilot":
             args.prior = grid_prior
-    prior, prior_id = resolve_prior(args, inputs)
+    prior, prior_id = resolve_prior(args, inputs, online=True)
     args.selection = args.selection or "clean"
     if args.worth is None:  # GRID_WORTH in grid mode (unless a target loss sets the price), else off
         worth = GRID_WORTH if mode == "grid" and args.max_loss is None else None
@@ -203,6 +203,8 @@ def report(args, inputs: Inputs, certs: list, fresh: list, seconds: float, optio
         radii = (args.radius,)
     shown = {k: (v if k != "prior" else args.prior) for k, v in options.items()}
     summary = describe_run(summarize(certs, radii=radii, seconds=seconds), args, inputs, shown, certs, fresh, seconds)
+    if args.method == "anytime":  # evaluations spent before the run on its learner (0: the online one learns here)
+        summary["calibration_evaluations"] = int(getattr(options.get("prior"), "calibration_evaluations", 0))
     if args.out:
         write_results(args.out, certs, args.format)
     if args.summary_json:

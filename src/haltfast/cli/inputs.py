@@ -377,29 +377,47 @@ def batch_size(args: argparse.Namespace, inputs: Inputs) -> int:
     return int(min(65536, max(1024, free // 4 // per_sample)))
 
 
-def resolve_prior(args: argparse.Namespace, inputs: Inputs, fallback: str = "jeffreys"):
-    """The prior the user asked for and its identity: a name, or the model's meta-learner (the default where one
-    exists, else `fallback`). 'oracle' is resolved per input when the run starts."""
+def resolve_prior(args: argparse.Namespace, inputs: Inputs, fallback: str = "jeffreys", online: bool = False):
+    """The prior the user asked for and its identity for the journal: a name, or a meta-learner. 'oracle' is
+    resolved per input when the run starts.
+
+    online (certify): 'meta' is the online meta-learner (predictors.OnlineLearner), for any model that returns
+    logits, starting from the model's calibrated learner where one exists (--meta, beside the weights, or the
+    user's haltfast folder); 'online' is the same without a calibrated learner; 'calibrated' is the calibrated
+    learner alone. 'meta' is the default (`fallback` for a recording whose model is not a shipped one: its clean
+    logits cannot be recomputed). Without online (triage), 'meta' is the calibrated learner, the default where
+    one exists."""
     from ..models import weights_hash
     from ..predictors import MetaLearner
+    from ..predictors import OnlineLearner
     from ..predictors import find_meta_learner
 
     path = args.meta or find_meta_learner(inputs.weights_path, inputs.weights_sha256)
     if args.prior is None:
-        args.prior = "meta" if path is not None else fallback
-    if args.prior == "meta":
-        if path is None:
+        logits = inputs.live or inputs.weights_path is not None or getattr(inputs.recording, "logits", None) is not None
+        args.prior = "meta" if (online and logits) or path is not None else fallback
+    if args.prior == "meta" and not online:
+        args.prior = "calibrated"
+    if args.prior in ("meta", "online", "calibrated"):
+        learner = MetaLearner.load(path, inputs.weights_sha256) if path is not None and args.prior != "online" else None
+        if args.prior == "calibrated" and learner is None:
             raise UsageError(
-                f"no meta-learner for {inputs.model_name}: run `haltfast calibrate` with the same "
-                f"--model (and --weights), pass --meta FILE, or choose --prior {fallback}"
+                f"no meta-learner for {inputs.model_name}: run `haltfast calibrate` with the same --model (and "
+                f"--weights), pass --meta FILE, or choose --prior "
+                + ("meta (the online learner: no calibration)" if online else fallback)
             )
-        learner = MetaLearner.load(path, inputs.weights_sha256)
         if not inputs.live:
             inputs.recording = with_clean_logits(inputs)
-        return learner, f"meta:{weights_hash(path)[:16]}"
+        calibrated = None if learner is None or path is None else f"calibrated:{weights_hash(path)[:16]}"
+        if args.prior == "calibrated":
+            return learner, calibrated
+        return OnlineLearner(learner), ONLINE_ID + ("" if calibrated is None else f"+{calibrated}")
     if args.prior == "oracle" and inputs.live:
         raise UsageError("--prior oracle is for benchmarks on recorded streams only (it needs --streams)")
     return args.prior, args.prior
+
+
+ONLINE_ID = "online-v1"  # the online learner's identity in a journal: a run is resumed with the same learner
 
 
 def with_clean_logits(inputs: Inputs):
@@ -408,6 +426,8 @@ def with_clean_logits(inputs: Inputs):
     from ..streams import RecordedStreams
 
     rec = inputs.recording
+    if rec is not None and rec.logits is not None:  # recorded with the streams
+        return rec
     if inputs.weights_path is None:
         raise UsageError(
             f"the meta-learner needs the clean logits of the recording's model {inputs.model_name}, "

@@ -45,9 +45,11 @@ def run_identity(args: argparse.Namespace, inputs: Inputs) -> dict:
 
 
 def coupled(options: dict) -> bool:
-    """Whether one input's result depends on the others' (a budget, deadline or target loss is shared): then a
-    resumed run replays every input from the journal rather than keeping finished ones."""
-    return any(options.get(k) is not None for k in ("budget", "seconds", "max_loss"))
+    """Whether one input's result depends on the others' (a budget, deadline or target loss is shared, or the
+    online learner sets each input's prior from the inputs started before it): then a resumed run replays every
+    input from the journal rather than keeping finished ones."""
+    online = getattr(options.get("prior"), "online", False)
+    return online or any(options.get(k) is not None for k in ("budget", "seconds", "max_loss"))
 
 
 def run_journaled(
@@ -63,8 +65,9 @@ def run_journaled(
 ) -> tuple[list, list, float]:
     """Run the inputs the journal beside --out (if any) does not hold final results for; returns (every result in
     input order, the new ones, seconds). config is what a result depends on, knobs the spending options a rerun
-    may change (which extends the run); shared: the inputs share a budget, deadline or target loss, so every input
-    is replayed. begin(todo) says what runs before the clock starts; run(todo, journal) returns the new results."""
+    may change (which extends the run); shared: the inputs share a budget, deadline, target loss or learner, so
+    every input is replayed. begin(todo) says what runs before the clock starts; run(todo, journal) returns the
+    new results."""
     from ..journal import ResultsJournal
     from ..journal import journal_path
 
@@ -99,7 +102,7 @@ def tell_resume(
         )
     elif journal.runs and (held or any(journal.runs)):
         why = (
-            "the run shares a budget, deadline or target loss across its inputs"
+            "the run shares a budget, deadline, target loss or online learner across its inputs"
             if shared and knobs == journal.runs[-1]
             else "its spending options changed (" + changed_knobs(journal.runs[-1], knobs) + ")"
         )

@@ -18,7 +18,7 @@ from ..options import positive_int
 from ..options import probability
 from ..options import radii_list
 
-PRIORS = ("meta", "jeffreys", "uniform", "pilot", "oracle")
+PRIORS = ("meta", "online", "calibrated", "jeffreys", "uniform", "pilot", "oracle")
 RADII_HELP = "grid mode: certify each input at the largest of these radii it supports, e.g. 0,0.25,0.5,0.75"
 WORTH_HELP = (
     "anytime decision and grid mode: a certificate is worth this many evaluations; inputs whose chance of "
@@ -73,16 +73,19 @@ def add_parser(sub) -> None:
         "--prior",
         default=None,
         choices=PRIORS,
-        help="anytime: meta (the model's meta-learner predicts each input's prior; the default where "
-        "one exists, else jeffreys), jeffreys, uniform, pilot (the Jeffreys posterior after the "
-        "selection pilot; needs --selection pilot; the default in grid mode), or oracle (replays only: the "
-        "posterior of the whole recorded stream, a yardstick, not a valid prior)",
+        help="anytime: meta (the default: the online meta-learner learns each input's prior during the run "
+        "from the inputs started before it, for any model, no calibration; it starts from the model's "
+        "calibrated learner where one exists), online (the same, ignoring any calibrated learner), calibrated "
+        "(the calibrated learner alone, `haltfast calibrate`), jeffreys, uniform, pilot (the Jeffreys posterior "
+        "after the selection pilot; needs --selection pilot), or oracle (replays only: the posterior of the "
+        "whole recorded stream, a yardstick, not a valid prior)",
     )
     g.add_argument(
         "--meta",
         type=Path,
         default=None,
-        help="meta-learner file (default: beside the weights, else the user's haltfast folder)",
+        help="calibrated meta-learner file for --prior meta or calibrated (default: beside the weights, else "
+        "the user's haltfast folder)",
     )
     g.add_argument(
         "--selection",
