@@ -44,7 +44,12 @@ def run_bench(
     commit, start = git_commit(), time.perf_counter()
     contexts = load_contexts(recordings, max_images, alpha, log)
     setups = [live_setup(ctx, live) for ctx in contexts] if live else []  # a live run that cannot start fails now
-    entries = ENTRIES if all(ctx.learner is not None for ctx in contexts) else tuple(e for e in ENTRIES if not e.meta)
+    entries = tuple(
+        e
+        for e in ENTRIES
+        if all(ctx.learner is not None for ctx in contexts) or not e.meta
+        if all(ctx.streams.logits is not None for ctx in contexts) or not e.logits
+    )
     results = []
     for ctx in contexts:
         log(f"{ctx.meta['recording']}: {ctx.size} images, sigma = {ctx.sigma:g}")

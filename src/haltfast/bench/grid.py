@@ -12,6 +12,7 @@ import numpy as np
 from ..certificate import Certificate
 from ..certificate import max_certifiable_radius
 from ..certificate import p_for_radius
+from ..predictors import OnlineLearner
 from ..statistics import wald_expected_samples
 from .run import N0
 from .run import Context
@@ -28,7 +29,8 @@ GRIDS = {
 
 GRID_DEFAULT = "haltfast grid mode (the default: pilot selection and prior, the value rule)"
 GRID_FULL = "haltfast grid mode, every bucket decided (no value rule)"
-GRID_META = "haltfast grid mode, meta-learner prior"
+GRID_META = "haltfast grid mode, calibrated meta-learner prior"
+GRID_ONLINE = "haltfast grid mode, online meta-learner prior (pilot selection, the value rule)"
 BETTING = "Voracek 2024 betting CS, the same stopping rule (every bucket decided)"
 
 
@@ -58,6 +60,8 @@ def run_grid(ctx: Context, cap: int, log=print) -> GridResult:
         GRID_FULL: ("anytime", {"selection": "pilot", "prior": "pilot", "worth": None}),
         BETTING: ("betting", {}),
     }
+    if ctx.streams.logits is not None:
+        variants[GRID_ONLINE] = ("anytime", {"selection": "pilot", "prior": OnlineLearner()})
     if ctx.learner is not None:
         variants[GRID_META] = ("anytime", {"selection": "pilot", "prior": ctx.learner})
     for label, (method, options) in variants.items():

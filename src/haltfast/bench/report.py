@@ -11,9 +11,11 @@ from ..certificate import max_certifiable_radius
 from ..predictors import HEDGE
 from .grid import grid_section
 from .replays import SigmaResult
+from .run import CALIBRATED
 from .run import COHEN
 from .run import ENTRIES
 from .run import META
+from .run import ONLINE
 from .run import OURS
 from .run import RADIUS_GRID
 from .run import acr
@@ -108,12 +110,14 @@ def frontier_table(res: SigmaResult, entries=ENTRIES) -> list[str]:
 
 
 def default_entry(entries=ENTRIES) -> str:
-    """The row of haltfast's default: the meta-learner prior where the models have one, else Jeffreys."""
-    return META if any(e.meta for e in entries) else OURS
+    """The row of haltfast's default: the online meta-learner (from the calibrated one where the models have
+    one), else (no clean logits) Jeffreys."""
+    labels = {e.label for e in entries}
+    return META if META in labels else ONLINE if ONLINE in labels else OURS
 
 
 def losses(res: SigmaResult, entries=ENTRIES) -> list[str]:
-    """Plain statements of where haltfast's default (the meta-learner prior, else Jeffreys) does worse than a
+    """Plain statements of where haltfast's default (the online meta-learner, else Jeffreys) does worse than a
     baseline or than Cohen."""
     return decision_losses(res, entries) + radius_losses(res, entries)
 
@@ -302,12 +306,27 @@ def methods_text(entries=ENTRIES) -> str:
             "prior, their Jeffreys posterior; the tested stream starts after them.",
             *(
                 [
-                    "- **haltfast (meta-learner prior, the default)**: each image's Beta prior predicted from its "
-                    "clean logits by the model's meta-learner (`haltfast calibrate`, docs/meta-learner.md), hedged: "
-                    "the learned "
+                    f"- **{CALIBRATED}**: each image's Beta prior predicted from its clean logits by the model's "
+                    "calibrated meta-learner (`haltfast calibrate`, docs/meta-learner.md), hedged: the learned "
                     f"prior's test at {HEDGE:g} alpha beside a Jeffreys test at {1 - HEDGE:.2g} alpha."
                 ]
-                if any(e.meta for e in entries)
+                if CALIBRATED in {e.label for e in entries}
+                else []
+            ),
+            *(
+                [
+                    f"- **{ONLINE}**: the online meta-learner (`--prior online`, docs/meta-learner.md): the run "
+                    "starts its images in waves and learns each one's prior from the images started before it "
+                    "(empirical Bayes on the clean logit gap, the prior of least expected stopping time), hedged "
+                    "the same way; no calibration, nothing spent before the run. The report replays the images "
+                    "in their recorded order."
+                ]
+                if ONLINE in {e.label for e in entries}
+                else []
+            ),
+            *(
+                [f"- **{META}**: the same, its first wave's priors from the calibrated meta-learner (`--prior meta`)."]
+                if META in {e.label for e in entries}
                 else []
             ),
             "- **haltfast + oracle prior**: the same with the prior Beta(hits + 1/2, misses + 1/2) of each image's "

@@ -80,7 +80,23 @@ def oracle_options(ctx: Context) -> dict:
 
 
 def meta_prior(ctx: Context) -> dict:
-    """The recording model's meta-learner (hash-checked), as `haltfast certify` uses it by default."""
+    """The online meta-learner starting from the recording model's calibrated one, as `haltfast certify` runs by
+    default for a model that has one."""
+    from ..predictors import OnlineLearner
+
+    return {"prior": OnlineLearner(ctx.learner)}
+
+
+def online_prior(ctx: Context) -> dict:
+    """The online meta-learner alone: no calibration, as `haltfast certify --prior online` (and, for a model
+    without a calibrated learner, the default)."""
+    from ..predictors import OnlineLearner
+
+    return {"prior": OnlineLearner()}
+
+
+def calibrated_prior(ctx: Context) -> dict:
+    """The recording model's calibrated meta-learner alone (hash-checked): `--prior calibrated`."""
     return {"prior": ctx.learner}
 
 
@@ -97,17 +113,23 @@ class Entry:
     radius_mode: bool = True
     oracle: bool = False  # reads the tested stream: a yardstick, not a method (never run live)
     frontier: bool = True  # run radius mode at every cap of the budget frontier
-    meta: bool = False  # needs the model's meta-learner
+    meta: bool = False  # needs the model's calibrated meta-learner
+    logits: bool = False  # needs the clean logits (a meta-learner's features)
 
 
-META = "haltfast (meta-learner prior, the default)"
+CALIBRATED = "haltfast, calibrated meta-learner alone (1,000,000 calibration evaluations)"
+ONLINE = "haltfast, online meta-learner (no calibration)"
+META = "haltfast, online meta-learner from the calibrated one (the default)"
 ENTRIES = (
     Entry("Horvath et al. 2022 adaptive sampling", "horvath", radius_mode=False),
     Entry("Voracek 2024 union-bound CS", "union-bound"),
     Entry("Voracek 2024 betting CS", "betting"),
     Entry("haltfast, Cohen's 100-sample pilot (selection + pilot prior)", "anytime", pilot_only, frontier=False),
     Entry(OURS, "anytime"),
-    Entry(META, "anytime", meta_prior, meta=True),
+    # the learners keep Jeffreys in radius mode: one radius-mode row (the default's) stands for them
+    Entry(CALIBRATED, "anytime", calibrated_prior, radius_mode=False, meta=True, logits=True),
+    Entry(ONLINE, "anytime", online_prior, frontier=False, logits=True),
+    Entry(META, "anytime", meta_prior, frontier=False, meta=True, logits=True),
     Entry("haltfast + oracle prior (not a method: a bound)", "anytime", oracle_options, oracle=True),
 )
 
@@ -160,7 +182,8 @@ def acr(certs: list[Certificate]) -> float:
 
 
 def load_contexts(recordings, max_images: int | None, alpha: float, log=print) -> list[Context]:
-    """One Context per recording, with the recording model's meta-learner and clean logits where it has one."""
+    """One Context per recording, with the recording model's calibrated meta-learner where it has one, and the
+    clean logits where the recording holds them or its model is a shipped one."""
     from ..predictors import MetaLearner
     from ..predictors import find_meta_learner
     from ..recording import recording_logits
@@ -169,18 +192,19 @@ def load_contexts(recordings, max_images: int | None, alpha: float, log=print) -
     contexts = []
     for path in recordings:
         streams, meta = load_recording(path, max_images)
+        learner = None
         try:
             weights = recording_model_path(meta)
             learner_path = find_meta_learner(weights, meta["weights_sha256"])
             learner = MetaLearner.load(learner_path, meta["weights_sha256"]) if learner_path else None
+            if streams.logits is None:
+                streams = RecordedStreams(
+                    streams.streams, streams.num_classes, streams.clean_predictions, recording_logits(meta)
+                )
         except HaltfastError:
-            learner = None
-        if learner is not None:
-            streams = RecordedStreams(
-                streams.streams, streams.num_classes, streams.clean_predictions, recording_logits(meta)
-            )
-        else:
-            log(f"{path}: the model {meta['model']} has no meta-learner (haltfast calibrate makes one)")
+            pass
+        if learner is None:
+            log(f"{path}: the model {meta['model']} has no calibrated meta-learner (haltfast calibrate makes one)")
         ctx = Context(streams, {**meta, "recording": str(path)}, alpha)
         ctx.learner = learner
         contexts.append(ctx)

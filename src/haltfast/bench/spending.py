@@ -13,6 +13,7 @@ import numpy as np
 from ..certificate import CERTIFIED
 from ..certificate import Certificate
 from ..certificate import max_certifiable_radius
+from ..predictors import OnlineLearner
 from .run import Context
 from .run import certified_at
 from .run import evaluations
@@ -25,7 +26,7 @@ BUDGETS = (200, 300, 400, 600, 1_000, 2_000)  # run budgets, in evaluations per 
 MAX_LOSSES = (0.0025, 0.005, 0.01, 0.02)  # target losses: certificates given up, as a fraction of the inputs
 ORACLE_LOSSES = (0.0, 0.5, 1.0, 2.0, 5.0)  # points against Cohen at which the oracle allocation is reported
 AMORTIZED_OVER = 10_000  # inputs a model's one-off calibration is spread over (a test set)
-JEFFREYS, META = "Jeffreys prior", "meta-learner"
+JEFFREYS, ONLINE, META = "Jeffreys prior", "online meta-learner", "calibrated meta-learner"
 RULE_KINDS = ("cap", "value rule", "run budget", "target loss")
 
 
@@ -53,9 +54,12 @@ def spending_radii(ctx: Context, cap: int) -> tuple[float, ...]:
 
 
 def run_spending(ctx: Context, radius: float, cap: int, cohen_certs: list[Certificate], log=print) -> Spending:
-    """Every spending rule at `radius`, for Jeffreys' prior and (where the model has one) the meta-learner."""
+    """Every spending rule at `radius`, for Jeffreys' prior, the online meta-learner (nothing spent before the
+    run) and (where the model has one) the calibrated meta-learner (its calibration amortized)."""
     res = Spending(radius, certified_at(cohen_certs, radius)[0], evaluations(cohen_certs).mean())
     families: dict[str, tuple[dict, int]] = {JEFFREYS: ({}, 0)}
+    if ctx.streams.logits is not None:
+        families[ONLINE] = ({"prior": OnlineLearner()}, 0)
     if ctx.learner is not None:
         families[META] = ({"prior": ctx.learner}, ctx.learner.calibration_evaluations)
     rules = (
@@ -168,9 +172,9 @@ SPENDING_TEXT = (
     "the whole run; each round keeps the inputs with the best chance per expected evaluation that fit in "
     "what is left) and target losses (`--max-loss`: the value rule gives inputs up, the worst chance per "
     "evaluation first, while the predicted certificates given up stay within that share of the inputs "
-    "finished; its price is set from the inputs' predictions before the run). Meta-learner rows add its "
-    "calibration ({one_off:,} evaluations) spread over "
-    f"{AMORTIZED_OVER:,} inputs. The oracle allocation knows in advance which inputs the full Jeffreys run "
+    "finished; its price is set from the inputs' predictions before the run). The online meta-learner spends "
+    "nothing before the run; the calibrated meta-learner's rows add its calibration ({one_off:,} evaluations) "
+    f"spread over {AMORTIZED_OVER:,} inputs. The oracle allocation knows in advance which inputs the full Jeffreys run "
     "certifies and what each costs, buys the cheapest certifications first and spends only the selection "
     "evaluation on the rest: a bound for spending rules with that prior, not a method."
 )

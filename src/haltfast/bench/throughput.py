@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from ..predictors import OnlineLearner
 from .grid import grid_for
 from .replays import SigmaResult
 from .run import Context
@@ -19,9 +20,11 @@ TARGETS = {"decision": 10e6, "radius": 5e6, "grid": 5e6}  # evaluations/s the st
 
 
 def modes(ctx: Context, cap: int) -> list[tuple[str, str, dict]]:
-    """(mode, prior, run options) of every timed run: each mode with Jeffreys' prior and the meta-learner."""
-    priors: list[tuple[str, dict]] = [("Jeffreys", {})] + (
-        [("meta-learner", {"prior": ctx.learner})] if ctx.learner is not None else []
+    """(mode, prior, run options) of every timed run: each mode with Jeffreys' prior and the meta-learners."""
+    priors: list[tuple[str, dict]] = (
+        [("Jeffreys", {})]
+        + ([("online meta-learner", {"prior": OnlineLearner()})] if ctx.streams.logits is not None else [])
+        + ([("calibrated meta-learner", {"prior": ctx.learner})] if ctx.learner is not None else [])
     )
     shapes: list[tuple[str, dict]] = [
         ("decision", {"radius": 0.5}),
