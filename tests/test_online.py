@@ -187,7 +187,8 @@ def test_an_online_learner_fed_misleading_inputs_keeps_every_certificate_valid(d
     laws = {}
     for prior in set(priors):
         (ca, cb), (fa, fb) = prior
-        parts, futility = [(0.9, ca, cb), (0.1, 0.5, 0.5)], [(0.9, fa, fb), (0.1, 0.5, 0.5)]
+        share = OnlineLearner().hedge
+        parts, futility = [(share, ca, cb), (1 - share, 0.5, 0.5)], [(share, fa, fb), (1 - share, 0.5, 0.5)]
         laws[prior] = decision_probabilities(p0, p0, alpha, parts, cap, futility_parts=futility)[0]
     rates = np.array([laws[prior] for prior in priors])
     assert len(laws) >= 2  # the learner changed its mind as the inputs at p0 came in
