@@ -12,7 +12,10 @@
    first, so the first model batches are smaller: the seconds say what that costs here).
 2. `full`: the whole 10,000-image test set at r = 0.5, `--prior jeffreys` and `--prior online` (about 2 x 23M
    model evaluations; each run is journaled under --work, so an interrupted benchmark resumes where it stopped).
-3. `adversarial`: what a misled online learner costs. Simulated streams (no model): 200 decoy inputs, which
+3. `walltime`: what the waves and the refits cost in time: the same 200 images at r = 0.5 in one process (2 torch
+   threads), Jeffreys and the online learner alternating, `--repeats` times: the median seconds, evaluations per
+   second, and the seconds the learner's refits took.
+4. `adversarial`: what a misled online learner costs. Simulated streams (no model): 200 decoy inputs, which
    finish first and teach the learner, then 800 inputs of another kind, all with the same clean logits (one
    bin, so what the decoys taught applies to every later input until the later ones outweigh them); decision
    at p0 = Phi(2) (r = 0.5 at sigma = 0.25), alpha = 0.001, 20,000 samples at most. The later inputs' mean
@@ -129,12 +132,60 @@ def adversarial(decoys: int = 200, later: int = 800, cap: int = 20_000) -> list[
     return [*lines, "", f"Worst case: {worst:.3f}x the evaluations of the Jeffreys prior.", ""]
 
 
+def walltime(repeats: int, threads: int) -> list[str]:
+    """Median seconds of Jeffreys and the online learner on the same live images, and the refits' own seconds."""
+    import torch
+
+    from haltfast import Smooth
+    from haltfast import load_model
+    from haltfast import shipped_model_path
+    from haltfast.data import load_dataset
+    from haltfast.predictors import OnlineSession
+
+    torch.set_num_threads(threads)
+    model, card = load_model(shipped_model_path(0.25))
+    data = load_dataset("fashion-mnist", "test").subset(50, 200)
+    smooth = Smooth(model, 10, 0.25, seed=0, batch_size=2000, weights_sha256=card["weights_sha256"])
+    fit, fitting = OnlineSession.fit, [0.0]
+
+    def timed_fit(session, *args):
+        start = time.perf_counter()
+        fit(session, *args)
+        fitting[0] += time.perf_counter() - start
+
+    OnlineSession.fit = timed_fit  # type: ignore[method-assign]
+    runs: dict[str, list] = {"jeffreys": [], "online": []}
+    for _ in range(repeats):
+        for prior in runs:
+            fitting[0] = 0.0
+            start = time.perf_counter()
+            certs = smooth.certify_many(
+                data.images, data.labels, keys=data.indices, method="anytime", radius=0.5, prior=prior
+            )
+            runs[prior].append((time.perf_counter() - start, sum(c.evaluations for c in certs), fitting[0]))
+    OnlineSession.fit = fit  # type: ignore[method-assign]
+    lines = [
+        "## What the waves and refits cost in time",
+        "",
+        f"200 test images (every 50th), r = 0.5, one process with {threads} torch threads, model batches of 2,000; "
+        f"the two priors alternating, {repeats} runs each, medians.",
+        "",
+        "| prior | seconds | evaluations | evaluations/s | refits' seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for prior, rows in runs.items():
+        seconds, count, fitting_seconds = (float(np.median([row[k] for row in rows])) for k in range(3))
+        lines.append(f"| {prior} | {seconds:.1f} | {count:,.0f} | {count / seconds:,.0f} | {fitting_seconds:.1f} |")
+    return [*lines, ""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, required=True, help="results and journals of every run (resumable)")
     p.add_argument("--out", type=Path, default=None, help="write the report here (markdown)")
-    p.add_argument("--parts", default="live", help="live, full, adversarial, or several: live,adversarial")
+    p.add_argument("--parts", default="live", help="live, full, walltime, adversarial, or several: live,walltime")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="walltime: runs of each prior")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     command = f"python {shlex.join(sys.argv)}"
@@ -147,6 +198,8 @@ def main() -> None:
             lines += ["## 200 test images (every 50th), shipped sigma = 0.25 model", ""]
             for radius in (0.25, 0.5):
                 lines += compare(args.work, "live", [*common, "--skip", "50", "--max", "200"], LIVE, radius)
+        elif part == "walltime":
+            lines += walltime(args.repeats, args.threads)
         elif part == "adversarial":
             lines += adversarial()
         elif part == "full":

@@ -12,12 +12,13 @@ distributed run gets the same priors.
 The model is empirical Bayes on one score, the clean logit gap (top logit minus the next; any model that
 returns logits has it): the inputs are binned by the score, and in each bin the distribution of p is
 estimated from the members' binomial counts (a nonparametric maximum-likelihood mixture on a grid of
-logit(p), fitted by EM; counts of inputs still running are likelihoods like any other, so the hard inputs,
-which finish last, are not left out). Each bin's prior is then the candidate Beta (Jeffreys, centred on the
-bin's distribution, or just above the threshold, at a few strengths) with the least expected stopping time
-over that distribution, the stopping time taken along the expected path S = p t of the hedged test (the
-learned prior at `hedge` x alpha beside Jeffreys' at the rest, as for the calibrated learner). The bin's
-distribution, moment-matched to a Beta, is also the belief the value rule, budgets and triage spend by.
+logit(p), fitted by EM with a smoothing step; counts of inputs still running are likelihoods like any other,
+so the hard inputs, which finish last, are not left out). Each bin's priors are then the candidate Betas
+(Jeffreys, centred on the bin's distribution, or just above the threshold, at a few strengths) with the
+least expected stopping time over that distribution, chosen apart for the certification and the futility
+test: StoppingTimes bounds E[min(tau, horizon)] by the time S_t spends between the hedged test's exact
+rejection boundaries (the learned prior at `hedge` x alpha beside Jeffreys' at the rest). The bin's
+distribution, moment-matched to a Beta, is also the belief the value rule and budgets spend by.
 
 A calibrated MetaLearner, when given, is the starting point: the first wave gets its priors and beliefs.
 """
@@ -67,7 +68,8 @@ CENTRE_STEP = 0.125  # centres are rounded to this logit step (the stopping time
 class OnlineLearner:
     """The online meta-learner (a Predictor): give it as the prior and the run learns each input's prior.
 
-    `base`: a calibrated MetaLearner of the same model, the first wave's prior and belief (None: Jeffreys).
+    `base`: a calibrated MetaLearner of the same model, the first wave's prior and belief (None: a prior just
+    above the threshold, START_STRENGTH, and Jeffreys' belief).
     It holds no state: each run gets its own `session`, so two runs never share what they learned.
     """
 
@@ -101,8 +103,9 @@ class OnlineLearner:
             self.base.check_model(weights_sha256, what)
 
     def parts(self, z, logits: np.ndarray | None, n: int) -> Parts:
-        """The components before any input started: the learned prior (the base learner's, else Jeffreys')
-        at `hedge` x alpha beside Jeffreys' at the rest; radius mode (z None) keeps Jeffreys."""
+        """The components before any input started: the learned prior (the base learner's, else a prior just
+        above the threshold) at `hedge` x alpha beside Jeffreys' at the rest; radius mode (z None) keeps
+        Jeffreys. The session replaces the learned prior of each input as it starts."""
         if z is None:
             return [(1.0, *jeffreys(n))]
         if logits is None:
@@ -157,8 +160,8 @@ class OnlineSession:
 
     def priors(self, rows: np.ndarray, succ, tested, started: np.ndarray, finished: int) -> list:
         """The learned components of inputs `rows` about to start, per z: ((a, b) of the certification test,
-        (a, b) of the futility test), refitting first when the
-        inputs finished grew by REFIT_GROWTH (fitted on the inputs `started`: counts succ/tested so far)."""
+        (a, b) of the futility test). Refits first when the inputs finished grew by REFIT_GROWTH since the last
+        fit, on the inputs `started` (their counts succ/tested so far)."""
         due = finished >= max(1, self.learner.first_wave // 2) and finished >= REFIT_GROWTH * self.fitted_at
         if due and np.count_nonzero(started) >= 2:
             self.fit(np.nonzero(started)[0], succ, tested)
