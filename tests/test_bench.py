@@ -70,3 +70,20 @@ def test_oracle_prior_and_wald_limit_use_each_images_own_stream(recording):
     limit = wald_limit(ctx, 0.25, cap=2000)
     assert np.all((limit >= 1) & (limit <= 2001))
     assert limit[0] < limit[4]  # the far (easy) input needs fewer samples than one near the radius
+
+
+def test_a_recording_shorter_than_every_frontier_cap_is_its_own_cap(tmp_path):
+    """A recording of 1,600 labels (cap 1,500, not one of the frontier's caps) used to crash the report with a
+    KeyError: its length is now a cap of the frontier and Cohen's n."""
+    from conftest import record_linear
+
+    from haltfast.bench.replays import run_replays
+
+    path = record_linear(tmp_path / "short", (0.6, 0.3, -0.3), range(3), [1, 1, 0], SIGMA, 100 + 1500)
+    streams, meta = load_recording(path)
+    entries = [e for e in ENTRIES if not e.meta and not e.logits]  # its model has no logits
+    res = run_replays(Context(streams, meta, 0.001), entries=entries, log=lambda *a: 0)
+    assert res.cap == 1500 and sorted(res.cohen_n) == [1000, 1500]
+    assert (ENTRIES[-1].label, 1500) in res.radius  # the oracle's row at the full budget
+    assert main(["bench", "--streams", str(path), "--out", str(tmp_path / "r.md")]) == 0
+    assert "| 1,500 | " in (tmp_path / "r.md").read_text()

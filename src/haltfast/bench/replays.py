@@ -44,9 +44,9 @@ def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaRes
     cap_full = res.cap = min(N, min(len(s) for s in ctx.streams.streams) - N0)
     r_max = max_certifiable_radius(cap_full, ctx.alpha, ctx.sigma)
     res.radii = tuple(r for r in DECISION_RADII if r < r_max)
+    caps = sorted({*(c for c in caps if c <= cap_full), cap_full})  # a short recording's length is a cap too
     for n in caps:
-        if n <= cap_full:
-            res.cohen_n[n] = cohen(ctx, n)
+        res.cohen_n[n] = cohen(ctx, n)
     for r in res.radii:
         res.wald[r] = wald_limit(ctx, r, cap_full)
         for e in entries:
@@ -60,9 +60,8 @@ def run_replays(ctx: Context, entries=ENTRIES, caps=CAPS, log=print) -> SigmaRes
         if not e.radius_mode:
             continue
         # the budget frontier: baselines and ours at every cap; the oracle only at the full budget
-        for cap in caps if e.frontier and not e.oracle else (cap_full,):
-            if cap <= cap_full:
-                start = time.perf_counter()
-                res.radius[e.label, cap] = replay(ctx, e, None, cap)
-                log(f"  sigma={ctx.sigma:g} radius mode, cap {cap:,}, {e.label}: {time.perf_counter() - start:.1f} s")
+        for cap in caps if e.frontier and not e.oracle else [cap_full]:
+            start = time.perf_counter()
+            res.radius[e.label, cap] = replay(ctx, e, None, cap)
+            log(f"  sigma={ctx.sigma:g} radius mode, cap {cap:,}, {e.label}: {time.perf_counter() - start:.1f} s")
     return res
