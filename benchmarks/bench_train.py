@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/bench-train"))
     parser.add_argument("--out", default=None, help="Markdown report (default: print)")
     args = parser.parse_args()
-    commit, start = git_commit(), time.perf_counter()
+    commit, start, load_at_start = git_commit(), time.perf_counter(), os.getloadavg()[0]
     weights = args.work / f"resnet20-sigma{args.sigma:g}.pt"
     card_file = weights.with_name(weights.name + ".card.json")
     train = ["train", "--model", FACTORY, "--sigma", f"{args.sigma:g}", "--epochs", str(args.epochs)]
@@ -74,6 +75,7 @@ def main() -> None:
         [read_run(resnet_csv, "ResNet-20 (haltfast train)"), read_run(shipped_csv, "StrideCNN (shipped)")],
         radii=[args.radius],
     )
+    load = (load_at_start, os.getloadavg()[0])
     history = card["history"]
     epoch_seconds = [record["seconds"] for record in history]
     train_images = int(card["data"]["train_split"].split("(")[1].split()[0].replace(",", ""))
@@ -85,8 +87,8 @@ def main() -> None:
         f"{card['recipe']['momentum']:g}, weight decay {card['recipe']['weight_decay']:g}, "
         f"{card['recipe']['schedule']} schedule, batch {card['recipe']['batch_size']}, "
         f"{card['recipe']['holdout']:.0%} held out), {len(history)} epochs, 2 CPU threads, "
-        "on a machine whose 2 cores other jobs shared throughout (a recording job at full priority): the "
-        "times are what a user sharing the machine sees, not the model's best.",
+        f"on a machine whose 1-minute load average was {load[0]:.1f} when this benchmark started and "
+        f"{load[1]:.1f} when it ended (other jobs may share its 2 cores: the times are what a user sees on it).",
         "",
         "| model | epochs | training time | CPU time | s per epoch (median) | images/s | "
         "held-out acc. (clean / noisy) | test acc. (clean / noisy) | noisy evaluations/s |",
