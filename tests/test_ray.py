@@ -5,15 +5,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given as for_all
+from hypothesis import strategies as st
 from test_own_model import project  # noqa: F401 - the user's folder: resnet.py, a checkpoint, photos
 from test_own_model import user  # noqa: F401
 
 from haltfast.cli import main
 from haltfast.data import load_dataset
+from haltfast.distributed import BATCHES_PER_REQUEST
+from haltfast.distributed import MIN_REQUEST
 from haltfast.distributed import RayPool
 from haltfast.distributed import WorkerRecipe
 from haltfast.distributed import _Worker
 from haltfast.distributed import given
+from haltfast.distributed import request_size
 from haltfast.distributed import split_requests
 from haltfast.models import load_model
 from haltfast.sampling import BaseClassifier
@@ -52,6 +57,20 @@ class FailsOnBright:
 def _requests(rng, n_items, size):
     items = rng.choice(n_items, size=size, replace=False)
     return items, rng.integers(0, 500, size), rng.integers(1, 700, size)
+
+
+@for_all(total=st.integers(1, 200_000), workers=st.integers(1, 8), batch=st.sampled_from([8, 100, 500, 2000, 8192]))
+def test_a_draw_is_cut_into_equal_requests_for_every_worker(total, workers, batch):
+    """The engine waits for a round's whole draw: its requests are equal (up to rounding), a whole number per
+    worker, at most BATCHES_PER_REQUEST model batches (they bound how far a deadline is overrun), and none
+    below MIN_REQUEST unless such a request is smaller."""
+    size = request_size(total, workers, batch)
+    pieces = -(-total // size)
+    assert min(MIN_REQUEST, BATCHES_PER_REQUEST * batch) <= size <= BATCHES_PER_REQUEST * batch
+    if total >= workers * MIN_REQUEST and BATCHES_PER_REQUEST * batch >= MIN_REQUEST:
+        assert pieces * size - total < pieces  # equal up to rounding: the last is short by less than one per piece
+        assert pieces % workers == 0  # the same number of requests for each worker
+        assert size <= -(-total // workers)
 
 
 def test_split_requests_covers_every_sample_once_in_order():

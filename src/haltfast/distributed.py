@@ -26,6 +26,7 @@ from .streams import Stop
 
 IN_FLIGHT_PER_WORKER = 3  # requests queued on each worker, so it never waits for the driver
 BATCHES_PER_REQUEST = 2  # model batches per request: the pool stops within about this much of a deadline
+MIN_REQUEST = 256  # labels: below this Ray's cost per request (about 2 ms) outweighs spreading a small draw
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,15 @@ def split_requests(counts: np.ndarray, piece: int) -> list[tuple[int, int, np.nd
     return out
 
 
+def request_size(total: int, workers: int, batch_size: int) -> int:
+    """Labels per request for a draw of `total` labels: at most BATCHES_PER_REQUEST model batches, and equal
+    shares for the workers (a whole number of requests each), so that no worker idles while another finishes
+    the engine's round; not below MIN_REQUEST unless a request of BATCHES_PER_REQUEST batches is smaller."""
+    workers, most = max(workers, 1), BATCHES_PER_REQUEST * batch_size
+    per_worker = -(-total // (workers * most))  # requests each, at most `most` labels
+    return min(most, max(MIN_REQUEST, -(-total // (workers * max(per_worker, 1)))))
+
+
 class RayPool:
     """Ray workers that evaluate the base model for one engine: a label source (haltfast.streams.LabelSource).
 
@@ -223,7 +233,7 @@ class RayPool:
         """Item i's labels at positions starts[i] .. starts[i] + counts[i], back to back, evaluated on the workers
         in requests of a few model batches; a `stop` ends the draw after the requests under way (a prefix)."""
         items, starts, counts = (np.asarray(v, dtype=np.int64).reshape(-1) for v in (items, starts, counts))
-        pieces = split_requests(counts, BATCHES_PER_REQUEST * self.batch_size)
+        pieces = split_requests(counts, request_size(int(counts.sum()), len(self.actors), self.batch_size))
         tasks = [("labels", (items[rows], starts[rows] + offsets, sizes)) for _, _, rows, offsets, sizes in pieces]
         results = self._map(tasks, stop)
         flat = np.zeros(int(counts.sum()), dtype=np.int64)
